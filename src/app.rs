@@ -1,0 +1,138 @@
+//! The application: opens the journal and the store, starts the workers, and
+//! holds the state that handlers share. No globals: this is passed around.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use rand::RngCore;
+use tokio::sync::watch;
+
+use crate::config::{Config, Secret};
+use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::pipeline::{Applied, Applier};
+use crate::store::{Store, StoreError};
+use crate::webhook::signature::Verifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub journal: Arc<Journal>,
+    pub store: Store,
+    pub verifier: Arc<Verifier>,
+    pub api_token: Secret,
+    pub applied: watch::Receiver<Applied>,
+    pub started: Instant,
+}
+
+/// A running application: its state plus the workers to stop on shutdown.
+pub struct App {
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    applier: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl App {
+    /// Opens everything under `config.data_dir` and starts the background workers.
+    /// Must be called inside a tokio runtime.
+    pub async fn start(config: Config) -> Result<App, StartError> {
+        let config = Arc::new(config);
+        let c = config.clone();
+        let (journal, store, api_token) = tokio::task::spawn_blocking(move || open(&c))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let journal = Arc::new(journal);
+        let (j, s) = (journal.clone(), store.clone());
+        let (applier, applied) = tokio::task::spawn_blocking(move || Applier::new(j, s))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let (stop, stop_rx) = watch::channel(false);
+        let runtime = tokio::runtime::Handle::current();
+        let handle = std::thread::Builder::new()
+            .name("applier".into())
+            .spawn(move || applier.run(runtime, stop_rx))
+            .map_err(JournalError::Io)?;
+        let state = AppState {
+            verifier: Arc::new(Verifier::new(&config.app_secrets)),
+            config,
+            journal,
+            store,
+            api_token,
+            applied,
+            started: Instant::now(),
+        };
+        Ok(App {
+            state,
+            stop,
+            applier: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Syncs the journal, lets the applier catch up, flushes sled.
+    pub async fn shutdown(&self) {
+        self.state.journal.shutdown().await;
+        let _ = self.stop.send(true);
+        let handle = self.applier.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+        let store = self.state.store.clone();
+        match crate::store::blocking(move || store.flush()).await {
+            Ok(()) => tracing::info!("state flushed; shut down cleanly"),
+            Err(e) => tracing::error!(error = %e, "flushing state on shutdown failed"),
+        }
+    }
+}
+
+fn open(config: &Config) -> Result<(Journal, Store, Secret), StartError> {
+    let dir = &config.data_dir;
+    let data_err = |source| StartError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(data_err)?;
+    let api_token = match &config.api_token {
+        Some(t) => t.clone(),
+        None => load_or_create_token(&dir.join("api-token")).map_err(data_err)?,
+    };
+    let journal = Journal::open(&JournalOptions {
+        dir: dir.clone(),
+        segment_size: config.segment_size,
+        quarantine_max: config.quarantine_max,
+    })?;
+    let store = Store::open(&dir.join("state"))?;
+    Ok((journal, store, api_token))
+}
+
+/// Reads the API token file, or creates it (mode 0600, written to a temporary name,
+/// fsynced, renamed). Logs where it is, never its value.
+fn load_or_create_token(path: &Path) -> std::io::Result<Secret> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let token = text.trim().to_string();
+        if token.len() >= 16 {
+            tracing::info!(path = %path.display(), "API token read from file");
+            return Ok(Secret::new(token));
+        }
+    }
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = hex::encode(raw);
+    crate::fsutil::write_private_atomic(path, token.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated an API token (WAGATE_API_TOKEN was not set)");
+    Ok(Secret::new(token))
+}

@@ -1,0 +1,215 @@
+//! Configuration: defaults, then the environment, validated once at start.
+//!
+//! Secrets are wrapped in [`Secret`] so that `Debug` output (logs, panics) never
+//! shows them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A value that must never be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {message}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+fn bad(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Meta app secrets, in rotation order; a delivery matching any is accepted.
+    pub app_secrets: Vec<Secret>,
+    pub verify_token: Option<Secret>,
+    /// `None`: generated on first start and kept in the data directory.
+    pub api_token: Option<Secret>,
+    pub max_body: usize,
+    pub quarantine_max: u64,
+    pub dedup_ttl: Duration,
+    /// Size at which a journal segment is closed and a new one started.
+    pub segment_size: u64,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+pub const DEFAULT_QUARANTINE_MAX: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+
+impl Config {
+    /// Defaults suitable for a run from the checkout (and for tests).
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir: data_dir.into(),
+            app_secrets: Vec::new(),
+            verify_token: None,
+            api_token: None,
+            max_body: DEFAULT_MAX_BODY,
+            quarantine_max: DEFAULT_QUARANTINE_MAX,
+            dedup_ttl: DEFAULT_DEDUP_TTL,
+            segment_size: DEFAULT_SEGMENT_SIZE,
+        }
+    }
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut config = Config::new(get("WAGATE_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        if let Some(v) = get("WAGATE_LISTEN") {
+            config.listen = v.trim().parse().map_err(|_| {
+                bad(
+                    "WAGATE_LISTEN",
+                    format!("'{v}' is not an address like 127.0.0.1:8080"),
+                )
+            })?;
+        }
+        if let Some(v) = get("META_APP_SECRET") {
+            config.app_secrets = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect();
+        }
+        config.verify_token = get("WHATSAPP_VERIFY_TOKEN").map(Secret::new);
+        if let Some(v) = get("WAGATE_API_TOKEN") {
+            if v.trim().len() < 16 {
+                return Err(bad("WAGATE_API_TOKEN", "must be at least 16 characters"));
+            }
+            config.api_token = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = get("WAGATE_MAX_BODY") {
+            let n = parse_size(&v).map_err(|m| bad("WAGATE_MAX_BODY", m))?;
+            if !(1024..=64 * 1024 * 1024).contains(&n) {
+                return Err(bad("WAGATE_MAX_BODY", "must be between 1KiB and 64MiB"));
+            }
+            config.max_body = n as usize;
+        }
+        if let Some(v) = get("WAGATE_QUARANTINE_MAX") {
+            let n = parse_size(&v).map_err(|m| bad("WAGATE_QUARANTINE_MAX", m))?;
+            if n < 1024 * 1024 {
+                return Err(bad("WAGATE_QUARANTINE_MAX", "must be at least 1MiB"));
+            }
+            config.quarantine_max = n;
+        }
+        if let Some(v) = get("WAGATE_DEDUP_TTL") {
+            config.dedup_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_DEDUP_TTL", m))?;
+        }
+        if let Some(v) = get("WAGATE_SEGMENT_SIZE") {
+            let n = parse_size(&v).map_err(|m| bad("WAGATE_SEGMENT_SIZE", m))?;
+            if n < 64 * 1024 {
+                return Err(bad("WAGATE_SEGMENT_SIZE", "must be at least 64KiB"));
+            }
+            config.segment_size = n;
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `30s`, `15m`, `7d`, `1h30m` (humantime syntax).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("'{text}' is not a duration like 30s, 15m or 7d ({e})"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// Parses a byte size: `4194304`, `512KiB`, `4MiB`, `1GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 4MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{text}': unknown unit (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.max_body, 4 << 20);
+        let c = cfg(&[("META_APP_SECRET", "a, b"), ("WAGATE_DEDUP_TTL", "15m")]).unwrap();
+        assert_eq!(c.app_secrets.len(), 2);
+        assert_eq!(c.dedup_ttl, Duration::from_secs(900));
+        assert!(!format!("{c:?}").contains("\"a\""));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(
+            cfg(&[("WAGATE_LISTEN", "nope")]).unwrap_err().name,
+            "WAGATE_LISTEN"
+        );
+        assert_eq!(
+            cfg(&[("WAGATE_MAX_BODY", "4XB")]).unwrap_err().name,
+            "WAGATE_MAX_BODY"
+        );
+        assert_eq!(
+            cfg(&[("WAGATE_DEDUP_TTL", "soon")]).unwrap_err().name,
+            "WAGATE_DEDUP_TTL"
+        );
+        assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+    }
+}

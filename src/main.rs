@@ -1,0 +1,76 @@
+//! The `wagate` binary: parse the command line, read the configuration, serve.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wagate",
+    version,
+    about = "A durable, self-hosted front door for the WhatsApp Cloud API.\n\nConfiguration comes from the environment (META_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WAGATE_*); see the README."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the webhook, the API and the workers (the default).
+    Serve,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,warp=warn,hyper=warn".into()),
+        )
+        .with_target(false)
+        .init();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+    }
+}
+
+fn serve() -> ExitCode {
+    let config = match wagate::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wagate: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wagate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        if config.app_secrets.is_empty() {
+            tracing::warn!(
+                "META_APP_SECRET is not set: every POST /webhook will be kept as rejected"
+            );
+        }
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("wagate: cannot listen on {}: {e}", config.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let app = match wagate::App::start(config).await {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("wagate: cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wagate::serve(listener, app, wagate::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}

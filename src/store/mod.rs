@@ -1,0 +1,209 @@
+//! Derived state in sled. Only this module names sled.
+//!
+//! Every tree is opened once into [`Store`]. Writers collect changes in a
+//! [`Changes`] and commit them in one transaction together with the journal cursor
+//! they come from, so after a crash sled is at some consistent point and the
+//! journal is re-applied from there. Keys are big-endian for ordered scans.
+
+mod deliveries;
+mod handshakes;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sled::Transactional;
+
+pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
+pub use handshakes::Handshake;
+
+use crate::journal::{Cursor, Stream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored value is damaged: {0}")]
+    Decode(String),
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+impl From<sled::transaction::TransactionError<()>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<()>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+            sled::transaction::TransactionError::Abort(()) => StoreError::Task("aborted".into()),
+        }
+    }
+}
+
+/// The trees, in a fixed order (their index in `Store::trees`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum T {
+    /// Cursors and counters.
+    Meta = 0,
+    /// seq -> DeliveryMeta (JSON).
+    Deliveries,
+    /// [0 accepted | 1 rejected] + seq -> ().
+    DeliveriesByVerdict,
+    /// quarantine segment + seq -> (): what to forget when a segment is dropped.
+    QuarantineIndex,
+    Handshakes,
+}
+
+const TREE_NAMES: &[&str] = &[
+    "meta",
+    "deliveries",
+    "deliveries_by_verdict",
+    "quarantine_index",
+    "handshakes",
+];
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    handshakes: handshakes::Ring,
+}
+
+/// A set of writes committed atomically across trees.
+pub struct Changes {
+    batches: Vec<sled::Batch>,
+    empty: bool,
+}
+
+impl Changes {
+    pub fn new() -> Self {
+        Changes {
+            batches: (0..TREE_NAMES.len())
+                .map(|_| sled::Batch::default())
+                .collect(),
+            empty: true,
+        }
+    }
+    pub(crate) fn put(&mut self, tree: T, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.empty = false;
+        self.batches[tree as usize].insert(key.as_ref(), value.as_ref());
+    }
+    pub(crate) fn del(&mut self, tree: T, key: impl AsRef<[u8]>) {
+        self.empty = false;
+        self.batches[tree as usize].remove(key.as_ref());
+    }
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+    pub fn set_cursor(&mut self, stream: Stream, cursor: Cursor) {
+        self.put(
+            T::Meta,
+            cursor_key(stream),
+            serde_json::to_vec(&cursor).expect("serialisable"),
+        );
+    }
+    pub fn set_counter(&mut self, name: &str, value: u64) {
+        self.put(T::Meta, counter_key(name), value.to_be_bytes());
+    }
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn cursor_key(stream: Stream) -> Vec<u8> {
+    format!("cursor/{stream:?}").into_bytes()
+}
+
+fn counter_key(name: &str) -> Vec<u8> {
+    format!("count/{name}").into_bytes()
+}
+
+impl Store {
+    /// Opens sled under `dir` (blocking).
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 << 20)
+            .flush_every_ms(Some(500))
+            .open()?;
+        let trees = TREE_NAMES
+            .iter()
+            .map(|name| db.open_tree(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let handshakes = handshakes::Ring::load(&trees[T::Handshakes as usize])?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                trees,
+                handshakes,
+            }),
+        })
+    }
+
+    pub(crate) fn tree(&self, t: T) -> &sled::Tree {
+        &self.inner.trees[t as usize]
+    }
+
+    /// Commits `changes` atomically (blocking).
+    pub fn commit(&self, changes: Changes) -> Result<(), StoreError> {
+        if changes.empty {
+            return Ok(());
+        }
+        let batches = changes.batches;
+        self.inner.trees.as_slice().transaction(|txs| {
+            for (tx, batch) in txs.iter().zip(batches.iter()) {
+                tx.apply_batch(batch)?;
+            }
+            Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+        })?;
+        Ok(())
+    }
+
+    pub fn cursor(&self, stream: Stream) -> Result<Option<Cursor>, StoreError> {
+        match self.tree(T::Meta).get(cursor_key(stream))? {
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Decode(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .tree(T::Meta)
+            .get(counter_key(name))?
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    /// Writes sled's dirty pages (blocking; sled 0.34's `flush_async` can deadlock).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.inner.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+pub(crate) fn be(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+pub(crate) fn from_be(b: &[u8]) -> Option<u64> {
+    b.get(..8)?.try_into().ok().map(u64::from_be_bytes)
+}
