@@ -1,0 +1,165 @@
+//! Spawns wagate for a test and talks HTTP to it.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use wagate::{App, AppState, Config};
+
+pub const SECRET: &str = "test_app_secret_do_not_use";
+pub const VERIFY_TOKEN: &str = "verify-token-for-tests";
+pub const API_TOKEN: &str = "api-token-for-tests-0123456789";
+
+pub fn data_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel)
+}
+
+pub fn sign(body: &[u8]) -> String {
+    wagate::webhook::signature::sign(SECRET.as_bytes(), body)
+}
+
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::new(dir);
+    config.app_secrets = vec![wagate::config::Secret::new(SECRET)];
+    config.verify_token = Some(wagate::config::Secret::new(VERIFY_TOKEN));
+    config.api_token = Some(wagate::config::Secret::new(API_TOKEN));
+    config
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn_in(dir, tweak).await
+    }
+
+    /// Starts on an existing data directory (a restart).
+    pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = App::start(config).await.expect("app starts");
+        let state = app.state.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(wagate::serve(listener, app, async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            state,
+            dir,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Graceful shutdown; hands back the data directory for a restart.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task");
+        }
+        self.dir
+    }
+
+    pub async fn post_webhook(
+        &self,
+        body: impl Into<Vec<u8>>,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}/webhook", self.base))
+            .header("content-type", "application/json")
+            .body(body.into());
+        if let Some(sig) = signature {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send().await.expect("POST /webhook")
+    }
+
+    /// POSTs `body` signed with the test secret; asserts 200.
+    pub async fn deliver(&self, body: impl Into<Vec<u8>>) {
+        let body = body.into();
+        let sig = sign(&body);
+        let resp = self.post_webhook(body, Some(&sig)).await;
+        assert_eq!(resp.status(), 200, "delivery accepted");
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = self.get(path).await;
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.expect("JSON")
+    }
+
+    /// Waits (on the applier's progress channel, no polling) until everything
+    /// journaled so far has been applied.
+    pub async fn wait_applied(&self) {
+        let mut applied = self.state.applied.clone();
+        let target = self.state.journal.heads().borrow().clone();
+        let wait = async {
+            loop {
+                if applied.borrow_and_update().overall(&target) >= target.last_seq {
+                    return;
+                }
+                applied.changed().await.expect("applier alive");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("processing caught up within 30s");
+    }
+}
+
+/// Every payload of the conformance corpus with its manifest signature.
+pub fn corpus() -> Vec<(String, Vec<u8>, String)> {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_path("manifest.json")).expect("manifest"))
+            .expect("manifest JSON");
+    manifest["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let file = c["file"].as_str().expect("file").to_string();
+            let body = std::fs::read(data_path(&format!("payloads/{file}"))).expect("payload");
+            let sig = c["x_hub_signature_256_with_test_secret"]
+                .as_str()
+                .expect("sig")
+                .to_string();
+            (file, body, sig)
+        })
+        .collect()
+}
