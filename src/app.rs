@@ -57,8 +57,8 @@ impl App {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let journal = Arc::new(journal);
-        let (j, s) = (journal.clone(), store.clone());
-        let (applier, applied) = tokio::task::spawn_blocking(move || Applier::new(j, s))
+        let (j, s, ttl) = (journal.clone(), store.clone(), config.dedup_ttl);
+        let (applier, applied) = tokio::task::spawn_blocking(move || Applier::new(j, s, ttl))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let (stop, stop_rx) = watch::channel(false);

@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod delivery;
+pub mod events;
 pub mod fsutil;
 pub mod journal;
 pub mod pipeline;

@@ -2,6 +2,7 @@
 //! token. Each feature adds its routes here.
 
 mod deliveries;
+mod messages;
 mod stats;
 
 use subtle::ConstantTimeEq;
@@ -15,6 +16,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     let api = warp::path("api").and(authorized(state.clone()));
     api.and(
         deliveries::routes(state.clone())
+            .or(messages::routes(state.clone()))
+            .unify()
             .or(stats::routes(state))
             .unify(),
     )

@@ -332,9 +332,8 @@ impl Item {
     /// Key under which this item is deduplicated; `None` for contacts (they are upserts).
     ///
     /// Message: `m\0<id>`; Status: `s\0<id>\0<status>`; Change: `c\0` + lowercase hex SHA-256
-    /// of `waba_id \0 field \0 timestamp \0 canonical_json(value)` (`AccountEvent::timestamp` in
-    /// decimal, empty if none): the WABA and the time keep a later identical event (a template
-    /// approved again, the same tier change on a second WABA) from being taken for a redelivery.
+    /// of `waba_id \0 field \0 canonical_json(value)`: the same event on a second WABA is a
+    /// new item, the same event re-sent inside another body is not.
     pub fn dedup_key(&self) -> Option<Vec<u8>> {
         let join = |parts: &[&[u8]]| parts.join(&0u8);
         match self {
@@ -346,12 +345,12 @@ impl Item {
             ])),
             Item::Contact { .. } => None,
             Item::Change { meta, event } => {
-                let ts = event.timestamp.map(|t| t.to_string()).unwrap_or_default();
+                // Field and value (as the issue asks), scoped to the WABA: the same
+                // event re-sent by Meta inside another body is one item.
                 let mut h = Sha256::new();
                 h.update(join(&[
                     meta.waba_id.as_bytes(),
                     event.field.as_bytes(),
-                    ts.as_bytes(),
                     b"",
                 ]));
                 h.update(canonical_json(&event.value));

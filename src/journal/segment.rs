@@ -86,11 +86,8 @@ pub fn recover(dir: &Path, id: u64) -> io::Result<Recovered> {
     check_header(&file, &path)?;
     let mut reader = SegmentReader::new(file.try_clone()?, id, HEADER_LEN);
     let mut last_seq = None;
-    loop {
-        match reader.next_record()? {
-            ReadOutcome::Record(r) => last_seq = Some(r.seq),
-            ReadOutcome::End | ReadOutcome::Corrupt => break,
-        }
+    while let ReadOutcome::Record(r) = reader.next_record()? {
+        last_seq = Some(r.seq);
     }
     let len = reader.offset();
     let truncated = size - len;

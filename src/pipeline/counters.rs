@@ -10,6 +10,13 @@ pub const NAMES: &[&str] = &[
     "deliveries_accepted",
     "deliveries_rejected",
     "journal_undecodable",
+    "items_new",
+    "items_duplicate",
+    "items_stale",
+    "messages",
+    "statuses",
+    "events",
+    "unparseable",
 ];
 
 #[derive(Debug, Clone, Default)]

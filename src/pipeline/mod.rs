@@ -13,6 +13,7 @@ use tokio::sync::watch;
 pub use counters::Counters;
 
 use crate::delivery::Delivery;
+use crate::events::apply::{self as events, Delivered, Overlay};
 use crate::journal::{Heads, Journal, Kind, Record, RecordPos, Stream, StreamReader};
 use crate::store::{Changes, DeliveryMeta, Store, StoreError};
 
@@ -48,6 +49,9 @@ pub struct Applier {
     counters: Counters,
     applied: watch::Sender<Applied>,
     purged_before: u64,
+    overlay: Overlay,
+    dedup_ttl: Duration,
+    next_expiry: std::time::Instant,
 }
 
 impl Applier {
@@ -55,6 +59,7 @@ impl Applier {
     pub fn new(
         journal: Arc<Journal>,
         store: Store,
+        dedup_ttl: Duration,
     ) -> Result<(Applier, watch::Receiver<Applied>), StoreError> {
         let main = store.cursor(Stream::Main)?;
         let quarantine = store.cursor(Stream::Quarantine)?;
@@ -75,6 +80,9 @@ impl Applier {
                 counters,
                 applied: tx,
                 purged_before: 0,
+                overlay: Overlay::default(),
+                dedup_ttl,
+                next_expiry: std::time::Instant::now(),
             },
             rx,
         ))
@@ -127,6 +135,14 @@ impl Applier {
             }
             self.purged_before = heads.quarantine_oldest_segment;
         }
+        if std::time::Instant::now() >= self.next_expiry {
+            let horizon = crate::now_micros() - self.dedup_ttl.as_micros() as i64;
+            let n = self.store.expire_items(horizon)?;
+            if n > 0 {
+                tracing::info!(keys = n, "expired dedup keys past WAGATE_DEDUP_TTL");
+            }
+            self.next_expiry = std::time::Instant::now() + Duration::from_secs(60);
+        }
         Ok(progressed)
     }
 
@@ -139,7 +155,7 @@ impl Applier {
                 .next(heads)
                 .map_err(|e| StoreError::Task(e.to_string()))?;
             let Some((record, pos)) = next else { break };
-            self.apply_record(stream, &record, pos, &mut changes);
+            self.apply_record(stream, &record, pos, &mut changes)?;
             n += 1;
         }
         if n == 0 {
@@ -148,7 +164,14 @@ impl Applier {
         let cursor = self.readers[i].cursor().expect("a record was read");
         changes.set_cursor(stream, cursor);
         self.counters.write(&mut changes);
-        self.store.commit(changes)?;
+        let committed = self.store.commit(changes);
+        self.overlay.clear();
+        if let Err(e) = committed {
+            // Nothing of the step is applied: re-read it from the cursor in sled.
+            self.counters = Counters::load(&self.store)?;
+            self.readers[i] = self.journal.reader(stream, self.store.cursor(stream)?);
+            return Err(e);
+        }
         self.applied.send_modify(|a| match stream {
             Stream::Main => a.main = cursor.last_seq,
             Stream::Quarantine => a.quarantine = cursor.last_seq,
@@ -162,24 +185,24 @@ impl Applier {
         record: &Record,
         pos: RecordPos,
         changes: &mut Changes,
-    ) {
+    ) -> Result<(), StoreError> {
         if Kind::from_u8(record.kind) != Some(Kind::Delivery) {
             tracing::warn!(
                 seq = record.seq,
                 kind = record.kind,
                 "skipping a journal record of unknown kind"
             );
-            return;
+            return Ok(());
         }
         let delivery = match Delivery::decode(&record.payload) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(seq = record.seq, error = %e, "journal record could not be decoded");
                 self.counters.add("journal_undecodable", 1);
-                return;
+                return Ok(());
             }
         };
-        let meta = DeliveryMeta {
+        let mut meta = DeliveryMeta {
             id: record.seq,
             received_at_micros: record.unix_micros,
             verdict: delivery.verdict,
@@ -195,9 +218,24 @@ impl Applier {
         };
         if delivery.verdict.is_accepted() {
             self.counters.add("deliveries_accepted", 1);
+            let outcome = events::Applier {
+                store: &self.store,
+                overlay: &mut self.overlay,
+                changes,
+                counters: &mut self.counters,
+                dedup_ttl: self.dedup_ttl,
+            }
+            .apply(&Delivered {
+                id: record.seq,
+                received_at_micros: record.unix_micros,
+                body: &delivery.body,
+            })?;
+            meta.items = outcome.items;
+            meta.parse_error = outcome.parse_error;
         } else {
             self.counters.add("deliveries_rejected", 1);
         }
         changes.put_delivery(&meta);
+        Ok(())
     }
 }

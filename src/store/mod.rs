@@ -7,6 +7,7 @@
 
 mod deliveries;
 mod handshakes;
+mod model;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use sled::Transactional;
 
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
 pub use handshakes::Handshake;
+pub use model::{ContactRecord, MessagePage, StoredEvent, StoredMessage, StoredStatus};
 
 use crate::journal::{Cursor, Stream};
 
@@ -49,6 +51,30 @@ pub enum T {
     /// quarantine segment + seq -> (): what to forget when a segment is dropped.
     QuarantineIndex,
     Handshakes,
+    /// item key -> first seen (micros, BE).
+    Dedup,
+    /// first seen (BE) + item key -> (): for expiring dedup keys in order.
+    DedupByTime,
+    /// wamid -> StoredMessage (JSON).
+    Messages,
+    /// ts + wamid -> ().
+    MessagesByTime,
+    /// contact id \0 ts + wamid -> ().
+    MessagesByContact,
+    /// type \0 ts + wamid -> ().
+    MessagesByType,
+    /// wamid \0 ts + rank + status -> StoredStatus (JSON): the timeline.
+    Statuses,
+    /// wamid -> current status name.
+    StatusCurrent,
+    /// contact id -> ContactRecord (JSON).
+    Contacts,
+    /// wa_id or user_id -> contact id.
+    ContactAlias,
+    /// ts + digest -> StoredEvent (JSON).
+    Events,
+    /// field \0 ts + digest -> ().
+    EventsByField,
 }
 
 const TREE_NAMES: &[&str] = &[
@@ -57,6 +83,18 @@ const TREE_NAMES: &[&str] = &[
     "deliveries_by_verdict",
     "quarantine_index",
     "handshakes",
+    "dedup",
+    "dedup_by_time",
+    "messages",
+    "messages_by_time",
+    "messages_by_contact",
+    "messages_by_type",
+    "statuses",
+    "status_current",
+    "contacts",
+    "contact_alias",
+    "events",
+    "events_by_field",
 ];
 
 #[derive(Clone)]

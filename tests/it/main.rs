@@ -2,5 +2,7 @@
 //! 127.0.0.1:0 (or as a child process, for crash tests) with its data in a temp dir.
 
 mod crash;
+mod events;
+mod parse;
 mod support;
 mod webhook;

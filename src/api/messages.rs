@@ -1,0 +1,176 @@
+//! `GET /api/messages`, `/api/messages/{wamid}`, `/api/contacts/{id}`, `/api/events`.
+
+use serde::{Deserialize, Serialize};
+use warp::filters::BoxedFilter;
+use warp::Filter;
+
+use super::json_or_error;
+use crate::app::AppState;
+use crate::store::{self, ContactRecord, StoredEvent, StoredMessage, StoredStatus};
+use crate::web::error::ApiError;
+
+/// Meta's customer service window: 24 h after the last inbound message.
+pub const SERVICE_WINDOW_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    contact: Option<String>,
+    #[serde(rename = "type")]
+    msg_type: Option<String>,
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MessageList {
+    messages: Vec<StoredMessage>,
+    next_before: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MessageDetail {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<StoredMessage>,
+    direction: String,
+    current_status: Option<String>,
+    statuses: Vec<StoredStatus>,
+}
+
+#[derive(Serialize)]
+struct ContactView {
+    #[serde(flatten)]
+    contact: ContactRecord,
+    window_open: bool,
+    window_closes_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventQuery {
+    field: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct EventList {
+    events: Vec<StoredEvent>,
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+    let s = state.clone();
+    let list = warp::get()
+        .and(warp::path("messages"))
+        .and(warp::path::end())
+        .and(warp::query::<ListQuery>())
+        .then(move |q| {
+            let s = s.clone();
+            async move { json_or_error(list(s, q).await) }
+        });
+    let s = state.clone();
+    let one = warp::get()
+        .and(warp::path!("messages" / String))
+        .then(move |id| {
+            let s = s.clone();
+            async move { json_or_error(message(s, id).await) }
+        });
+    let s = state.clone();
+    let contact = warp::get()
+        .and(warp::path!("contacts" / String))
+        .then(move |id| {
+            let s = s.clone();
+            async move { json_or_error(contact(s, id).await) }
+        });
+    let events = warp::get()
+        .and(warp::path("events"))
+        .and(warp::path::end())
+        .and(warp::query::<EventQuery>())
+        .then(move |q| {
+            let s = state.clone();
+            async move { json_or_error(events(s, q).await) }
+        });
+    list.or(one)
+        .unify()
+        .or(contact)
+        .unify()
+        .or(events)
+        .unify()
+        .boxed()
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+async fn list(state: AppState, q: ListQuery) -> Result<MessageList, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let (contact, msg_type, before) = (
+        nonempty(q.contact),
+        nonempty(q.msg_type),
+        nonempty(q.before),
+    );
+    let st = state.store.clone();
+    let page = store::blocking(move || {
+        // A contact may be named by wa_id or user_id: resolve to its id first.
+        let contact = match contact {
+            Some(c) => Some(st.contact(&c)?.map(|r| r.contact_id).unwrap_or(c)),
+            None => None,
+        };
+        st.messages(
+            contact.as_deref(),
+            msg_type.as_deref(),
+            before.as_deref(),
+            limit,
+        )
+    })
+    .await?;
+    Ok(MessageList {
+        messages: page.messages,
+        next_before: page.next_before,
+    })
+}
+
+async fn message(state: AppState, id: String) -> Result<MessageDetail, ApiError> {
+    let st = state.store.clone();
+    let (message, statuses, current_status) =
+        store::blocking(move || Ok((st.message(&id)?, st.statuses(&id)?, st.current_status(&id)?)))
+            .await?;
+    if message.is_none() && statuses.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    let id = message
+        .as_ref()
+        .map(|m| m.message.id.clone())
+        .or_else(|| statuses.first().map(|s| s.status.id.clone()))
+        .unwrap_or_default();
+    Ok(MessageDetail {
+        id,
+        direction: message
+            .as_ref()
+            .map_or("outbound".to_string(), |m| m.direction.clone()),
+        message,
+        current_status,
+        statuses,
+    })
+}
+
+async fn contact(state: AppState, id: String) -> Result<ContactView, ApiError> {
+    let st = state.store.clone();
+    let contact = store::blocking(move || st.contact(&id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let closes = contact.last_inbound_at.map(|t| t + SERVICE_WINDOW_SECS);
+    let now = crate::now_micros() / 1_000_000;
+    Ok(ContactView {
+        window_open: closes.is_some_and(|c| now < c),
+        window_closes_at: closes.map(|c| super::deliveries::rfc3339(c * 1_000_000)),
+        contact,
+    })
+}
+
+async fn events(state: AppState, q: EventQuery) -> Result<EventList, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let field = nonempty(q.field);
+    let st = state.store.clone();
+    let events = store::blocking(move || st.events(field.as_deref(), limit)).await?;
+    Ok(EventList { events })
+}

@@ -1,0 +1,200 @@
+//! Applies the items of one accepted delivery: per-item dedup (atomic with the
+//! item, since both go into the same commit), stale replays, the model.
+//!
+//! "Now" is the delivery's receive time, not the clock, so re-applying the journal
+//! gives the same answers.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::model::{InboundMessage, Item, ItemMeta};
+use super::parse::{parse_delivery, status_rank, status_supersedes};
+use crate::pipeline::Counters;
+use crate::store::{
+    Changes, ContactRecord, Store, StoreError, StoredEvent, StoredMessage, StoredStatus,
+};
+
+/// Reads made within one step that sled cannot show yet (they are in `Changes`).
+#[derive(Default)]
+pub struct Overlay {
+    seen: HashSet<Vec<u8>>,
+    current: HashMap<String, String>,
+    contacts: HashMap<String, ContactRecord>,
+}
+
+impl Overlay {
+    pub fn clear(&mut self) {
+        self.seen.clear();
+        self.current.clear();
+        self.contacts.clear();
+    }
+}
+
+pub struct Delivered<'a> {
+    pub id: u64,
+    pub received_at_micros: i64,
+    pub body: &'a [u8],
+}
+
+pub struct Applier<'a> {
+    pub store: &'a Store,
+    pub overlay: &'a mut Overlay,
+    pub changes: &'a mut Changes,
+    pub counters: &'a mut Counters,
+    pub dedup_ttl: Duration,
+}
+
+/// What processing found in a delivery, for its index entry.
+pub struct Outcome {
+    pub items: Option<u32>,
+    pub parse_error: Option<String>,
+}
+
+impl Applier<'_> {
+    pub fn apply(&mut self, d: &Delivered) -> Result<Outcome, StoreError> {
+        let items = match parse_delivery(d.body) {
+            Ok(items) => items,
+            Err(e) => {
+                self.counters.add("unparseable", 1);
+                return Ok(Outcome {
+                    items: None,
+                    parse_error: Some(e.to_string()),
+                });
+            }
+        };
+        let count = items.len() as u32;
+        // A contact entry is as new as the newest message it came with.
+        let mut as_of: HashMap<String, i64> = HashMap::new();
+        for item in &items {
+            if let Item::Message { message, .. } = item {
+                let t = as_of.entry(message.contact_id.clone()).or_insert(i64::MIN);
+                *t = (*t).max(message.timestamp);
+            }
+        }
+        for item in items {
+            self.apply_item(d, item, &as_of)?;
+        }
+        Ok(Outcome {
+            items: Some(count),
+            parse_error: None,
+        })
+    }
+
+    fn apply_item(
+        &mut self,
+        d: &Delivered,
+        item: Item,
+        as_of: &HashMap<String, i64>,
+    ) -> Result<(), StoreError> {
+        if let Item::Contact { contact, .. } = &item {
+            let mut c = self.contact(&contact.contact_id)?;
+            c.wa_id = contact.wa_id.clone().or(c.wa_id);
+            c.user_id = contact.user_id.clone().or(c.user_id);
+            c.username = contact.username.clone().or(c.username);
+            // The newest name wins whatever the arrival order (ties: the larger name),
+            // so any interleaving of the same deliveries ends in the same state.
+            let at = as_of.get(&contact.contact_id).copied().unwrap_or(0);
+            if let Some(name) = &contact.profile_name {
+                let newer = (at, Some(name)) > (c.profile_name_at, c.profile_name.as_ref());
+                if newer || c.profile_name.is_none() {
+                    c.profile_name = Some(name.clone());
+                    c.profile_name_at = at.max(c.profile_name_at);
+                }
+            }
+            self.save_contact(c);
+            return Ok(());
+        }
+        let Some(key) = item.dedup_key() else {
+            return Ok(());
+        };
+        if self.overlay.seen.contains(&key) || self.store.item_seen(&key)? {
+            self.counters.add("items_duplicate", 1);
+            return Ok(());
+        }
+        let now_secs = d.received_at_micros / 1_000_000;
+        if item
+            .timestamp()
+            .is_some_and(|ts| ts < now_secs - self.dedup_ttl.as_secs() as i64)
+        {
+            // Older than the dedup horizon: a replay we can no longer tell from new.
+            self.counters.add("items_stale", 1);
+            return Ok(());
+        }
+        self.overlay.seen.insert(key.clone());
+        self.changes.remember_item(&key, d.received_at_micros);
+        self.counters.add("items_new", 1);
+        match item {
+            Item::Message { meta, message } => self.message(d, meta, message),
+            Item::Status { meta, status } => {
+                let current = match self.overlay.current.get(&status.id) {
+                    Some(c) => Some(c.clone()),
+                    None => self.store.current_status(&status.id)?,
+                };
+                let next = status_supersedes(current.as_deref(), &status.status)
+                    .then(|| status.status.clone());
+                if let Some(n) = &next {
+                    self.overlay.current.insert(status.id.clone(), n.clone());
+                }
+                let rank = status_rank(&status.status);
+                let stored = StoredStatus {
+                    status,
+                    phone_number_id: meta.phone_number_id,
+                    delivery_id: d.id,
+                };
+                self.changes.put_status(&stored, rank, next.as_deref());
+                self.counters.add("statuses", 1);
+                Ok(())
+            }
+            Item::Change { meta, event } => {
+                let stored = StoredEvent {
+                    event,
+                    waba_id: meta.waba_id,
+                    phone_number_id: meta.phone_number_id,
+                    delivery_id: d.id,
+                };
+                self.changes.put_event(&stored, &key[2..]);
+                self.counters.add("events", 1);
+                Ok(())
+            }
+            Item::Contact { .. } => Ok(()),
+        }
+    }
+
+    fn message(
+        &mut self,
+        d: &Delivered,
+        meta: ItemMeta,
+        message: InboundMessage,
+    ) -> Result<(), StoreError> {
+        let mut c = self.contact(&message.contact_id)?;
+        c.wa_id = message.from.clone().or(c.wa_id);
+        c.user_id = message.from_user_id.clone().or(c.user_id);
+        c.username = message.username.clone().or(c.username);
+        c.last_inbound_at = Some(c.last_inbound_at.unwrap_or(i64::MIN).max(message.timestamp));
+        self.save_contact(c);
+        self.changes.put_message(&StoredMessage {
+            message,
+            direction: "inbound".into(),
+            waba_id: meta.waba_id,
+            phone_number_id: meta.phone_number_id,
+            delivery_id: d.id,
+        });
+        self.counters.add("messages", 1);
+        Ok(())
+    }
+
+    fn contact(&mut self, id: &str) -> Result<ContactRecord, StoreError> {
+        if let Some(c) = self.overlay.contacts.get(id) {
+            return Ok(c.clone());
+        }
+        Ok(self.store.contact(id)?.unwrap_or_else(|| ContactRecord {
+            contact_id: id.to_string(),
+            ..Default::default()
+        }))
+    }
+
+    fn save_contact(&mut self, c: ContactRecord) {
+        self.changes.put_contact(&c);
+        self.overlay.contacts.insert(c.contact_id.clone(), c);
+    }
+}

@@ -1,0 +1,303 @@
+//! Messages, statuses, contacts and account events, with the indexes the read API
+//! walks. Index keys end in `ts (BE) + id`, so newest-first is a reverse range scan
+//! and the order does not depend on arrival order (re-applying is deterministic).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{be, Changes, Store, StoreError, T};
+use crate::events::model::{AccountEvent, InboundMessage, StatusUpdate};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredMessage {
+    #[serde(flatten)]
+    pub message: InboundMessage,
+    pub direction: String,
+    pub waba_id: String,
+    pub phone_number_id: Option<String>,
+    pub delivery_id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredStatus {
+    #[serde(flatten)]
+    pub status: StatusUpdate,
+    pub phone_number_id: Option<String>,
+    pub delivery_id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ContactRecord {
+    pub contact_id: String,
+    pub wa_id: Option<String>,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub profile_name: Option<String>,
+    /// Timestamp of the message the profile name came from (the newest wins).
+    pub profile_name_at: i64,
+    /// Unix seconds of the newest inbound message.
+    pub last_inbound_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredEvent {
+    #[serde(flatten)]
+    pub event: AccountEvent,
+    pub waba_id: String,
+    pub phone_number_id: Option<String>,
+    pub delivery_id: u64,
+}
+
+/// One key of a model tree: (tree name, key, value).
+pub type SnapshotEntry = (&'static str, Vec<u8>, Vec<u8>);
+
+pub struct MessagePage {
+    pub messages: Vec<StoredMessage>,
+    /// Opaque cursor for the next page (`before`).
+    pub next_before: Option<String>,
+}
+
+fn ts_key(ts: i64, id: &[u8]) -> Vec<u8> {
+    let mut k = be(ts.max(0) as u64).to_vec();
+    k.extend_from_slice(id);
+    k
+}
+
+fn prefixed(prefix: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = prefix.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(rest);
+    k
+}
+
+fn json<V: Serialize>(v: &V) -> Vec<u8> {
+    serde_json::to_vec(v).expect("serialisable")
+}
+
+fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode(e.to_string()))
+}
+
+/// Cursor text `"<ts>_<id>"` <-> the `ts + id` key suffix.
+pub fn encode_cursor(suffix: &[u8]) -> String {
+    let ts = super::from_be(suffix).unwrap_or(0);
+    format!(
+        "{ts}_{}",
+        String::from_utf8_lossy(&suffix[8.min(suffix.len())..])
+    )
+}
+
+fn decode_cursor(cursor: &str) -> Vec<u8> {
+    match cursor.split_once('_') {
+        Some((ts, id)) => ts_key(ts.parse().unwrap_or(i64::MAX), id.as_bytes()),
+        None => ts_key(cursor.parse().unwrap_or(i64::MAX), b""),
+    }
+}
+
+impl Changes {
+    pub fn remember_item(&mut self, key: &[u8], seen_micros: i64) {
+        self.put(T::Dedup, key, be(seen_micros as u64));
+        let mut k = be(seen_micros as u64).to_vec();
+        k.extend_from_slice(key);
+        self.put(T::DedupByTime, k, []);
+    }
+
+    pub fn put_message(&mut self, m: &StoredMessage) {
+        let id = m.message.id.as_bytes();
+        let suffix = ts_key(m.message.timestamp, id);
+        self.put(T::Messages, id, json(m));
+        self.put(T::MessagesByTime, &suffix, []);
+        self.put(
+            T::MessagesByContact,
+            prefixed(&m.message.contact_id, &suffix),
+            [],
+        );
+        self.put(
+            T::MessagesByType,
+            prefixed(&m.message.msg_type, &suffix),
+            [],
+        );
+    }
+
+    pub fn put_status(&mut self, s: &StoredStatus, rank: u8, current: Option<&str>) {
+        let mut k = prefixed(&s.status.id, &be(s.status.timestamp.max(0) as u64));
+        k.push(rank);
+        k.extend_from_slice(s.status.status.as_bytes());
+        self.put(T::Statuses, k, json(s));
+        if let Some(current) = current {
+            self.put(T::StatusCurrent, s.status.id.as_bytes(), current.as_bytes());
+        }
+    }
+
+    pub fn put_contact(&mut self, c: &ContactRecord) {
+        self.put(T::Contacts, c.contact_id.as_bytes(), json(c));
+        for alias in [&c.wa_id, &c.user_id].into_iter().flatten() {
+            self.put(T::ContactAlias, alias.as_bytes(), c.contact_id.as_bytes());
+        }
+    }
+
+    pub fn put_event(&mut self, e: &StoredEvent, digest: &[u8]) {
+        let suffix = ts_key(e.event.timestamp.unwrap_or(0), digest);
+        self.put(T::Events, &suffix, json(e));
+        self.put(T::EventsByField, prefixed(&e.event.field, &suffix), []);
+    }
+}
+
+impl Store {
+    pub fn item_seen(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.tree(T::Dedup).contains_key(key)?)
+    }
+
+    /// Forgets dedup keys first seen before `before_micros`; returns how many.
+    pub fn expire_items(&self, before_micros: i64) -> Result<u64, StoreError> {
+        let mut changes = Changes::new();
+        let mut n = 0;
+        for kv in self
+            .tree(T::DedupByTime)
+            .range(..be(before_micros.max(0) as u64))
+        {
+            let (k, _) = kv?;
+            changes.del(T::Dedup, &k[8..]);
+            changes.del(T::DedupByTime, &k);
+            n += 1;
+            if n % 4096 == 0 {
+                self.commit(std::mem::take(&mut changes))?;
+            }
+        }
+        self.commit(changes)?;
+        Ok(n)
+    }
+
+    pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, StoreError> {
+        self.tree(T::Messages)
+            .get(id)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Newest first; with `contact` or `type` the matching index is walked.
+    pub fn messages(
+        &self,
+        contact: Option<&str>,
+        msg_type: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<MessagePage, StoreError> {
+        let before = before.map(decode_cursor).unwrap_or_else(|| vec![0xff; 9]);
+        let (tree, prefix) = match (contact, msg_type) {
+            (Some(c), _) => (T::MessagesByContact, prefixed(c, b"")),
+            (None, Some(t)) => (T::MessagesByType, prefixed(t, b"")),
+            (None, None) => (T::MessagesByTime, Vec::new()),
+        };
+        let mut hi = prefix.clone();
+        hi.extend_from_slice(&before);
+        let mut messages = Vec::new();
+        let mut last_suffix = None;
+        for kv in self.tree(tree).range(prefix.clone()..hi).rev() {
+            let (k, _) = kv?;
+            let suffix = &k[prefix.len()..];
+            let Some(m) = self.message(&String::from_utf8_lossy(&suffix[8..]))? else {
+                continue;
+            };
+            // Contact and type together: walk the contact's index, filter by type.
+            if msg_type.is_some_and(|t| contact.is_some() && m.message.msg_type != t) {
+                continue;
+            }
+            messages.push(m);
+            last_suffix = Some(suffix.to_vec());
+            if messages.len() == limit {
+                break;
+            }
+        }
+        let next_before = (messages.len() == limit)
+            .then(|| last_suffix.map(|s| encode_cursor(&s)))
+            .flatten();
+        Ok(MessagePage {
+            messages,
+            next_before,
+        })
+    }
+
+    /// The timeline of `id`, in (timestamp, status order).
+    pub fn statuses(&self, id: &str) -> Result<Vec<StoredStatus>, StoreError> {
+        self.tree(T::Statuses)
+            .scan_prefix(prefixed(id, b""))
+            .map(|kv| decode(&kv?.1))
+            .collect()
+    }
+
+    pub fn current_status(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tree(T::StatusCurrent)
+            .get(id)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// By contact id, wa_id or user_id.
+    pub fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        if let Some(v) = self.tree(T::Contacts).get(id)? {
+            return decode(&v).map(Some);
+        }
+        match self.tree(T::ContactAlias).get(id)? {
+            Some(cid) => self
+                .tree(T::Contacts)
+                .get(cid)?
+                .map(|v| decode(&v))
+                .transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// Newest first, optionally one field.
+    pub fn events(
+        &self,
+        field: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        match field {
+            Some(f) => {
+                for kv in self
+                    .tree(T::EventsByField)
+                    .scan_prefix(prefixed(f, b""))
+                    .rev()
+                    .take(limit)
+                {
+                    let (k, _) = kv?;
+                    if let Some(v) = self.tree(T::Events).get(&k[f.len() + 1..])? {
+                        out.push(decode(&v)?);
+                    }
+                }
+            }
+            None => {
+                for kv in self.tree(T::Events).iter().rev().take(limit) {
+                    out.push(decode(&kv?.1)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every key and value of the model trees, for comparing two states in tests.
+    pub fn model_snapshot(&self) -> Result<Vec<SnapshotEntry>, StoreError> {
+        let mut out = Vec::new();
+        for t in [
+            T::Messages,
+            T::MessagesByTime,
+            T::MessagesByContact,
+            T::MessagesByType,
+            T::Statuses,
+            T::StatusCurrent,
+            T::Contacts,
+            T::ContactAlias,
+            T::Events,
+            T::EventsByField,
+        ] {
+            for kv in self.tree(t).iter() {
+                let (k, v) = kv?;
+                out.push((super::TREE_NAMES[t as usize], k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+}
