@@ -14,15 +14,27 @@ use crate::store::{
     Changes, ContactRecord, Store, StoreError, StoredEvent, StoredMessage, StoredStatus,
 };
 
-/// Reads made within one step that sled cannot show yet (they are in `Changes`).
+/// State read and changed within one step. Contacts and current statuses are
+/// written once per step (not once per item): a busy contact costs one write.
 #[derive(Default)]
 pub struct Overlay {
     seen: HashSet<Vec<u8>>,
     current: HashMap<String, String>,
-    contacts: HashMap<String, ContactRecord>,
+    /// Contact, and whether its aliases (wa_id, user_id) need writing.
+    contacts: HashMap<String, (ContactRecord, bool)>,
 }
 
 impl Overlay {
+    /// Adds the step's contacts and current statuses to `changes`.
+    pub fn write(&self, changes: &mut Changes) {
+        for (c, aliases) in self.contacts.values() {
+            changes.put_contact(c, *aliases);
+        }
+        for (id, status) in &self.current {
+            changes.put_current_status(id, status);
+        }
+    }
+
     pub fn clear(&mut self) {
         self.seen.clear();
         self.current.clear();
@@ -141,7 +153,7 @@ impl Applier<'_> {
                     phone_number_id: meta.phone_number_id,
                     delivery_id: d.id,
                 };
-                self.changes.put_status(&stored, rank, next.as_deref());
+                self.changes.put_status(&stored, rank);
                 self.counters.add("statuses", 1);
                 Ok(())
             }
@@ -184,17 +196,27 @@ impl Applier<'_> {
     }
 
     fn contact(&mut self, id: &str) -> Result<ContactRecord, StoreError> {
-        if let Some(c) = self.overlay.contacts.get(id) {
+        if let Some((c, _)) = self.overlay.contacts.get(id) {
             return Ok(c.clone());
         }
-        Ok(self.store.contact(id)?.unwrap_or_else(|| ContactRecord {
+        let c = self.store.contact(id)?.unwrap_or_else(|| ContactRecord {
             contact_id: id.to_string(),
             ..Default::default()
-        }))
+        });
+        self.overlay
+            .contacts
+            .insert(id.to_string(), (c.clone(), false));
+        Ok(c)
     }
 
     fn save_contact(&mut self, c: ContactRecord) {
-        self.changes.put_contact(&c);
-        self.overlay.contacts.insert(c.contact_id.clone(), c);
+        let entry = self
+            .overlay
+            .contacts
+            .entry(c.contact_id.clone())
+            .or_insert_with(|| (ContactRecord::default(), true));
+        let aliases_changed = entry.0.wa_id != c.wa_id || entry.0.user_id != c.user_id;
+        entry.1 |= aliases_changed;
+        entry.0 = c;
     }
 }

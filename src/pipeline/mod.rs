@@ -14,7 +14,7 @@ pub use counters::Counters;
 
 use crate::delivery::Delivery;
 use crate::events::apply::{self as events, Delivered, Overlay};
-use crate::journal::{Heads, Journal, Kind, Record, RecordPos, Stream, StreamReader};
+use crate::journal::{Cursor, Heads, Journal, Kind, Record, RecordPos, Stream, StreamReader};
 use crate::store::{Changes, DeliveryMeta, Store, StoreError};
 
 /// How far the applier has got in each stream (last sequence number applied).
@@ -147,6 +147,29 @@ impl Applier {
     }
 
     fn step_stream(&mut self, i: usize, heads: &Heads) -> Result<bool, StoreError> {
+        let stream = self.readers[i].stream();
+        let result = self.read_and_commit(i, heads);
+        self.overlay.clear();
+        let cursor = match result {
+            Ok(Some(cursor)) => cursor,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                // Nothing of the step is applied: start again from the cursor in sled.
+                self.counters = Counters::load(&self.store)?;
+                self.readers[i] = self.journal.reader(stream, self.store.cursor(stream)?);
+                return Err(e);
+            }
+        };
+        self.applied.send_modify(|a| match stream {
+            Stream::Main => a.main = cursor.last_seq,
+            Stream::Quarantine => a.quarantine = cursor.last_seq,
+        });
+        Ok(true)
+    }
+
+    /// Applies up to `STEP_RECORDS` records of stream `i` in one commit; returns the
+    /// new cursor, or `None` when there was nothing to read.
+    fn read_and_commit(&mut self, i: usize, heads: &Heads) -> Result<Option<Cursor>, StoreError> {
         let mut changes = Changes::new();
         let mut n = 0;
         let stream = self.readers[i].stream();
@@ -158,25 +181,14 @@ impl Applier {
             self.apply_record(stream, &record, pos, &mut changes)?;
             n += 1;
         }
-        if n == 0 {
-            return Ok(false);
-        }
-        let cursor = self.readers[i].cursor().expect("a record was read");
+        let Some(cursor) = self.readers[i].cursor().filter(|_| n > 0) else {
+            return Ok(None);
+        };
         changes.set_cursor(stream, cursor);
+        self.overlay.write(&mut changes);
         self.counters.write(&mut changes);
-        let committed = self.store.commit(changes);
-        self.overlay.clear();
-        if let Err(e) = committed {
-            // Nothing of the step is applied: re-read it from the cursor in sled.
-            self.counters = Counters::load(&self.store)?;
-            self.readers[i] = self.journal.reader(stream, self.store.cursor(stream)?);
-            return Err(e);
-        }
-        self.applied.send_modify(|a| match stream {
-            Stream::Main => a.main = cursor.last_seq,
-            Stream::Quarantine => a.quarantine = cursor.last_seq,
-        });
-        Ok(true)
+        self.store.commit(changes)?;
+        Ok(Some(cursor))
     }
 
     fn apply_record(

@@ -119,20 +119,23 @@ impl Changes {
         );
     }
 
-    pub fn put_status(&mut self, s: &StoredStatus, rank: u8, current: Option<&str>) {
+    pub fn put_status(&mut self, s: &StoredStatus, rank: u8) {
         let mut k = prefixed(&s.status.id, &be(s.status.timestamp.max(0) as u64));
         k.push(rank);
         k.extend_from_slice(s.status.status.as_bytes());
         self.put(T::Statuses, k, json(s));
-        if let Some(current) = current {
-            self.put(T::StatusCurrent, s.status.id.as_bytes(), current.as_bytes());
-        }
     }
 
-    pub fn put_contact(&mut self, c: &ContactRecord) {
+    pub fn put_current_status(&mut self, id: &str, status: &str) {
+        self.put(T::StatusCurrent, id.as_bytes(), status.as_bytes());
+    }
+
+    pub fn put_contact(&mut self, c: &ContactRecord, with_aliases: bool) {
         self.put(T::Contacts, c.contact_id.as_bytes(), json(c));
-        for alias in [&c.wa_id, &c.user_id].into_iter().flatten() {
-            self.put(T::ContactAlias, alias.as_bytes(), c.contact_id.as_bytes());
+        if with_aliases {
+            for alias in [&c.wa_id, &c.user_id].into_iter().flatten() {
+                self.put(T::ContactAlias, alias.as_bytes(), c.contact_id.as_bytes());
+            }
         }
     }
 

@@ -296,3 +296,31 @@ async fn deliveries_survive_a_graceful_restart() {
     assert_eq!(stats["deliveries_accepted"], 21);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn state_is_rebuilt_from_the_journal_when_sled_is_moved_aside() {
+    let app = TestApp::spawn().await;
+    for (_, body, sig) in corpus().into_iter().take(10) {
+        assert_eq!(app.post_webhook(body, Some(&sig)).await.status(), 200);
+    }
+    assert_eq!(
+        app.post_webhook("junk", Some("sha256=00")).await.status(),
+        403
+    );
+    app.wait_applied().await;
+    let before = app.get_json("/api/deliveries?limit=100").await;
+    let dir = app.stop().await;
+    std::fs::rename(dir.path().join("state"), dir.path().join("state.broken")).unwrap();
+    let app = TestApp::spawn_in(dir, |_| {}).await;
+    app.wait_applied().await;
+    assert_eq!(app.get_json("/api/deliveries?limit=100").await, before);
+    let stats = app.get_json("/api/stats").await;
+    assert_eq!(
+        (
+            stats["deliveries_accepted"].as_u64(),
+            stats["deliveries_rejected"].as_u64()
+        ),
+        (Some(10), Some(1))
+    );
+    app.stop().await;
+}
