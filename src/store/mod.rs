@@ -165,7 +165,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(256 << 20)
+            .cache_capacity(128 << 20)
             .flush_every_ms(Some(500))
             .open()?;
         let trees = TREE_NAMES
