@@ -28,7 +28,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .and(warp::path::end())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::addr::remote())
-        .map(move |q: HashMap<String, String>, peer: Option<SocketAddr>| handshake(&s, q, peer));
+        .then(
+            move |q: HashMap<String, String>, peer: Option<SocketAddr>| {
+                handshake(s.clone(), q, peer)
+            },
+        );
     let receive = warp::post()
         .and(warp::path("webhook"))
         .and(warp::path::end())
@@ -39,8 +43,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     handshake.or(receive).unify().boxed()
 }
 
-fn handshake(
-    state: &AppState,
+async fn handshake(
+    state: AppState,
     q: HashMap<String, String>,
     peer: Option<SocketAddr>,
 ) -> warp::reply::Response {
@@ -71,11 +75,13 @@ fn handshake(
     }
     let store = state.store.clone();
     let accepted = attempt.accepted;
-    tokio::task::spawn_blocking(move || {
+    // Awaited, so the attempt is visible as soon as the answer is.
+    let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = store.record_handshake(&attempt) {
             tracing::warn!(error = %e, "could not record the handshake attempt");
         }
-    });
+    })
+    .await;
     if accepted {
         let body = challenge.cloned().unwrap_or_default();
         warp::reply::with_header(body, "content-type", "text/plain; charset=utf-8").into_response()
