@@ -69,7 +69,7 @@ pub enum T {
     StatusCurrent,
     /// contact id -> ContactRecord (JSON).
     Contacts,
-    /// wa_id or user_id -> contact id.
+    /// wa_id or user_id \0 contact id -> ().
     ContactAlias,
     /// ts + digest -> StoredEvent (JSON).
     Events,

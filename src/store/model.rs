@@ -133,8 +133,14 @@ impl Changes {
     pub fn put_contact(&mut self, c: &ContactRecord, with_aliases: bool) {
         self.put(T::Contacts, c.contact_id.as_bytes(), json(c));
         if with_aliases {
+            // One key per (alias, contact): when two contacts claim one user_id the
+            // lookup picks the smallest contact id, whatever order they arrived in.
             for alias in [&c.wa_id, &c.user_id].into_iter().flatten() {
-                self.put(T::ContactAlias, alias.as_bytes(), c.contact_id.as_bytes());
+                self.put(
+                    T::ContactAlias,
+                    prefixed(alias, c.contact_id.as_bytes()),
+                    [],
+                );
             }
         }
     }
