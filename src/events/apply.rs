@@ -14,31 +14,68 @@ use crate::store::{
     Changes, ContactRecord, Store, StoreError, StoredEvent, StoredMessage, StoredStatus,
 };
 
-/// State read and changed within one step. Contacts and current statuses are
-/// written once per step (not once per item): a busy contact costs one write.
+/// One step's reads and changes that sled cannot show yet.
 #[derive(Default)]
-pub struct Overlay {
+struct Layer {
     seen: HashSet<Vec<u8>>,
     current: HashMap<String, String>,
     /// Contact, and whether its aliases (wa_id, user_id) need writing.
     contacts: HashMap<String, (ContactRecord, bool)>,
 }
 
+/// State read and changed by steps whose writes are not in sled yet: the step being
+/// prepared, and the one being committed (the applier prepares step k+1 while step
+/// k commits). Contacts and current statuses are written once per step, not once
+/// per item: a busy contact costs one write.
+#[derive(Default)]
+pub struct Overlay {
+    current: Layer,
+    committing: Layer,
+}
+
 impl Overlay {
-    /// Adds the step's contacts and current statuses to `changes`.
+    /// Adds the current step's contacts and current statuses to `changes`.
     pub fn write(&self, changes: &mut Changes) {
-        for (c, aliases) in self.contacts.values() {
+        for (c, aliases) in self.current.contacts.values() {
             changes.put_contact(c, *aliases);
         }
-        for (id, status) in &self.current {
+        for (id, status) in &self.current.current {
             changes.put_current_status(id, status);
         }
     }
 
+    /// The current step goes to be committed; a new one starts.
+    pub fn hand_off(&mut self) {
+        self.committing = std::mem::take(&mut self.current);
+    }
+
+    /// The step handed off is in sled now.
+    pub fn committed(&mut self) {
+        self.committing = Layer::default();
+    }
+
     pub fn clear(&mut self) {
-        self.seen.clear();
-        self.current.clear();
-        self.contacts.clear();
+        self.current = Layer::default();
+        self.committing = Layer::default();
+    }
+
+    fn seen(&self, key: &[u8]) -> bool {
+        self.current.seen.contains(key) || self.committing.seen.contains(key)
+    }
+
+    fn current_status(&self, id: &str) -> Option<&String> {
+        self.current
+            .current
+            .get(id)
+            .or_else(|| self.committing.current.get(id))
+    }
+
+    fn contact(&self, id: &str) -> Option<&ContactRecord> {
+        self.current
+            .contacts
+            .get(id)
+            .or_else(|| self.committing.contacts.get(id))
+            .map(|(c, _)| c)
     }
 }
 
@@ -119,7 +156,7 @@ impl Applier<'_> {
         let Some(key) = item.dedup_key() else {
             return Ok(());
         };
-        if self.overlay.seen.contains(&key) || self.store.item_seen(&key)? {
+        if self.overlay.seen(&key) || self.store.item_seen(&key)? {
             self.counters.add("items_duplicate", 1);
             return Ok(());
         }
@@ -132,20 +169,23 @@ impl Applier<'_> {
             self.counters.add("items_stale", 1);
             return Ok(());
         }
-        self.overlay.seen.insert(key.clone());
+        self.overlay.current.seen.insert(key.clone());
         self.changes.remember_item(&key, d.received_at_micros);
         self.counters.add("items_new", 1);
         match item {
             Item::Message { meta, message } => self.message(d, meta, message),
             Item::Status { meta, status } => {
-                let current = match self.overlay.current.get(&status.id) {
+                let current = match self.overlay.current_status(&status.id) {
                     Some(c) => Some(c.clone()),
                     None => self.store.current_status(&status.id)?,
                 };
                 let next = status_supersedes(current.as_deref(), &status.status)
                     .then(|| status.status.clone());
                 if let Some(n) = &next {
-                    self.overlay.current.insert(status.id.clone(), n.clone());
+                    self.overlay
+                        .current
+                        .current
+                        .insert(status.id.clone(), n.clone());
                 }
                 let rank = status_rank(&status.status);
                 let stored = StoredStatus {
@@ -196,14 +236,19 @@ impl Applier<'_> {
     }
 
     fn contact(&mut self, id: &str) -> Result<ContactRecord, StoreError> {
-        if let Some((c, _)) = self.overlay.contacts.get(id) {
+        if let Some((c, _)) = self.overlay.current.contacts.get(id) {
             return Ok(c.clone());
         }
-        let c = self.store.contact(id)?.unwrap_or_else(|| ContactRecord {
+        let known = match self.overlay.contact(id) {
+            Some(c) => Some(c.clone()),
+            None => self.store.contact(id)?,
+        };
+        let c = known.unwrap_or_else(|| ContactRecord {
             contact_id: id.to_string(),
             ..Default::default()
         });
         self.overlay
+            .current
             .contacts
             .insert(id.to_string(), (c.clone(), false));
         Ok(c)
@@ -212,6 +257,7 @@ impl Applier<'_> {
     fn save_contact(&mut self, c: ContactRecord) {
         let entry = self
             .overlay
+            .current
             .contacts
             .entry(c.contact_id.clone())
             .or_insert_with(|| (ContactRecord::default(), true));

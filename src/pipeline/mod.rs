@@ -41,6 +41,8 @@ impl Applied {
 
 /// Records applied per commit at most: bounds the size of one sled transaction.
 const STEP_RECORDS: usize = 2048;
+/// Dedup keys looked at per expiry step.
+const EXPIRY_BUDGET: usize = 20_000;
 
 pub struct Applier {
     journal: Arc<Journal>,
@@ -52,6 +54,39 @@ pub struct Applier {
     overlay: Overlay,
     dedup_ttl: Duration,
     next_expiry: std::time::Instant,
+    expiry_from: Option<Vec<u8>>,
+    committer: Option<Committer>,
+}
+
+/// Commits prepared steps on its own thread, so that step k+1 is prepared (read,
+/// parsed, deduplicated) while step k is written: sled's writes are most of the cost.
+struct Committer {
+    work: std::sync::mpsc::SyncSender<Changes>,
+    done: std::sync::mpsc::Receiver<Result<(), StoreError>>,
+    in_flight: Option<(Stream, Cursor)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Committer {
+    fn start(store: Store) -> std::io::Result<Committer> {
+        let (work, work_rx) = std::sync::mpsc::sync_channel::<Changes>(1);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || {
+                for changes in work_rx {
+                    if done_tx.send(store.commit(changes)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Committer {
+            work,
+            done,
+            in_flight: None,
+            thread: Some(thread),
+        })
+    }
 }
 
 impl Applier {
@@ -83,6 +118,8 @@ impl Applier {
                 overlay: Overlay::default(),
                 dedup_ttl,
                 next_expiry: std::time::Instant::now(),
+                expiry_from: None,
+                committer: None,
             },
             rx,
         ))
@@ -91,6 +128,25 @@ impl Applier {
     /// Runs until `stop` turns true and everything synced has been applied. Blocking:
     /// give it its own thread.
     pub fn run(mut self, runtime: tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {
+        match Committer::start(self.store.clone()) {
+            Ok(c) => self.committer = Some(c),
+            Err(e) => tracing::warn!(error = %e, "no committer thread; committing inline"),
+        }
+        self.apply_until_stopped(runtime, &mut stop);
+        if let Some(mut c) = self.committer.take() {
+            let thread = c.thread.take();
+            drop(c);
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn apply_until_stopped(
+        &mut self,
+        runtime: tokio::runtime::Handle,
+        stop: &mut watch::Receiver<bool>,
+    ) {
         let mut heads_rx = self.journal.heads();
         loop {
             let heads = heads_rx.borrow_and_update().clone();
@@ -103,6 +159,12 @@ impl Applier {
                 }
             };
             if progressed {
+                continue;
+            }
+            // Caught up: make the last step visible before waiting.
+            if let Err(e) = self.finish_in_flight() {
+                tracing::error!(error = %self.reset(e), "committing applied state failed; retrying");
+                std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
             if *stop.borrow() {
@@ -137,39 +199,109 @@ impl Applier {
         }
         if std::time::Instant::now() >= self.next_expiry {
             let horizon = crate::now_micros() - self.dedup_ttl.as_micros() as i64;
-            let n = self.store.expire_items(horizon)?;
+            let (n, next) =
+                self.store
+                    .expire_items(horizon, self.expiry_from.as_deref(), EXPIRY_BUDGET)?;
             if n > 0 {
                 tracing::info!(keys = n, "expired dedup keys past WAGATE_DEDUP_TTL");
             }
-            self.next_expiry = std::time::Instant::now() + Duration::from_secs(60);
+            // Keep scanning soon while a pass is under way; rest once it is done.
+            let pause = if next.is_some() { 1 } else { 60 };
+            self.expiry_from = next;
+            self.next_expiry = std::time::Instant::now() + Duration::from_secs(pause);
         }
         Ok(progressed)
     }
 
     fn step_stream(&mut self, i: usize, heads: &Heads) -> Result<bool, StoreError> {
         let stream = self.readers[i].stream();
-        let result = self.read_and_commit(i, heads);
-        self.overlay.clear();
-        let cursor = match result {
-            Ok(Some(cursor)) => cursor,
+        let prepared = match self.prepare(i, heads) {
+            Ok(Some(p)) => p,
             Ok(None) => return Ok(false),
-            Err(e) => {
-                // Nothing of the step is applied: start again from the cursor in sled.
-                self.counters = Counters::load(&self.store)?;
-                self.readers[i] = self.journal.reader(stream, self.store.cursor(stream)?);
-                return Err(e);
-            }
+            Err(e) => return Err(self.reset(e)),
         };
+        if let Err(e) = self.finish_in_flight() {
+            return Err(self.reset(e));
+        }
+        let (changes, cursor) = prepared;
+        self.overlay.hand_off();
+        match &mut self.committer {
+            Some(c) => {
+                if c.work.send(changes).is_err() {
+                    return Err(self.reset(StoreError::Task("committer stopped".into())));
+                }
+                c.in_flight = Some((stream, cursor));
+            }
+            None => {
+                if let Err(e) = self.store.commit(changes) {
+                    return Err(self.reset(e));
+                }
+                self.overlay.committed();
+                self.publish(stream, cursor);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Waits for the step being committed, then publishes it as applied.
+    fn finish_in_flight(&mut self) -> Result<(), StoreError> {
+        let Some(c) = &mut self.committer else {
+            return Ok(());
+        };
+        let Some((stream, cursor)) = c.in_flight.take() else {
+            return Ok(());
+        };
+        c.done
+            .recv()
+            .map_err(|_| StoreError::Task("committer stopped".into()))??;
+        self.overlay.committed();
+        self.publish(stream, cursor);
+        Ok(())
+    }
+
+    fn publish(&self, stream: Stream, cursor: Cursor) {
         self.applied.send_modify(|a| match stream {
             Stream::Main => a.main = cursor.last_seq,
             Stream::Quarantine => a.quarantine = cursor.last_seq,
         });
-        Ok(true)
     }
 
-    /// Applies up to `STEP_RECORDS` records of stream `i` in one commit; returns the
-    /// new cursor, or `None` when there was nothing to read.
-    fn read_and_commit(&mut self, i: usize, heads: &Heads) -> Result<Option<Cursor>, StoreError> {
+    /// After a failed step: nothing uncommitted counts. Start again from the cursors
+    /// in sled. Returns `error` for the caller to report.
+    fn reset(&mut self, error: StoreError) -> StoreError {
+        if let Some(c) = &mut self.committer {
+            if c.in_flight.take().is_some() {
+                let _ = c.done.recv();
+            }
+        }
+        self.overlay.clear();
+        let reload = || -> Result<_, StoreError> {
+            Ok((
+                Counters::load(&self.store)?,
+                self.store.cursor(Stream::Main)?,
+                self.store.cursor(Stream::Quarantine)?,
+            ))
+        };
+        match reload() {
+            Ok((counters, main, quarantine)) => {
+                self.counters = counters;
+                self.readers = [
+                    self.journal.reader(Stream::Main, main),
+                    self.journal.reader(Stream::Quarantine, quarantine),
+                ];
+            }
+            Err(e) => tracing::error!(error = %e, "could not reload the applier's cursors"),
+        }
+        error
+    }
+
+    /// Applies up to `STEP_RECORDS` records of stream `i` into one set of changes
+    /// (with its cursor and the counters); `None` when there was nothing to read.
+    fn prepare(
+        &mut self,
+        i: usize,
+        heads: &Heads,
+    ) -> Result<Option<(Changes, Cursor)>, StoreError> {
         let mut changes = Changes::new();
         let mut n = 0;
         let stream = self.readers[i].stream();
@@ -187,8 +319,7 @@ impl Applier {
         changes.set_cursor(stream, cursor);
         self.overlay.write(&mut changes);
         self.counters.write(&mut changes);
-        self.store.commit(changes)?;
-        Ok(Some(cursor))
+        Ok(Some((changes, cursor)))
     }
 
     fn apply_record(

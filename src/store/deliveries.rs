@@ -41,24 +41,26 @@ pub struct DeliveryPage {
     pub next_before: Option<u64>,
 }
 
-fn verdict_key(accepted: bool, id: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = if accepted { 0 } else { 1 };
-    k[1..].copy_from_slice(&be(id));
-    k
+fn tree_for(accepted: bool) -> T {
+    if accepted {
+        T::DeliveriesAccepted
+    } else {
+        T::DeliveriesRejected
+    }
+}
+
+fn decode_meta(v: &[u8]) -> Result<DeliveryMeta, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Decode(e.to_string()))
 }
 
 impl Changes {
+    /// One key per delivery: accepted and rejected live in their own trees, so
+    /// listing by verdict walks one tree and listing all merges two.
     pub fn put_delivery(&mut self, meta: &DeliveryMeta) {
         self.put(
-            T::Deliveries,
+            tree_for(meta.verdict.is_accepted()),
             be(meta.id),
             serde_json::to_vec(meta).expect("serialisable"),
-        );
-        self.put(
-            T::DeliveriesByVerdict,
-            verdict_key(meta.verdict.is_accepted(), meta.id),
-            [],
         );
         if meta.stream == Stream::Quarantine {
             let mut k = be(meta.pos.segment).to_vec();
@@ -70,50 +72,45 @@ impl Changes {
 
 impl Store {
     pub fn delivery(&self, id: u64) -> Result<Option<DeliveryMeta>, StoreError> {
-        match self.tree(T::Deliveries).get(be(id))? {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Decode(e.to_string())),
-            None => Ok(None),
+        for t in [T::DeliveriesAccepted, T::DeliveriesRejected] {
+            if let Some(v) = self.tree(t).get(be(id))? {
+                return decode_meta(&v).map(Some);
+            }
         }
+        Ok(None)
     }
 
-    /// Newest first, `limit` at most, ids below `before`. Walks an index, never the
-    /// whole table.
+    /// Newest first, `limit` at most, ids below `before`. Walks the verdict's tree
+    /// (or merges both), never more than `limit` entries of each.
     pub fn deliveries(
         &self,
         verdict: Option<VerdictFilter>,
         before: Option<u64>,
         limit: usize,
     ) -> Result<DeliveryPage, StoreError> {
-        let before = before.unwrap_or(u64::MAX);
-        let ids: Vec<u64> = match verdict {
-            None => self
-                .tree(T::Deliveries)
-                .range(..be(before))
+        let before = be(before.unwrap_or(u64::MAX));
+        let page = |t: T| -> Result<Vec<DeliveryMeta>, StoreError> {
+            self.tree(t)
+                .range(..before)
                 .rev()
                 .take(limit)
-                .map(|kv| kv.map(|(k, _)| from_be(&k).unwrap_or(0)))
-                .collect::<Result<_, _>>()?,
-            Some(v) => {
-                let accepted = v == VerdictFilter::Accepted;
-                let lo = verdict_key(accepted, 0);
-                let hi = verdict_key(accepted, before);
-                self.tree(T::DeliveriesByVerdict)
-                    .range(lo..hi)
-                    .rev()
-                    .take(limit)
-                    .map(|kv| kv.map(|(k, _)| from_be(&k[1..]).unwrap_or(0)))
-                    .collect::<Result<_, _>>()?
+                .map(|kv| decode_meta(&kv?.1))
+                .collect()
+        };
+        let items: Vec<DeliveryMeta> = match verdict {
+            Some(VerdictFilter::Accepted) => page(T::DeliveriesAccepted)?,
+            Some(VerdictFilter::Rejected) => page(T::DeliveriesRejected)?,
+            None => {
+                let mut all = page(T::DeliveriesAccepted)?;
+                all.extend(page(T::DeliveriesRejected)?);
+                all.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
+                all.truncate(limit);
+                all
             }
         };
-        let mut items = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(meta) = self.delivery(*id)? {
-                items.push(meta);
-            }
-        }
-        let next_before = (ids.len() == limit).then(|| ids.last().copied()).flatten();
+        let next_before = (items.len() == limit)
+            .then(|| items.last().map(|m| m.id))
+            .flatten();
         Ok(DeliveryPage { items, next_before })
     }
 
@@ -129,8 +126,7 @@ impl Store {
             let (k, _) = kv?;
             let Some(id) = from_be(&k[8..]) else { continue };
             changes.del(T::QuarantineIndex, &k);
-            changes.del(T::Deliveries, be(id));
-            changes.del(T::DeliveriesByVerdict, verdict_key(false, id));
+            changes.del(T::DeliveriesRejected, be(id));
             n += 1;
             if n % 4096 == 0 {
                 self.commit(std::mem::take(&mut changes))?;

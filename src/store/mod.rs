@@ -44,17 +44,15 @@ impl From<sled::transaction::TransactionError<()>> for StoreError {
 pub enum T {
     /// Cursors and counters.
     Meta = 0,
-    /// seq -> DeliveryMeta (JSON).
-    Deliveries,
-    /// [0 accepted | 1 rejected] + seq -> ().
-    DeliveriesByVerdict,
+    /// seq -> DeliveryMeta (JSON) of accepted deliveries.
+    DeliveriesAccepted,
+    /// seq -> DeliveryMeta (JSON) of rejected deliveries.
+    DeliveriesRejected,
     /// quarantine segment + seq -> (): what to forget when a segment is dropped.
     QuarantineIndex,
     Handshakes,
-    /// item key -> first seen (micros, BE).
+    /// item key -> first seen (micros, BE); expired by a rolling scan.
     Dedup,
-    /// first seen (BE) + item key -> (): for expiring dedup keys in order.
-    DedupByTime,
     /// wamid -> StoredMessage (JSON).
     Messages,
     /// ts + wamid -> ().
@@ -79,12 +77,11 @@ pub enum T {
 
 const TREE_NAMES: &[&str] = &[
     "meta",
-    "deliveries",
-    "deliveries_by_verdict",
+    "deliveries_accepted",
+    "deliveries_rejected",
     "quarantine_index",
     "handshakes",
     "dedup",
-    "dedup_by_time",
     "messages",
     "messages_by_time",
     "messages_by_contact",

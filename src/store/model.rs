@@ -97,9 +97,6 @@ fn decode_cursor(cursor: &str) -> Vec<u8> {
 impl Changes {
     pub fn remember_item(&mut self, key: &[u8], seen_micros: i64) {
         self.put(T::Dedup, key, be(seen_micros as u64));
-        let mut k = be(seen_micros as u64).to_vec();
-        k.extend_from_slice(key);
-        self.put(T::DedupByTime, k, []);
     }
 
     pub fn put_message(&mut self, m: &StoredMessage) {
@@ -157,24 +154,38 @@ impl Store {
         Ok(self.tree(T::Dedup).contains_key(key)?)
     }
 
-    /// Forgets dedup keys first seen before `before_micros`; returns how many.
-    pub fn expire_items(&self, before_micros: i64) -> Result<u64, StoreError> {
+    /// Forgets dedup keys first seen before `before_micros`, looking at no more than
+    /// `budget` keys after `from` (a rolling scan, so expiry never stalls the
+    /// applier). Returns how many were forgotten and where to continue (`None`: the
+    /// scan reached the end and starts over).
+    pub fn expire_items(
+        &self,
+        before_micros: i64,
+        from: Option<&[u8]>,
+        budget: usize,
+    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let mut changes = Changes::new();
         let mut n = 0;
-        for kv in self
-            .tree(T::DedupByTime)
-            .range(..be(before_micros.max(0) as u64))
-        {
-            let (k, _) = kv?;
-            changes.del(T::Dedup, &k[8..]);
-            changes.del(T::DedupByTime, &k);
-            n += 1;
-            if n % 4096 == 0 {
-                self.commit(std::mem::take(&mut changes))?;
+        let mut last = None;
+        let range = match from {
+            Some(k) => self
+                .tree(T::Dedup)
+                .range::<&[u8], _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+            None => self.tree(T::Dedup).iter(),
+        };
+        for (i, kv) in range.enumerate() {
+            let (k, v) = kv?;
+            if super::from_be(&v).is_some_and(|seen| (seen as i64) < before_micros) {
+                changes.del(T::Dedup, &k);
+                n += 1;
+            }
+            if i + 1 == budget {
+                last = Some(k.to_vec());
+                break;
             }
         }
         self.commit(changes)?;
-        Ok(n)
+        Ok((n, last))
     }
 
     pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, StoreError> {
