@@ -24,6 +24,15 @@ struct Cli {
 enum Command {
     /// Serve the webhook, the API and the workers (the default).
     Serve,
+    /// Check a saved webhook body against META_APP_SECRET offline, and explain a
+    /// failure. Exits 0 only when the signature is valid.
+    VerifySignature {
+        /// The X-Hub-Signature-256 header value, e.g. 'sha256=ab12...'.
+        #[arg(long)]
+        header: Option<String>,
+        /// The body exactly as received (e.g. saved from /api/deliveries/{id}/raw).
+        file: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +47,42 @@ fn main() -> ExitCode {
         .init();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
+        Command::VerifySignature { header, file } => verify_signature(header, &file),
+    }
+}
+
+fn verify_signature(header: Option<String>, file: &std::path::Path) -> ExitCode {
+    let config = match wagate::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wagate: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let body = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("wagate: cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let verifier = wagate::webhook::signature::Verifier::new(&config.app_secrets);
+    let len = body.len() as u64;
+    let d = wagate::webhook::diagnosis::diagnose(
+        &verifier,
+        header.as_deref().map(str::as_bytes),
+        &body,
+        None,
+        len,
+    );
+    println!("verdict: {}", d.verdict.as_str());
+    for f in &d.findings {
+        println!("- {}: {}", f.code, f.message);
+    }
+    if d.verdict.is_accepted() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -57,6 +57,9 @@ struct Detail {
     body_base64: bool,
     /// False when the raw record is no longer kept (quarantine budget, retention).
     body_available: bool,
+    /// For a rejected delivery: why, re-checked with the secrets configured now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diagnosis: Option<crate::webhook::diagnosis::Diagnosis>,
 }
 
 pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
@@ -173,7 +176,20 @@ async fn detail(state: AppState, id: u64) -> warp::reply::Response {
             }
             None => (Vec::new(), None, false, None, false),
         };
+        let diagnosis = delivery
+            .as_ref()
+            .filter(|_| !meta.verdict.is_accepted())
+            .map(|d| {
+                crate::webhook::diagnosis::diagnose(
+                    &state.verifier,
+                    d.header("x-hub-signature-256"),
+                    &d.body,
+                    d.declared_length,
+                    d.received_length,
+                )
+            });
         Detail {
+            diagnosis,
             received_at: rfc3339(meta.received_at_micros),
             meta,
             headers,

@@ -1,6 +1,7 @@
 //! `GET /webhook` (Meta's subscription handshake) and `POST /webhook` (deliveries).
 //! A POST is answered only after its record is synced to the journal.
 
+pub mod diagnosis;
 pub mod signature;
 
 use std::collections::HashMap;

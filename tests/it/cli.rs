@@ -1,0 +1,44 @@
+//! The binary's offline tools and its configuration errors.
+
+use std::process::Command;
+
+use crate::support::{data_path, SECRET};
+
+fn wagate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wagate"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn verify_signature_explains_and_exits_by_verdict() {
+    let header = "sha256=07db608d18eb05e07539f2626cb8f80a3fe1675627eb50ca6fe80fecbc932163";
+    let ok = wagate()
+        .env("META_APP_SECRET", SECRET)
+        .args(["verify-signature", "--header", header])
+        .arg(data_path("payloads/msg_text_unicode_real_capture.json"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("verdict: accepted"));
+
+    let pretty = wagate()
+        .env("META_APP_SECRET", SECRET)
+        .args(["verify-signature", "--header", header])
+        .arg(data_path("signature/reserialized_pretty.json"))
+        .output()
+        .unwrap();
+    assert_eq!(pretty.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&pretty.stdout);
+    assert!(
+        out.contains("body_rewritten") && out.contains("pretty-printed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_setting_exits_2_naming_the_variable() {
+    let out = wagate().env("WAGATE_DEDUP_TTL", "soon").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WAGATE_DEDUP_TTL"));
+}
