@@ -59,9 +59,12 @@ pub struct Delivery {
     pub received_length: u64,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
+    /// Set on an accepted copy of a rejected delivery that re-verification accepted.
+    pub reverified_from: Option<u64>,
 }
 
-const VERSION: u8 = 1;
+/// Version 2 added `reverified_from`; version 1 records still decode.
+const VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("delivery record is malformed: {0}")]
@@ -99,12 +102,14 @@ impl Delivery {
             put_bytes(&mut out, value);
         }
         put_bytes(&mut out, &self.body);
+        out.extend_from_slice(&self.reverified_from.map_or(u64::MAX, |n| n).to_le_bytes());
         out
     }
 
     pub fn decode(buf: &[u8]) -> Result<Delivery, DecodeError> {
         let mut r = Reader(buf);
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if !(1..=VERSION).contains(&version) {
             return Err(DecodeError("unknown version"));
         }
         let verdict = Verdict::from_u8(r.u8()?).ok_or(DecodeError("unknown verdict"))?;
@@ -120,7 +125,12 @@ impl Delivery {
             headers.push((name, r.bytes()?.to_vec()));
         }
         let body = r.bytes()?.to_vec();
+        let reverified_from = match version {
+            1 => None,
+            _ => Some(r.u64()?).filter(|&n| n != u64::MAX),
+        };
         Ok(Delivery {
+            reverified_from,
             peer,
             verdict,
             reason,
@@ -187,6 +197,7 @@ mod tests {
             received_length: 3,
             headers: vec![("x-hub-signature-256".into(), b"sha256=00".to_vec())],
             body: vec![0, 159, 255],
+            reverified_from: Some(7),
         };
         let bytes = d.encode();
         assert_eq!(Delivery::decode(&bytes).unwrap(), d);

@@ -73,10 +73,23 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     let detail = warp::get()
         .and(warp::path!("deliveries" / u64))
         .then(move |id| detail(s.clone(), id));
+    let s = state.clone();
     let raw = warp::get()
         .and(warp::path!("deliveries" / u64 / "raw"))
-        .then(move |id| raw(state.clone(), id));
-    list.or(detail).unify().or(raw).unify().boxed()
+        .then(move |id| raw(s.clone(), id));
+    let reverify = warp::post()
+        .and(warp::path!("deliveries" / "reverify"))
+        .then(move || {
+            let s = state.clone();
+            async move { json_or_error(reverify(s).await) }
+        });
+    list.or(detail)
+        .unify()
+        .or(raw)
+        .unify()
+        .or(reverify)
+        .unify()
+        .boxed()
 }
 
 pub(crate) fn rfc3339(micros: i64) -> String {
@@ -219,5 +232,82 @@ async fn raw(state: AppState, id: u64) -> warp::reply::Response {
         }
         Ok((_, None)) => ApiError::NotFound.into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Serialize)]
+struct Reverified {
+    original: u64,
+    id: u64,
+}
+
+#[derive(Serialize)]
+struct ReverifyResult {
+    checked: u64,
+    accepted: Vec<Reverified>,
+    still_rejected: u64,
+}
+
+/// Checks every kept rejected delivery again with the secrets configured now (after
+/// a secret was fixed) and journals an accepted copy of each that matches, so that
+/// nothing Meta sent is lost. Each original is accepted at most once.
+async fn reverify(state: AppState) -> Result<ReverifyResult, ApiError> {
+    let mut result = ReverifyResult {
+        checked: 0,
+        accepted: Vec::new(),
+        still_rejected: 0,
+    };
+    let mut before = None;
+    loop {
+        let st = state.store.clone();
+        let page =
+            store::blocking(move || st.deliveries(Some(VerdictFilter::Rejected), before, 200))
+                .await?;
+        for meta in &page.items {
+            if meta.reverified_as.is_some() || meta.verdict == Verdict::TooLarge {
+                continue;
+            }
+            let Ok((_, Some(d))) = load(&state, meta.id).await else {
+                continue;
+            };
+            result.checked += 1;
+            let outcome = state
+                .verifier
+                .verify(d.header("x-hub-signature-256"), &d.body);
+            if !outcome.verdict.is_accepted() {
+                result.still_rejected += 1;
+                continue;
+            }
+            let copy = Delivery {
+                verdict: Verdict::Accepted,
+                secret_index: outcome.secret_index,
+                reason: format!("re-verified from rejected delivery {}", meta.id),
+                reverified_from: Some(meta.id),
+                ..d
+            };
+            let appended = state
+                .journal
+                .append(
+                    crate::journal::Stream::Main,
+                    crate::journal::Kind::Delivery,
+                    crate::now_micros(),
+                    copy.encode(),
+                )
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            tracing::info!(
+                original = meta.id,
+                id = appended.seq,
+                "rejected delivery re-verified and accepted"
+            );
+            result.accepted.push(Reverified {
+                original: meta.id,
+                id: appended.seq,
+            });
+        }
+        match page.next_before {
+            Some(b) => before = Some(b),
+            None => return Ok(result),
+        }
     }
 }

@@ -358,7 +358,15 @@ impl Applier {
             pos,
             items: None,
             parse_error: None,
+            reverified_as: None,
+            reverified_from: delivery.reverified_from,
         };
+        if let Some(original) = delivery.reverified_from {
+            if let Some(mut rejected) = self.store.delivery(original)? {
+                rejected.reverified_as = Some(record.seq);
+                changes.put_delivery(&rejected);
+            }
+        }
         if delivery.verdict.is_accepted() {
             self.counters.add("deliveries_accepted", 1);
             let outcome = events::Applier {

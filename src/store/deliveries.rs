@@ -27,6 +27,12 @@ pub struct DeliveryMeta {
     /// Why processing could not read it, when it could not.
     #[serde(default)]
     pub parse_error: Option<String>,
+    /// A rejected delivery that re-verification accepted: the accepted copy's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverified_as: Option<u64>,
+    /// An accepted copy made by re-verification: the rejected original's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverified_from: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

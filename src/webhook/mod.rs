@@ -190,6 +190,7 @@ where
             .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
             .collect(),
         body: read.bytes,
+        reverified_from: None,
     };
     let verdict = delivery.verdict;
     let stream = if verdict.is_accepted() {

@@ -399,3 +399,59 @@ async fn a_torn_journal_tail_is_cut_off_at_start() {
     assert_eq!(&raw[..], b"{\"after\":true}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn reverify_accepts_rejected_deliveries_once_the_secret_is_fixed() {
+    let app = TestApp::spawn_with(|c| {
+        c.app_secrets = vec![wagate::config::Secret::new("a wrong secret")];
+        c.dedup_ttl = std::time::Duration::from_secs(10 * 365 * 86400);
+    })
+    .await;
+    let (_, body, sig) = corpus().remove(0);
+    assert_eq!(
+        app.post_webhook(body.clone(), Some(&sig)).await.status(),
+        403
+    );
+    assert_eq!(
+        app.post_webhook("junk", Some("sha256=00")).await.status(),
+        403
+    );
+    let dir = app.stop().await;
+
+    let app = TestApp::spawn_in(dir, |c| {
+        c.dedup_ttl = std::time::Duration::from_secs(10 * 365 * 86400)
+    })
+    .await;
+    app.wait_applied().await;
+    let reverify = |app: &TestApp| {
+        app.client
+            .post(format!("{}/api/deliveries/reverify", app.base))
+            .bearer_auth(API_TOKEN)
+            .send()
+    };
+    let first: serde_json::Value = reverify(&app).await.unwrap().json().await.unwrap();
+    assert_eq!(first["accepted"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["still_rejected"], 1);
+    let copy = first["accepted"][0]["id"].as_u64().unwrap();
+    app.wait_applied().await;
+    let raw = app
+        .get(&format!("/api/deliveries/{copy}/raw"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&raw[..], &body[..]);
+    let stats = app.get_json("/api/stats").await;
+    assert_eq!(
+        (
+            stats["deliveries_accepted"].as_u64(),
+            stats["messages"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let original = app.get_json("/api/deliveries/1").await;
+    assert_eq!(original["reverified_as"], copy);
+    let second: serde_json::Value = reverify(&app).await.unwrap().json().await.unwrap();
+    assert_eq!(second["accepted"].as_array().unwrap().len(), 0, "{second}");
+    app.stop().await;
+}
