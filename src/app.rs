@@ -38,6 +38,7 @@ pub struct AppState {
     pub api_token: Secret,
     pub applied: watch::Receiver<Applied>,
     pub started: Instant,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A running application: its state plus the workers to stop on shutdown.
@@ -75,6 +76,7 @@ impl App {
             api_token,
             applied,
             started: Instant::now(),
+            metrics: Arc::default(),
         };
         Ok(App {
             state,

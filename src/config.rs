@@ -50,6 +50,8 @@ pub struct Config {
     pub verify_token: Option<Secret>,
     /// `None`: generated on first start and kept in the data directory.
     pub api_token: Option<Secret>,
+    /// A second token that may read `/metrics` only (for a Prometheus scraper).
+    pub metrics_token: Option<Secret>,
     pub max_body: usize,
     pub quarantine_max: u64,
     pub dedup_ttl: Duration,
@@ -72,6 +74,7 @@ impl Config {
             app_secrets: Vec::new(),
             verify_token: None,
             api_token: None,
+            metrics_token: None,
             max_body: DEFAULT_MAX_BODY,
             quarantine_max: DEFAULT_QUARANTINE_MAX,
             dedup_ttl: DEFAULT_DEDUP_TTL,
@@ -110,6 +113,15 @@ impl Config {
                 return Err(bad("WAGATE_API_TOKEN", "must be at least 16 characters"));
             }
             config.api_token = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = get("WAGATE_METRICS_TOKEN") {
+            if v.trim().len() < 16 {
+                return Err(bad(
+                    "WAGATE_METRICS_TOKEN",
+                    "must be at least 16 characters",
+                ));
+            }
+            config.metrics_token = Some(Secret::new(v.trim()));
         }
         if let Some(v) = get("WAGATE_MAX_BODY") {
             let n = parse_size(&v).map_err(|m| bad("WAGATE_MAX_BODY", m))?;

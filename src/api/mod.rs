@@ -3,7 +3,7 @@
 
 mod deliveries;
 mod messages;
-mod stats;
+pub mod stats;
 
 use subtle::ConstantTimeEq;
 use warp::filters::BoxedFilter;

@@ -11,7 +11,7 @@ mod writer;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +95,7 @@ pub struct JournalOptions {
 }
 
 pub struct Journal {
+    fsync_latency: Arc<crate::metrics::Histogram>,
     tx: mpsc::Sender<writer::Msg>,
     heads: watch::Receiver<Heads>,
     root: PathBuf,
@@ -168,10 +169,15 @@ impl Journal {
         };
         let (heads_tx, heads_rx) = watch::channel(initial);
         let (tx, rx) = mpsc::channel(16 * 1024);
+        let fsync_latency = Arc::new(crate::metrics::Histogram::latency());
+        let histogram = fsync_latency.clone();
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || writer::run(rx, [main, quarantine], last_seq + 1, heads_tx))?;
+            .spawn(move || {
+                writer::run(rx, [main, quarantine], last_seq + 1, heads_tx, &histogram)
+            })?;
         Ok(Journal {
+            fsync_latency,
             tx,
             heads: heads_rx,
             root: opts.dir.clone(),
@@ -199,6 +205,11 @@ impl Journal {
             .await
             .map_err(|_| JournalError::Closed)?;
         rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Duration of each group commit (write + fdatasync).
+    pub fn fsync_latency(&self) -> &crate::metrics::Histogram {
+        &self.fsync_latency
     }
 
     pub fn heads(&self) -> watch::Receiver<Heads> {

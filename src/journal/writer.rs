@@ -78,6 +78,7 @@ pub(super) fn run(
     mut streams: [StreamState; 2],
     mut next_seq: u64,
     heads: watch::Sender<Heads>,
+    fsync_latency: &crate::metrics::Histogram,
 ) {
     let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut waiters: Vec<(oneshot::Sender<Result<Appended, JournalError>>, Appended)> = Vec::new();
@@ -141,7 +142,9 @@ pub(super) fn run(
             }
         }
 
+        let synced = Instant::now();
         let result = commit(&mut streams, &mut bufs);
+        fsync_latency.observe_micros(synced.elapsed().as_micros() as u64);
         match result {
             Ok(()) => {
                 for (s, last) in streams.iter_mut().zip(batch_last) {

@@ -16,6 +16,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     health
         .or(crate::webhook::routes(state.clone()))
         .unify()
+        .or(crate::metrics::routes(state.clone()))
+        .unify()
         .or(crate::api::routes(state))
         .unify()
         .recover(error::recover)

@@ -76,6 +76,12 @@ async fn handshake(
     }
     let store = state.store.clone();
     let accepted = attempt.accepted;
+    let counter = if accepted {
+        &state.metrics.handshakes_ok
+    } else {
+        &state.metrics.handshakes_refused
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Awaited, so the attempt is visible as soon as the answer is.
     let _ = tokio::task::spawn_blocking(move || {
         if let Err(e) = store.record_handshake(&attempt) {
@@ -153,6 +159,7 @@ where
     S: FutStream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    let started = std::time::Instant::now();
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -210,6 +217,10 @@ where
     let seq = match appended {
         Ok(a) => a.seq,
         Err(e) => {
+            state
+                .metrics
+                .journal_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Not on disk: Meta must retry, so never 200.
             tracing::error!(error = %e, verdict = verdict.as_str(), "delivery could not be journaled");
             return text(
@@ -218,6 +229,9 @@ where
             );
         }
     };
+    state
+        .metrics
+        .delivery(verdict, started.elapsed().as_micros() as u64);
     match verdict {
         Verdict::Accepted => {
             tracing::debug!(seq, "delivery accepted");

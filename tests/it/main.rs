@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod events;
+mod metrics;
 mod parse;
 mod support;
 mod webhook;

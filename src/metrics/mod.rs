@@ -1,0 +1,214 @@
+//! `GET /metrics` in Prometheus text format (names prefixed `wagate_`), behind the
+//! API token or `WAGATE_METRICS_TOKEN`.
+
+pub mod histogram;
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
+use warp::{Filter, Reply};
+
+pub use histogram::Histogram;
+
+use crate::app::AppState;
+use crate::delivery::Verdict;
+use crate::web::error::ApiError;
+
+const VERDICTS: [Verdict; 6] = [
+    Verdict::Accepted,
+    Verdict::MissingHeader,
+    Verdict::MalformedHeader,
+    Verdict::Mismatch,
+    Verdict::NoSecretConfigured,
+    Verdict::TooLarge,
+];
+
+/// What the request path records. Counters start at zero with the process.
+#[derive(Debug)]
+pub struct Metrics {
+    deliveries: [AtomicU64; 6],
+    /// 503s: a delivery that could not be journaled.
+    pub journal_failures: AtomicU64,
+    /// From the first body byte read to the answer being ready (after fsync).
+    pub ack_latency: Histogram,
+    pub handshakes_ok: AtomicU64,
+    pub handshakes_refused: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            deliveries: Default::default(),
+            journal_failures: AtomicU64::new(0),
+            ack_latency: Histogram::latency(),
+            handshakes_ok: AtomicU64::new(0),
+            handshakes_refused: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn delivery(&self, verdict: Verdict, latency_micros: u64) {
+        self.deliveries[verdict as usize].fetch_add(1, Ordering::Relaxed);
+        self.ack_latency.observe_micros(latency_micros);
+    }
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+    warp::get()
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .and(warp::header::optional::<String>("authorization"))
+        .then(move |auth: Option<String>| {
+            let state = state.clone();
+            async move {
+                let given = auth
+                    .as_deref()
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .unwrap_or("");
+                let ok = |t: &str| bool::from(given.trim().as_bytes().ct_eq(t.as_bytes()));
+                let allowed = ok(state.api_token.expose())
+                    || state
+                        .config
+                        .metrics_token
+                        .as_ref()
+                        .is_some_and(|t| ok(t.expose()));
+                if !allowed {
+                    return ApiError::Unauthorized.into_response();
+                }
+                match render(&state).await {
+                    Ok(text) => {
+                        warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
+                            .into_response()
+                    }
+                    Err(e) => e.into_response(),
+                }
+            }
+        })
+        .boxed()
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn render(state: &AppState) -> Result<String, ApiError> {
+    let stats = crate::api::stats::stats(state).await?;
+    let m = &state.metrics;
+    let mut out = String::with_capacity(4096);
+    let _ = writeln!(out, "# HELP wagate_deliveries_total Webhook POSTs by verdict since start.\n# TYPE wagate_deliveries_total counter");
+    for v in VERDICTS {
+        let n = m.deliveries[v as usize].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "wagate_deliveries_total{{verdict=\"{}\"}} {n}",
+            v.as_str()
+        );
+    }
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    counter(
+        &mut out,
+        "wagate_journal_failures_total",
+        "Deliveries answered 503 because they could not be journaled.",
+        m.journal_failures.load(Ordering::Relaxed),
+    );
+    m.ack_latency.render(
+        &mut out,
+        "wagate_ack_latency_seconds",
+        "Time to answer POST /webhook, fsync included.",
+    );
+    state.journal.fsync_latency().render(
+        &mut out,
+        "wagate_journal_fsync_seconds",
+        "Duration of one group commit (write + fdatasync).",
+    );
+    gauge(
+        &mut out,
+        "wagate_journal_head",
+        "Last sequence number synced to the journal.",
+        stats.journal_head,
+    );
+    gauge(
+        &mut out,
+        "wagate_applied",
+        "Everything up to this sequence number is processed.",
+        stats.applied,
+    );
+    gauge(
+        &mut out,
+        "wagate_apply_lag",
+        "Journal records not processed yet.",
+        stats.journal_head.saturating_sub(stats.applied),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wagate_items_total Webhook items by outcome.\n# TYPE wagate_items_total counter"
+    );
+    for kind in ["new", "duplicate", "stale"] {
+        let v = stats
+            .counters
+            .get(&format!("items_{kind}"))
+            .copied()
+            .unwrap_or(0);
+        let _ = writeln!(out, "wagate_items_total{{outcome=\"{kind}\"}} {v}");
+    }
+    for (key, help) in [
+        ("messages", "Inbound messages stored."),
+        ("statuses", "Status updates stored."),
+        ("events", "Account events stored."),
+        (
+            "unparseable",
+            "Accepted deliveries that are not Meta's JSON.",
+        ),
+    ] {
+        let v = stats.counters.get(key).copied().unwrap_or(0);
+        counter(&mut out, &format!("wagate_{key}_total"), help, v);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_handshakes_total Webhook handshakes since start.\n# TYPE wagate_handshakes_total counter\nwagate_handshakes_total{{outcome=\"ok\"}} {}\nwagate_handshakes_total{{outcome=\"refused\"}} {}",
+        m.handshakes_ok.load(Ordering::Relaxed),
+        m.handshakes_refused.load(Ordering::Relaxed)
+    );
+    let dir = state.config.data_dir.clone();
+    let usage = tokio::task::spawn_blocking(move || {
+        ["journal", "quarantine", "state"].map(|d| (d, dir_bytes(&dir.join(d))))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let _ = writeln!(
+        out,
+        "# HELP wagate_data_bytes Disk used in the data directory.\n# TYPE wagate_data_bytes gauge"
+    );
+    for (d, bytes) in usage {
+        let _ = writeln!(out, "wagate_data_bytes{{dir=\"{d}\"}} {bytes}");
+    }
+    gauge(
+        &mut out,
+        "wagate_uptime_seconds",
+        "Seconds since start.",
+        stats.uptime_seconds,
+    );
+    Ok(out)
+}
