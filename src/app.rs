@@ -107,7 +107,10 @@ fn open(config: &Config) -> Result<(Journal, Store, Secret), StartError> {
         path: dir.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(data_err)?;
+    // The data holds personal data: a new directory is private to wagate's user.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(data_err)?;
     let api_token = match &config.api_token {
         Some(t) => t.clone(),
         None => load_or_create_token(&dir.join("api-token")).map_err(data_err)?,

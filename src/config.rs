@@ -57,6 +57,8 @@ pub struct Config {
     pub dedup_ttl: Duration,
     /// Size at which a journal segment is closed and a new one started.
     pub segment_size: u64,
+    /// Free space below which wagate warns (metrics, `wagate check`).
+    pub min_free: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -64,6 +66,7 @@ pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 pub const DEFAULT_QUARANTINE_MAX: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_MIN_FREE: u64 = 512 * 1024 * 1024;
 
 impl Config {
     /// Defaults suitable for a run from the checkout (and for tests).
@@ -79,6 +82,7 @@ impl Config {
             quarantine_max: DEFAULT_QUARANTINE_MAX,
             dedup_ttl: DEFAULT_DEDUP_TTL,
             segment_size: DEFAULT_SEGMENT_SIZE,
+            min_free: DEFAULT_MIN_FREE,
         }
     }
 
@@ -146,6 +150,9 @@ impl Config {
                 return Err(bad("WAGATE_SEGMENT_SIZE", "must be at least 64KiB"));
             }
             config.segment_size = n;
+        }
+        if let Some(v) = get("WAGATE_MIN_FREE") {
+            config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;
         }
         Ok(config)
     }

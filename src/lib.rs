@@ -6,8 +6,10 @@
 
 pub mod api;
 pub mod app;
+pub mod check;
 pub mod config;
 pub mod delivery;
+pub mod disk;
 pub mod events;
 pub mod fsutil;
 pub mod journal;

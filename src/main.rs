@@ -33,6 +33,9 @@ enum Command {
         /// The body exactly as received (e.g. saved from /api/deliveries/{id}/raw).
         file: std::path::PathBuf,
     },
+    /// Validate the configuration, the data directory's permissions and free space.
+    /// Exits 0 when wagate can start, 1 with an explanation when it cannot.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,34 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::VerifySignature { header, file } => verify_signature(header, &file),
+        Command::Check => check(),
+    }
+}
+
+fn check() -> ExitCode {
+    let config = match wagate::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            println!("problem: invalid configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let checks = wagate::check::run(&config);
+    for c in &checks {
+        let tag = match c.level {
+            wagate::check::Level::Ok => "ok",
+            wagate::check::Level::Warning => "warning",
+            wagate::check::Level::Problem => "problem",
+        };
+        println!("{tag}: {}", c.message);
+    }
+    if checks
+        .iter()
+        .any(|c| c.level == wagate::check::Level::Problem)
+    {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -204,6 +204,19 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
     for (d, bytes) in usage {
         let _ = writeln!(out, "wagate_data_bytes{{dir=\"{d}\"}} {bytes}");
     }
+    let free = crate::disk::free_bytes(&state.config.data_dir).unwrap_or(0);
+    gauge(
+        &mut out,
+        "wagate_disk_free_bytes",
+        "Free space on the data directory's filesystem.",
+        free,
+    );
+    gauge(
+        &mut out,
+        "wagate_disk_low",
+        "1 when free space is below WAGATE_MIN_FREE.",
+        u64::from(free < state.config.min_free),
+    );
     gauge(
         &mut out,
         "wagate_uptime_seconds",

@@ -42,3 +42,34 @@ fn a_bad_setting_exits_2_naming_the_variable() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WAGATE_DEDUP_TTL"));
 }
+
+#[test]
+fn check_passes_on_a_fresh_directory_and_explains_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = wagate()
+        .env("META_APP_SECRET", SECRET)
+        .env("WAGATE_DATA_DIR", dir.path().join("data"))
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let bad = wagate()
+        .env("WAGATE_DATA_DIR", "/nonexistent/wagate/data")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("problem: neither"));
+    let low = wagate()
+        .env("WAGATE_DATA_DIR", dir.path())
+        .env("WAGATE_MIN_FREE", "100000GiB")
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(low.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&low.stdout).contains("below WAGATE_MIN_FREE"));
+}

@@ -56,5 +56,6 @@ async fn metrics_show_the_traffic() {
     }
     assert!(text.contains("wagate_journal_fsync_seconds_bucket{le=\"+Inf\"}"));
     assert!(text.contains("wagate_data_bytes{dir=\"journal\"}"));
+    assert!(text.lines().any(|l| l == "wagate_disk_low 0"), "{text}");
     app.stop().await;
 }

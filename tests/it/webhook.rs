@@ -455,3 +455,16 @@ async fn reverify_accepts_rejected_deliveries_once_the_secret_is_fixed() {
     assert_eq!(second["accepted"].as_array().unwrap().len(), 0, "{second}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_data_directory_is_private() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    let app = wagate::App::start(crate::support::test_config(&data))
+        .await
+        .unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+    app.shutdown().await;
+}
