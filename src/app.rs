@@ -59,9 +59,14 @@ impl App {
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let journal = Arc::new(journal);
         let (j, s, ttl) = (journal.clone(), store.clone(), config.dedup_ttl);
-        let (applier, applied) = tokio::task::spawn_blocking(move || Applier::new(j, s, ttl))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let retention = crate::pipeline::retention::RetentionOptions {
+            raw_ttl: config.raw_ttl,
+            event_ttl: config.event_ttl,
+        };
+        let (applier, applied) =
+            tokio::task::spawn_blocking(move || Applier::new(j, s, ttl, retention))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??;
         let (stop, stop_rx) = watch::channel(false);
         let runtime = tokio::runtime::Handle::current();
         let handle = std::thread::Builder::new()

@@ -59,6 +59,10 @@ pub struct Config {
     pub segment_size: u64,
     /// Free space below which wagate warns (metrics, `wagate check`).
     pub min_free: u64,
+    /// Raw deliveries (journal segments) are deleted after this.
+    pub raw_ttl: Duration,
+    /// Messages, statuses and account events are deleted after this.
+    pub event_ttl: Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -67,6 +71,7 @@ pub const DEFAULT_QUARANTINE_MAX: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_MIN_FREE: u64 = 512 * 1024 * 1024;
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Config {
     /// Defaults suitable for a run from the checkout (and for tests).
@@ -83,6 +88,8 @@ impl Config {
             dedup_ttl: DEFAULT_DEDUP_TTL,
             segment_size: DEFAULT_SEGMENT_SIZE,
             min_free: DEFAULT_MIN_FREE,
+            raw_ttl: DEFAULT_RETENTION,
+            event_ttl: DEFAULT_RETENTION,
         }
     }
 
@@ -150,6 +157,12 @@ impl Config {
                 return Err(bad("WAGATE_SEGMENT_SIZE", "must be at least 64KiB"));
             }
             config.segment_size = n;
+        }
+        if let Some(v) = get("WAGATE_RAW_TTL") {
+            config.raw_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_RAW_TTL", m))?;
+        }
+        if let Some(v) = get("WAGATE_EVENT_TTL") {
+            config.event_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_EVENT_TTL", m))?;
         }
         if let Some(v) = get("WAGATE_MIN_FREE") {
             config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;

@@ -220,6 +220,37 @@ impl Journal {
         self.root.join(stream.dir_name())
     }
 
+    /// Every segment of `stream`, oldest first; the last one is being written to
+    /// (blocking I/O).
+    pub fn segments(&self, stream: Stream) -> Result<Vec<SegmentInfo>, JournalError> {
+        let dir = self.dir(stream);
+        let all = segment::list(&dir)?;
+        let mut out = Vec::with_capacity(all.len());
+        for (id, bytes) in all {
+            let modified = std::fs::metadata(segment::path_for(&dir, id))?.modified()?;
+            out.push(SegmentInfo {
+                id,
+                bytes,
+                modified,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes a closed segment (retention). The newest segment is never deleted.
+    pub fn delete_segment(&self, stream: Stream, id: u64) -> Result<(), JournalError> {
+        let dir = self.dir(stream);
+        let newest = segment::list(&dir)?.last().map(|s| s.0);
+        if newest == Some(id) {
+            return Err(JournalError::Corrupt(format!(
+                "segment {id} is still being written"
+            )));
+        }
+        std::fs::remove_file(segment::path_for(&dir, id))?;
+        segment::sync_dir(&dir)?;
+        Ok(())
+    }
+
     /// Reads the record at `pos` (blocking I/O).
     pub fn read_at(&self, stream: Stream, pos: RecordPos) -> Result<Record, JournalError> {
         Ok(segment::read_at(
@@ -250,6 +281,15 @@ impl Journal {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentInfo {
+    /// The sequence number its first record has (or would have).
+    pub id: u64,
+    pub bytes: u64,
+    /// When it was last written: no record in it is newer.
+    pub modified: std::time::SystemTime,
 }
 
 /// A reader's place in a stream: after the record `last_seq`, which ended at

@@ -4,6 +4,7 @@
 //! step are committed together, so a step is either wholly applied or not at all.
 
 pub mod counters;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub struct Applier {
     next_expiry: std::time::Instant,
     expiry_from: Option<Vec<u8>>,
     committer: Option<Committer>,
+    retention: retention::Retention,
 }
 
 /// Commits prepared steps on its own thread, so that step k+1 is prepared (read,
@@ -95,6 +97,7 @@ impl Applier {
         journal: Arc<Journal>,
         store: Store,
         dedup_ttl: Duration,
+        retention: retention::RetentionOptions,
     ) -> Result<(Applier, watch::Receiver<Applied>), StoreError> {
         let main = store.cursor(Stream::Main)?;
         let quarantine = store.cursor(Stream::Quarantine)?;
@@ -120,6 +123,7 @@ impl Applier {
                 next_expiry: std::time::Instant::now(),
                 expiry_from: None,
                 committer: None,
+                retention: retention::Retention::new(retention),
             },
             rx,
         ))
@@ -197,6 +201,10 @@ impl Applier {
             }
             self.purged_before = heads.quarantine_oldest_segment;
         }
+        // The committed cursor, not the reader's: only what is durably applied may go.
+        let committed = self.store.cursor(Stream::Main)?;
+        self.retention
+            .maybe_run(&self.journal, &self.store, committed)?;
         if std::time::Instant::now() >= self.next_expiry {
             let horizon = crate::now_micros() - self.dedup_ttl.as_micros() as i64;
             let (n, next) =

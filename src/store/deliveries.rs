@@ -120,6 +120,23 @@ impl Store {
         Ok(DeliveryPage { items, next_before })
     }
 
+    /// Forgets accepted deliveries with ids in `from..to` (their journal segment was
+    /// deleted by retention). Returns how many.
+    pub fn forget_accepted(&self, from: u64, to: u64) -> Result<u64, StoreError> {
+        let mut changes = Changes::new();
+        let mut n = 0;
+        for kv in self.tree(T::DeliveriesAccepted).range(be(from)..be(to)) {
+            let (k, _) = kv?;
+            changes.del(T::DeliveriesAccepted, &k);
+            n += 1;
+            if n % 4096 == 0 {
+                self.commit(std::mem::take(&mut changes))?;
+            }
+        }
+        self.commit(changes)?;
+        Ok(n)
+    }
+
     /// Forgets rejected deliveries whose quarantine segment (id < `oldest_segment`)
     /// was dropped to stay within budget. Returns how many were forgotten.
     pub fn forget_dropped_quarantine(&self, oldest_segment: u64) -> Result<u64, StoreError> {

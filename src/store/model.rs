@@ -188,6 +188,108 @@ impl Store {
         Ok((n, last))
     }
 
+    /// Deletes messages whose timestamp is before `before_secs`, with their index
+    /// entries, `budget` at most. Returns how many.
+    pub fn expire_messages(&self, before_secs: i64, budget: usize) -> Result<u64, StoreError> {
+        let mut changes = Changes::new();
+        let mut n = 0;
+        for kv in self
+            .tree(T::MessagesByTime)
+            .range(..be(before_secs.max(0) as u64))
+            .take(budget)
+        {
+            let (suffix, _) = kv?;
+            changes.del(T::MessagesByTime, &suffix);
+            let id = String::from_utf8_lossy(&suffix[8..]).into_owned();
+            if let Some(m) = self.message(&id)? {
+                changes.del(T::Messages, id.as_bytes());
+                changes.del(
+                    T::MessagesByContact,
+                    prefixed(&m.message.contact_id, &suffix),
+                );
+                changes.del(T::MessagesByType, prefixed(&m.message.msg_type, &suffix));
+            }
+            n += 1;
+        }
+        self.commit(changes)?;
+        Ok(n)
+    }
+
+    /// Deletes account events before `before_secs`, `budget` at most.
+    pub fn expire_events(&self, before_secs: i64, budget: usize) -> Result<u64, StoreError> {
+        let mut changes = Changes::new();
+        let mut n = 0;
+        for kv in self
+            .tree(T::Events)
+            .range(..be(before_secs.max(0) as u64))
+            .take(budget)
+        {
+            let (suffix, v) = kv?;
+            let e: StoredEvent = decode(&v)?;
+            changes.del(T::Events, &suffix);
+            changes.del(T::EventsByField, prefixed(&e.event.field, &suffix));
+            n += 1;
+        }
+        self.commit(changes)?;
+        Ok(n)
+    }
+
+    /// Deletes status timeline entries before `before_secs`, looking at `budget` keys
+    /// after `from` (a rolling scan: the timeline is keyed by message id). A message
+    /// left with no status loses its current status too. Returns how many were
+    /// deleted and where to continue (`None`: the pass is complete).
+    pub fn expire_statuses(
+        &self,
+        before_secs: i64,
+        from: Option<&[u8]>,
+        budget: usize,
+    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+        let mut changes = Changes::new();
+        let mut n = 0;
+        let mut last = None;
+        let range = match from {
+            Some(k) => self
+                .tree(T::Statuses)
+                .range::<&[u8], _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+            None => self.tree(T::Statuses).iter(),
+        };
+        // Per message id: were all of its entries seen so far expired?
+        let mut group: Option<(Vec<u8>, bool)> = None;
+        let close = |changes: &mut Changes, group: &Option<(Vec<u8>, bool)>| {
+            if let Some((id, true)) = group {
+                changes.del(T::StatusCurrent, id);
+            }
+        };
+        for (i, kv) in range.enumerate() {
+            let (k, _) = kv?;
+            let Some(sep) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let (id, rest) = (&k[..sep], &k[sep + 1..]);
+            let ts = super::from_be(rest).unwrap_or(0) as i64;
+            let expired = ts < before_secs;
+            match &mut group {
+                Some((g, all)) if g.as_slice() == id => *all &= expired,
+                _ => {
+                    close(&mut changes, &group);
+                    group = Some((id.to_vec(), expired));
+                }
+            }
+            if expired {
+                changes.del(T::Statuses, &k);
+                n += 1;
+            }
+            if i + 1 == budget {
+                last = Some(k.to_vec());
+                group = None; // the message may continue in the next pass
+                break;
+            }
+        }
+        close(&mut changes, &group);
+        self.commit(changes)?;
+        Ok((n, last))
+    }
+
     pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, StoreError> {
         self.tree(T::Messages)
             .get(id)?

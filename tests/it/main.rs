@@ -6,5 +6,6 @@ mod crash;
 mod events;
 mod metrics;
 mod parse;
+mod retention;
 mod support;
 mod webhook;

@@ -1,0 +1,128 @@
+//! Retention: raw deliveries (journal segments) after `WAGATE_RAW_TTL`, messages,
+//! statuses and account events after `WAGATE_EVENT_TTL`. Runs in the applier's
+//! thread, at start and then every few minutes, so it never races the applier.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::journal::{Cursor, Journal, Stream};
+use crate::store::{Store, StoreError};
+
+const EVERY: Duration = Duration::from_secs(600);
+const BUDGET: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionOptions {
+    pub raw_ttl: Duration,
+    pub event_ttl: Duration,
+}
+
+pub struct Retention {
+    options: RetentionOptions,
+    next_run: Instant,
+    statuses_from: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub segments: u64,
+    pub bytes: u64,
+    pub deliveries: u64,
+    pub messages: u64,
+    pub statuses: u64,
+    pub events: u64,
+}
+
+impl Retention {
+    pub fn new(options: RetentionOptions) -> Self {
+        Retention {
+            options,
+            next_run: Instant::now(),
+            statuses_from: None,
+        }
+    }
+
+    /// Runs a sweep when one is due. `applied` is the main stream's cursor: only
+    /// segments wholly before it are deleted.
+    pub fn maybe_run(
+        &mut self,
+        journal: &Journal,
+        store: &Store,
+        applied: Option<Cursor>,
+    ) -> Result<(), StoreError> {
+        if Instant::now() < self.next_run {
+            return Ok(());
+        }
+        let report = self.sweep(journal, store, applied, SystemTime::now())?;
+        if report != Report::default() {
+            tracing::info!(
+                segments = report.segments,
+                bytes = report.bytes,
+                deliveries = report.deliveries,
+                messages = report.messages,
+                statuses = report.statuses,
+                events = report.events,
+                "retention sweep deleted expired data"
+            );
+        }
+        // A status pass in progress continues soon; otherwise rest.
+        self.next_run = Instant::now()
+            + if self.statuses_from.is_some() {
+                Duration::from_secs(1)
+            } else {
+                EVERY
+            };
+        Ok(())
+    }
+
+    pub fn sweep(
+        &mut self,
+        journal: &Journal,
+        store: &Store,
+        applied: Option<Cursor>,
+        now: SystemTime,
+    ) -> Result<Report, StoreError> {
+        let mut report = Report::default();
+        let io = |e: crate::journal::JournalError| StoreError::Task(e.to_string());
+        let raw_horizon = now - self.options.raw_ttl;
+        let segments = journal.segments(Stream::Main).map_err(io)?;
+        let applied_segment = applied.map_or(0, |c| c.segment);
+        for pair in segments.windows(2) {
+            let (seg, next) = (&pair[0], &pair[1]);
+            // Wholly applied (the applier is in a later segment) and wholly expired.
+            if seg.id >= applied_segment || seg.modified >= raw_horizon {
+                break;
+            }
+            // Index first, file second: a crash in between leaves a file that the next
+            // sweep deletes, never an index entry pointing at nothing.
+            report.deliveries += store.forget_accepted(seg.id, next.id)?;
+            journal.delete_segment(Stream::Main, seg.id).map_err(io)?;
+            report.segments += 1;
+            report.bytes += seg.bytes;
+        }
+
+        let since_epoch = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        };
+        let event_horizon = since_epoch(now - self.options.event_ttl);
+        loop {
+            let n = store.expire_messages(event_horizon, BUDGET)?;
+            report.messages += n;
+            if n < BUDGET as u64 {
+                break;
+            }
+        }
+        loop {
+            let n = store.expire_events(event_horizon, BUDGET)?;
+            report.events += n;
+            if n < BUDGET as u64 {
+                break;
+            }
+        }
+        let (n, next) =
+            store.expire_statuses(event_horizon, self.statuses_from.as_deref(), BUDGET)?;
+        report.statuses += n;
+        self.statuses_from = next;
+        Ok(report)
+    }
+}

@@ -1,0 +1,90 @@
+//! Retention: expired journal segments and model entries are deleted, the disk
+//! space comes back, and nothing younger is touched.
+
+use std::time::{Duration, SystemTime};
+
+use crate::support::TestApp;
+
+const DAY: u64 = 86400;
+
+fn body(i: usize, ts: u64) -> String {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"2"}},"messages":[{{"id":"wamid.R{i}","from":"15550001","timestamp":"{ts}","type":"text","text":{{"body":"{}"}}}}],"statuses":[{{"id":"wamid.OUT{i}","status":"sent","timestamp":"{ts}","recipient_id":"15550001"}}]}}}}]}}]}}"#,
+        "x".repeat(2000)
+    )
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[tokio::test]
+async fn expired_segments_and_model_entries_are_deleted() {
+    let tweak = |c: &mut wagate::Config| {
+        c.segment_size = 64 * 1024;
+        c.raw_ttl = Duration::from_secs(3600);
+        c.event_ttl = Duration::from_secs(3600);
+        c.dedup_ttl = Duration::from_secs(3650 * DAY);
+    };
+    let app = TestApp::spawn_with(tweak).await;
+    let now = wagate::now_micros() as u64 / 1_000_000;
+    for i in 0..100 {
+        app.deliver(body(i, now - 2 * DAY)).await;
+    }
+    app.wait_applied().await;
+    let dir = app.stop().await;
+    let journal = dir.path().join("journal");
+    let before = dir_bytes(&journal);
+    let segments_before = std::fs::read_dir(&journal).unwrap().count();
+    assert!(segments_before >= 3, "{segments_before} segments");
+    // Two days pass for the files too.
+    let two_days_ago = SystemTime::now() - Duration::from_secs(2 * DAY);
+    for e in std::fs::read_dir(&journal).unwrap() {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(e.unwrap().path())
+            .unwrap();
+        f.set_modified(two_days_ago).unwrap();
+    }
+
+    // The sweep runs at start.
+    let app = TestApp::spawn_in(dir, tweak).await;
+    app.deliver(body(1000, now)).await;
+    app.wait_applied().await;
+    let after = dir_bytes(&app.dir.path().join("journal"));
+    assert!(after < before / 2, "journal {before} -> {after} bytes");
+    let segments_after = std::fs::read_dir(app.dir.path().join("journal"))
+        .unwrap()
+        .count();
+    assert!(segments_after <= 2, "{segments_after} segments left");
+
+    // Old messages and statuses are gone, the new ones are there.
+    let messages = app.get_json("/api/messages?limit=500").await;
+    let ids: Vec<&str> = messages["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["wamid.R1000"]);
+    assert_eq!(app.get("/api/messages/wamid.OUT5").await.status(), 404);
+    assert_eq!(
+        app.get_json("/api/messages/wamid.OUT1000").await["current_status"],
+        "sent"
+    );
+    // Deliveries in deleted segments are forgotten; the newest is kept.
+    let deliveries = app.get_json("/api/deliveries?limit=500").await;
+    let kept = deliveries["deliveries"].as_array().unwrap();
+    assert!(kept.len() < 100, "{} deliveries kept", kept.len());
+    for d in kept {
+        let detail = app.get_json(&format!("/api/deliveries/{}", d["id"])).await;
+        assert_eq!(
+            detail["body_available"], true,
+            "a kept delivery has its body"
+        );
+    }
+    app.stop().await;
+}
