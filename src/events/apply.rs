@@ -174,7 +174,10 @@ impl Applier<'_> {
         self.counters.add("items_new", 1);
         match item {
             Item::Message { meta, message } => self.message(d, meta, message),
-            Item::Status { meta, status } => {
+            Item::Status { meta, mut status } => {
+                if status.timestamp <= 0 {
+                    status.timestamp = d.received_at_micros / 1_000_000;
+                }
                 let current = match self.overlay.current_status(&status.id) {
                     Some(c) => Some(c.clone()),
                     None => self.store.current_status(&status.id)?,
@@ -197,7 +200,10 @@ impl Applier<'_> {
                 self.counters.add("statuses", 1);
                 Ok(())
             }
-            Item::Change { meta, event } => {
+            Item::Change { meta, mut event } => {
+                // Without a time of its own (value.errors[]), an event is as old as
+                // its delivery: that keeps its place and its retention deterministic.
+                event.timestamp = event.timestamp.or(Some(d.received_at_micros / 1_000_000));
                 let stored = StoredEvent {
                     event,
                     waba_id: meta.waba_id,
@@ -216,8 +222,11 @@ impl Applier<'_> {
         &mut self,
         d: &Delivered,
         meta: ItemMeta,
-        message: InboundMessage,
+        mut message: InboundMessage,
     ) -> Result<(), StoreError> {
+        if message.timestamp <= 0 {
+            message.timestamp = d.received_at_micros / 1_000_000;
+        }
         let mut c = self.contact(&message.contact_id)?;
         c.wa_id = message.from.clone().or(c.wa_id);
         c.user_id = message.from_user_id.clone().or(c.user_id);

@@ -360,7 +360,19 @@ async fn sled_rolled_back_to_an_earlier_point_reapplies_to_the_same_state() {
 
     let app = TestApp::spawn_in(dir, |c| c.dedup_ttl = TEN_YEARS).await;
     app.wait_applied().await;
-    assert_eq!(model(&app), reference);
+    let got = model(&app);
+    for (a, b) in got.iter().zip(reference.iter()) {
+        if a != b {
+            eprintln!(
+                "DIFF got {:?}\n    want {:?}",
+                (a.0.as_str(), String::from_utf8_lossy(&a.1), &a.2),
+                (b.0.as_str(), String::from_utf8_lossy(&b.1), &b.2)
+            );
+            break;
+        }
+    }
+    assert_eq!(got.len(), reference.len());
+    assert_eq!(got, reference);
     let stats = app.get_json("/api/stats").await;
     for k in [
         "items_new",

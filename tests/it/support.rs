@@ -28,6 +28,9 @@ pub fn test_config(dir: &Path) -> Config {
     config.app_secrets = vec![wagate::config::Secret::new(SECRET)];
     config.verify_token = Some(wagate::config::Secret::new(VERIFY_TOKEN));
     config.api_token = Some(wagate::config::Secret::new(API_TOKEN));
+    // The corpus is years old: retention is tested on its own (retention.rs).
+    config.raw_ttl = std::time::Duration::from_secs(10 * 365 * 86400);
+    config.event_ttl = config.raw_ttl;
     config
 }
 
