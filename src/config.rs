@@ -59,6 +59,8 @@ pub struct Config {
     pub segment_size: u64,
     /// Free space below which wagate warns (metrics, `wagate check`).
     pub min_free: u64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::web::client_ip::Cidr>,
     /// Raw deliveries (journal segments) are deleted after this.
     pub raw_ttl: Duration,
     /// Messages, statuses and account events are deleted after this.
@@ -88,6 +90,7 @@ impl Config {
             dedup_ttl: DEFAULT_DEDUP_TTL,
             segment_size: DEFAULT_SEGMENT_SIZE,
             min_free: DEFAULT_MIN_FREE,
+            trusted_proxies: Vec::new(),
             raw_ttl: DEFAULT_RETENTION,
             event_ttl: DEFAULT_RETENTION,
         }
@@ -157,6 +160,14 @@ impl Config {
                 return Err(bad("WAGATE_SEGMENT_SIZE", "must be at least 64KiB"));
             }
             config.segment_size = n;
+        }
+        if let Some(v) = get("WAGATE_TRUSTED_PROXIES") {
+            config.trusted_proxies = v
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|m| bad("WAGATE_TRUSTED_PROXIES", m))?;
         }
         if let Some(v) = get("WAGATE_RAW_TTL") {
             config.raw_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_RAW_TTL", m))?;

@@ -1,5 +1,6 @@
 //! The HTTP layer: composes every feature's routes in one place.
 
+pub mod client_ip;
 pub mod error;
 
 use warp::filters::BoxedFilter;

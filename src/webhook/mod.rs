@@ -18,6 +18,7 @@ use crate::app::AppState;
 use crate::delivery::{Delivery, Verdict};
 use crate::journal::{Kind, Stream};
 use crate::store::Handshake;
+use crate::web::client_ip::client_addr;
 
 /// A too-large body keeps this much, enough to see what it was.
 pub const TOO_LARGE_KEEP: usize = 64 * 1024;
@@ -29,8 +30,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .and(warp::path::end())
         .and(warp::query::<HashMap<String, String>>())
         .and(warp::addr::remote())
+        .and(warp::header::optional::<String>("x-forwarded-for"))
         .then(
-            move |q: HashMap<String, String>, peer: Option<SocketAddr>| {
+            move |q: HashMap<String, String>, peer: Option<SocketAddr>, fwd: Option<String>| {
+                let peer = client_addr(peer, fwd.as_deref(), &s.config.trusted_proxies);
                 handshake(s.clone(), q, peer)
             },
         );
@@ -47,7 +50,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
 async fn handshake(
     state: AppState,
     q: HashMap<String, String>,
-    peer: Option<SocketAddr>,
+    peer: Option<String>,
 ) -> warp::reply::Response {
     let mode = q.get("hub.mode").map(String::as_str);
     let token = q.get("hub.verify_token").map(String::as_str).unwrap_or("");
@@ -66,7 +69,7 @@ async fn handshake(
     };
     let attempt = Handshake {
         at_micros: crate::now_micros(),
-        peer: peer.map(|p| p.to_string()),
+        peer,
         accepted: outcome.is_ok(),
         reason: outcome.err().unwrap_or("").to_string(),
     };
@@ -185,8 +188,9 @@ where
             let sig = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
             state.verifier.verify(sig, &read.bytes)
         };
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let delivery = Delivery {
-        peer: peer.map(|p| p.to_string()),
+        peer: client_addr(peer, forwarded, &state.config.trusted_proxies),
         verdict: outcome.verdict,
         reason: outcome.reason,
         secret_index: outcome.secret_index,

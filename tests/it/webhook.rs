@@ -468,3 +468,35 @@ async fn a_new_data_directory_is_private() {
     assert_eq!(mode & 0o777, 0o700);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    for trusted in [false, true] {
+        let app = TestApp::spawn_with(|c| {
+            if trusted {
+                c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+            }
+        })
+        .await;
+        let body = b"{}".to_vec();
+        let resp = app
+            .client
+            .post(format!("{}/webhook", app.base))
+            .header("x-hub-signature-256", sign(&body))
+            .header("x-forwarded-for", "198.51.100.7")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        app.wait_applied().await;
+        let d = app.get_json("/api/deliveries/1").await;
+        let peer = d["peer"].as_str().unwrap();
+        assert_eq!(
+            peer.starts_with("198.51.100.7 (via 127.0.0.1:"),
+            trusted,
+            "{peer}"
+        );
+        app.stop().await;
+    }
+}
