@@ -175,6 +175,10 @@ impl Config {
         if let Some(v) = get("WAGATE_EVENT_TTL") {
             config.event_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_EVENT_TTL", m))?;
         }
+        if config.event_ttl < config.dedup_ttl {
+            // A stored message is its own dedup key: it must outlive the dedup window.
+            return Err(bad("WAGATE_EVENT_TTL", "must be at least WAGATE_DEDUP_TTL"));
+        }
         if let Some(v) = get("WAGATE_MIN_FREE") {
             config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;
         }

@@ -137,6 +137,12 @@ async fn message(state: AppState, id: String) -> Result<MessageDetail, ApiError>
     if message.is_none() && statuses.is_empty() {
         return Err(ApiError::NotFound);
     }
+    let mut message = message;
+    if let Some(m) = message.as_mut().filter(|m| m.message.raw.is_null()) {
+        m.message.raw = raw_from_journal(&state, m.delivery_id, &m.message.id)
+            .await
+            .unwrap_or(serde_json::Value::Null);
+    }
     let id = message
         .as_ref()
         .map(|m| m.message.id.clone())
@@ -173,4 +179,33 @@ async fn events(state: AppState, q: EventQuery) -> Result<EventList, ApiError> {
     let st = state.store.clone();
     let events = store::blocking(move || st.events(field.as_deref(), limit)).await?;
     Ok(EventList { events })
+}
+
+/// The message object exactly as Meta sent it, from the delivery in the journal
+/// (`None` once retention has deleted that delivery).
+async fn raw_from_journal(
+    state: &AppState,
+    delivery_id: u64,
+    wamid: &str,
+) -> Option<serde_json::Value> {
+    let (st, journal, wamid) = (
+        state.store.clone(),
+        state.journal.clone(),
+        wamid.to_string(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let meta = st.delivery(delivery_id).ok()??;
+        let record = journal.read_at(meta.stream, meta.pos).ok()?;
+        let delivery = crate::delivery::Delivery::decode(&record.payload).ok()?;
+        let items = crate::events::parse::parse_delivery(&delivery.body).ok()?;
+        items.into_iter().find_map(|item| match item {
+            crate::events::model::Item::Message { message, .. } if message.id == wamid => {
+                Some(message.raw)
+            }
+            _ => None,
+        })
+    })
+    .await
+    .ok()
+    .flatten()
 }

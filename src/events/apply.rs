@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::model::{InboundMessage, Item, ItemMeta};
+use super::model::{InboundMessage, Item, ItemMeta, MessageContent};
 use super::parse::{parse_delivery, status_rank, status_supersedes};
 use crate::pipeline::Counters;
 use crate::store::{
@@ -156,7 +156,13 @@ impl Applier<'_> {
         let Some(key) = item.dedup_key() else {
             return Ok(());
         };
-        if self.overlay.seen(&key) || self.store.item_seen(&key)? {
+        // A stored message is its own dedup key: one write less per message.
+        let seen = self.overlay.seen(&key)
+            || match &item {
+                Item::Message { message, .. } => self.store.message_exists(&message.id)?,
+                _ => self.store.item_seen(&key)?,
+            };
+        if seen {
             self.counters.add("items_duplicate", 1);
             return Ok(());
         }
@@ -170,7 +176,9 @@ impl Applier<'_> {
             return Ok(());
         }
         self.overlay.current.seen.insert(key.clone());
-        self.changes.remember_item(&key, d.received_at_micros);
+        if !matches!(item, Item::Message { .. }) {
+            self.changes.remember_item(&key, d.received_at_micros);
+        }
         self.counters.add("items_new", 1);
         match item {
             Item::Message { meta, message } => self.message(d, meta, message),
@@ -226,6 +234,14 @@ impl Applier<'_> {
     ) -> Result<(), StoreError> {
         if message.timestamp <= 0 {
             message.timestamp = d.received_at_micros / 1_000_000;
+        }
+        // The verbatim object stays in the journal (the API reads it from there); sled
+        // keeps the parsed content, unless the type is one the parser does not know.
+        if !matches!(
+            message.content,
+            MessageContent::Unknown { .. } | MessageContent::Unsupported { .. }
+        ) {
+            message.raw = serde_json::Value::Null;
         }
         let mut c = self.contact(&message.contact_id)?;
         c.wa_id = message.from.clone().or(c.wa_id);

@@ -150,6 +150,10 @@ impl Changes {
 }
 
 impl Store {
+    pub fn message_exists(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.tree(T::Messages).contains_key(id)?)
+    }
+
     pub fn item_seen(&self, key: &[u8]) -> Result<bool, StoreError> {
         Ok(self.tree(T::Dedup).contains_key(key)?)
     }

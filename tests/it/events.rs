@@ -58,6 +58,8 @@ async fn the_whole_corpus_is_parsed_into_the_model() {
         ))
         .await;
     assert_eq!(text["direction"], "inbound");
+    // The verbatim object comes back from the journal.
+    assert!(text["message"]["raw"]["text"]["body"].is_string(), "{text}");
     assert_eq!(text["message"]["content"]["kind"], "text");
     assert!(!text["message"]["content"]["body"]
         .as_str()
