@@ -11,8 +11,10 @@ pub mod delivery;
 pub mod events;
 pub mod fsutil;
 pub mod journal;
+pub mod outbox;
 pub mod pipeline;
 pub mod store;
+pub mod upstream;
 pub mod web;
 pub mod webhook;
 
@@ -29,6 +31,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let routes = web::routes(app.state.clone());
+    let outbox = app.state.outbox.clone();
+    // Answer callers waiting on a send first, so the graceful stop is not held up.
+    let shutdown = async move {
+        shutdown.await;
+        outbox.begin_shutdown();
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "wagate listening");
     }

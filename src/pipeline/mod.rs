@@ -50,6 +50,7 @@ pub struct Applier {
     applied: watch::Sender<Applied>,
     purged_before: u64,
     overlay: Overlay,
+    outbox: crate::outbox::apply::Pending,
     dedup_ttl: Duration,
     next_expiry: std::time::Instant,
 }
@@ -81,6 +82,7 @@ impl Applier {
                 applied: tx,
                 purged_before: 0,
                 overlay: Overlay::default(),
+                outbox: Default::default(),
                 dedup_ttl,
                 next_expiry: std::time::Instant::now(),
             },
@@ -150,6 +152,7 @@ impl Applier {
         let stream = self.readers[i].stream();
         let result = self.read_and_commit(i, heads);
         self.overlay.clear();
+        self.outbox.clear();
         let cursor = match result {
             Ok(Some(cursor)) => cursor,
             Ok(None) => return Ok(false),
@@ -186,6 +189,7 @@ impl Applier {
         };
         changes.set_cursor(stream, cursor);
         self.overlay.write(&mut changes);
+        self.outbox.write(&mut changes);
         self.counters.write(&mut changes);
         self.store.commit(changes)?;
         Ok(Some(cursor))
@@ -198,13 +202,17 @@ impl Applier {
         pos: RecordPos,
         changes: &mut Changes,
     ) -> Result<(), StoreError> {
-        if Kind::from_u8(record.kind) != Some(Kind::Delivery) {
-            tracing::warn!(
-                seq = record.seq,
-                kind = record.kind,
-                "skipping a journal record of unknown kind"
-            );
-            return Ok(());
+        match Kind::from_u8(record.kind) {
+            Some(Kind::Delivery) => {}
+            Some(kind) => return self.outbox.apply(&self.store, kind, record),
+            None => {
+                tracing::warn!(
+                    seq = record.seq,
+                    kind = record.kind,
+                    "skipping a journal record of unknown kind"
+                );
+                return Ok(());
+            }
         }
         let delivery = match Delivery::decode(&record.payload) {
             Ok(d) => d,

@@ -16,7 +16,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     health
         .or(crate::webhook::routes(state.clone()))
         .unify()
-        .or(crate::api::routes(state))
+        .or(crate::api::routes(state.clone()))
+        .unify()
+        .or(crate::outbox::graph_routes(state))
         .unify()
         .recover(error::recover)
         .unify()

@@ -1,0 +1,96 @@
+//! The applier's side of the outbox: turns `SendRequest`/`SendUpdate` records into
+//! entries in the store. Entries touched in one step are kept here and written once
+//! at the end of the step (reads inside a step do not see uncommitted writes).
+//! Re-applying a record changes nothing (see `OutboxEntry::apply`).
+
+use std::collections::HashMap;
+
+use super::record::{OutboxEntry, Pause, SendRequest, SendUpdate};
+use crate::journal::{Kind, Record};
+use crate::store::{Changes, Store, StoreError};
+
+#[derive(Default)]
+pub struct Pending {
+    entries: HashMap<u64, OutboxEntry>,
+    /// `Some(new pause state)` when the step changed it.
+    pause: Option<Option<Pause>>,
+}
+
+impl Pending {
+    pub fn apply(&mut self, store: &Store, kind: Kind, record: &Record) -> Result<(), StoreError> {
+        match kind {
+            Kind::SendRequest => {
+                let Some(req) = decode::<SendRequest>(record) else {
+                    return Ok(());
+                };
+                if self.entry(store, record.seq)?.is_none() {
+                    let e = OutboxEntry::new(record.seq, record.unix_micros, req);
+                    self.entries.insert(record.seq, e);
+                }
+            }
+            Kind::SendUpdate => {
+                let Some(update) = decode::<SendUpdate>(record) else {
+                    return Ok(());
+                };
+                match &update {
+                    SendUpdate::Started { id, .. }
+                    | SendUpdate::Ended { id, .. }
+                    | SendUpdate::Settled { id, .. } => {
+                        if let Some(e) = self.entry(store, *id)? {
+                            e.apply(&update, record.unix_micros);
+                        }
+                    }
+                    SendUpdate::Paused {
+                        reason,
+                        token_fingerprint,
+                    } => {
+                        self.pause = Some(Some(Pause {
+                            reason: reason.clone(),
+                            since_micros: record.unix_micros,
+                            token_fingerprint: token_fingerprint.clone(),
+                        }))
+                    }
+                    SendUpdate::Resumed { .. } => self.pause = Some(None),
+                }
+            }
+            Kind::Delivery => {}
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, store: &Store, id: u64) -> Result<Option<&mut OutboxEntry>, StoreError> {
+        if !self.entries.contains_key(&id) {
+            match store.outbox_entry(id)? {
+                Some(e) => {
+                    self.entries.insert(id, e);
+                }
+                None => return Ok(None),
+            }
+        }
+        Ok(self.entries.get_mut(&id))
+    }
+
+    pub fn write(&self, changes: &mut Changes) {
+        for e in self.entries.values() {
+            changes.put_outbox(e);
+        }
+        if let Some(p) = &self.pause {
+            changes.set_outbox_pause(p.as_ref());
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.pause = None;
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(record: &Record) -> Option<T> {
+    match serde_json::from_slice(&record.payload) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(seq = record.seq, error = %e, "outbox record could not be decoded");
+            None
+        }
+    }
+}
