@@ -3,6 +3,9 @@
 
 mod crash;
 mod events;
+mod fake_graph;
 mod parse;
+mod send;
+mod send_crash;
 mod support;
 mod webhook;
