@@ -59,15 +59,11 @@ impl Pending {
     }
 
     fn entry(&mut self, store: &Store, id: u64) -> Result<Option<&mut OutboxEntry>, StoreError> {
-        if !self.entries.contains_key(&id) {
-            match store.outbox_entry(id)? {
-                Some(e) => {
-                    self.entries.insert(id, e);
-                }
-                None => return Ok(None),
-            }
+        use std::collections::hash_map::Entry;
+        match self.entries.entry(id) {
+            Entry::Occupied(e) => Ok(Some(e.into_mut())),
+            Entry::Vacant(v) => Ok(store.outbox_entry(id)?.map(|e| v.insert(e))),
         }
-        Ok(self.entries.get_mut(&id))
     }
 
     pub fn write(&self, changes: &mut Changes) {

@@ -177,7 +177,10 @@ async fn token_error_pauses_until_resumed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
         list = app.get_json("/api/outbox").await;
     }
-    assert!(list["paused"]["reason"].as_str().unwrap().contains("190"), "{list}");
+    assert!(
+        list["paused"]["reason"].as_str().unwrap().contains("190"),
+        "{list}"
+    );
     let b = send(&app, &text("16505550000", "B")).await;
     // Nothing goes out while paused.
     tokio::time::sleep(Duration::from_millis(300)).await;
