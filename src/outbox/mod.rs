@@ -10,6 +10,7 @@
 pub mod apply;
 mod http;
 pub mod record;
+mod recover;
 mod sender;
 
 use std::collections::{HashMap, HashSet};

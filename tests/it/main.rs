@@ -7,5 +7,6 @@ mod fake_graph;
 mod parse;
 mod send;
 mod send_crash;
+mod send_graph;
 mod support;
 mod webhook;
