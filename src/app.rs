@@ -11,8 +11,10 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Secret};
 use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::outbox::Outbox;
 use crate::pipeline::{Applied, Applier};
 use crate::store::{Store, StoreError};
+use crate::upstream::Upstream;
 use crate::webhook::signature::Verifier;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    Upstream(#[from] reqwest::Error),
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -37,6 +41,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub api_token: Secret,
     pub applied: watch::Receiver<Applied>,
+    pub outbox: Arc<Outbox>,
     pub started: Instant,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -73,7 +78,16 @@ impl App {
             .name("applier".into())
             .spawn(move || applier.run(runtime, stop_rx))
             .map_err(JournalError::Io)?;
+        let upstream = Upstream::new(&config.graph)?;
+        let outbox = Outbox::start(
+            journal.clone(),
+            store.clone(),
+            upstream,
+            &config,
+            applied.clone(),
+        );
         let state = AppState {
+            outbox,
             verifier: Arc::new(Verifier::new(&config.app_secrets)),
             config,
             journal,
@@ -92,6 +106,7 @@ impl App {
 
     /// Syncs the journal, lets the applier catch up, flushes sled.
     pub async fn shutdown(&self) {
+        self.state.outbox.shutdown().await;
         self.state.journal.shutdown().await;
         let _ = self.stop.send(true);
         let handle = self.applier.lock().ok().and_then(|mut h| h.take());

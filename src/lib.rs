@@ -14,8 +14,10 @@ pub mod events;
 pub mod fsutil;
 pub mod journal;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod store;
+pub mod upstream;
 pub mod web;
 pub mod webhook;
 
@@ -32,6 +34,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let routes = web::routes(app.state.clone());
+    let outbox = app.state.outbox.clone();
+    // Answer callers waiting on a send first, so the graceful stop is not held up.
+    let shutdown = async move {
+        shutdown.await;
+        outbox.begin_shutdown();
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "wagate listening");
     }

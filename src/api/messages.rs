@@ -35,6 +35,9 @@ struct MessageDetail {
     direction: String,
     current_status: Option<String>,
     statuses: Vec<StoredStatus>,
+    /// Sent through wagate: the request, its attempts and local id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outbound: Option<crate::outbox::EntryView>,
 }
 
 #[derive(Serialize)]
@@ -131,10 +134,17 @@ async fn list(state: AppState, q: ListQuery) -> Result<MessageList, ApiError> {
 
 async fn message(state: AppState, id: String) -> Result<MessageDetail, ApiError> {
     let st = state.store.clone();
-    let (message, statuses, current_status) =
-        store::blocking(move || Ok((st.message(&id)?, st.statuses(&id)?, st.current_status(&id)?)))
-            .await?;
-    if message.is_none() && statuses.is_empty() {
+    let wamid = id.clone();
+    let (message, statuses, current_status, sent) = store::blocking(move || {
+        Ok((
+            st.message(&id)?,
+            st.statuses(&id)?,
+            st.current_status(&id)?,
+            st.outbox_by_wamid(&id)?,
+        ))
+    })
+    .await?;
+    if message.is_none() && statuses.is_empty() && sent.is_none() {
         return Err(ApiError::NotFound);
     }
     let mut message = message;
@@ -143,11 +153,11 @@ async fn message(state: AppState, id: String) -> Result<MessageDetail, ApiError>
             .await
             .unwrap_or(serde_json::Value::Null);
     }
-    let id = message
-        .as_ref()
-        .map(|m| m.message.id.clone())
-        .or_else(|| statuses.first().map(|s| s.status.id.clone()))
-        .unwrap_or_default();
+    let outbound = match sent {
+        Some(e) => Some(crate::outbox::view(&state, e).await?),
+        None => None,
+    };
+    let id = message.as_ref().map_or(wamid, |m| m.message.id.clone());
     Ok(MessageDetail {
         id,
         direction: message
@@ -156,6 +166,7 @@ async fn message(state: AppState, id: String) -> Result<MessageDetail, ApiError>
         message,
         current_status,
         statuses,
+        outbound,
     })
 }
 

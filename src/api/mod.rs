@@ -9,6 +9,9 @@ use subtle::ConstantTimeEq;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
 
+pub(crate) use deliveries::rfc3339;
+pub use messages::SERVICE_WINDOW_SECS;
+
 use crate::app::AppState;
 use crate::web::error::ApiError;
 
@@ -18,14 +21,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         deliveries::routes(state.clone())
             .or(messages::routes(state.clone()))
             .unify()
-            .or(stats::routes(state))
+            .or(stats::routes(state.clone()))
+            .unify()
+            .or(crate::outbox::api_routes(state))
             .unify(),
     )
     .boxed()
 }
 
 /// Passes when the request carries `Authorization: Bearer <api token>`.
-fn authorized(state: AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+pub(crate) fn authorized(state: AppState) -> impl Filter<Extract = (), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
         .and_then(move |value: Option<String>| {
             let expected = state.api_token.clone();

@@ -15,12 +15,18 @@ pub const MAX_BODY: usize = 80 * 1024 * 1024;
 pub enum Kind {
     /// A webhook POST, accepted or rejected (see `crate::delivery`).
     Delivery = 1,
+    /// A send request accepted by the outbox (see `crate::outbox::record`).
+    SendRequest = 2,
+    /// An outbox update: attempt started or ended, pause, resume.
+    SendUpdate = 3,
 }
 
 impl Kind {
     pub fn from_u8(v: u8) -> Option<Kind> {
         match v {
             1 => Some(Kind::Delivery),
+            2 => Some(Kind::SendRequest),
+            3 => Some(Kind::SendUpdate),
             _ => None,
         }
     }

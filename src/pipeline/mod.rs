@@ -53,6 +53,7 @@ pub struct Applier {
     applied: watch::Sender<Applied>,
     purged_before: u64,
     overlay: Overlay,
+    outbox: crate::outbox::apply::Pending,
     dedup_ttl: Duration,
     next_expiry: std::time::Instant,
     expiry_from: Option<Vec<u8>>,
@@ -119,6 +120,7 @@ impl Applier {
                 applied: tx,
                 purged_before: 0,
                 overlay: Overlay::default(),
+                outbox: Default::default(),
                 dedup_ttl,
                 next_expiry: std::time::Instant::now(),
                 expiry_from: None,
@@ -233,6 +235,7 @@ impl Applier {
         }
         let (changes, cursor) = prepared;
         self.overlay.hand_off();
+        self.outbox.hand_off();
         match &mut self.committer {
             Some(c) => {
                 if c.work.send(changes).is_err() {
@@ -245,6 +248,7 @@ impl Applier {
                     return Err(self.reset(e));
                 }
                 self.overlay.committed();
+                self.outbox.committed();
                 self.publish(stream, cursor);
             }
         }
@@ -263,6 +267,7 @@ impl Applier {
             .recv()
             .map_err(|_| StoreError::Task("committer stopped".into()))??;
         self.overlay.committed();
+        self.outbox.committed();
         self.publish(stream, cursor);
         Ok(())
     }
@@ -283,6 +288,7 @@ impl Applier {
             }
         }
         self.overlay.clear();
+        self.outbox.clear();
         let reload = || -> Result<_, StoreError> {
             Ok((
                 Counters::load(&self.store)?,
@@ -326,6 +332,7 @@ impl Applier {
         };
         changes.set_cursor(stream, cursor);
         self.overlay.write(&mut changes);
+        self.outbox.write(&mut changes);
         self.counters.write(&mut changes);
         Ok(Some((changes, cursor)))
     }
@@ -337,13 +344,17 @@ impl Applier {
         pos: RecordPos,
         changes: &mut Changes,
     ) -> Result<(), StoreError> {
-        if Kind::from_u8(record.kind) != Some(Kind::Delivery) {
-            tracing::warn!(
-                seq = record.seq,
-                kind = record.kind,
-                "skipping a journal record of unknown kind"
-            );
-            return Ok(());
+        match Kind::from_u8(record.kind) {
+            Some(Kind::Delivery) => {}
+            Some(kind) => return self.outbox.apply(&self.store, kind, record),
+            None => {
+                tracing::warn!(
+                    seq = record.seq,
+                    kind = record.kind,
+                    "skipping a journal record of unknown kind"
+                );
+                return Ok(());
+            }
         }
         let delivery = match Delivery::decode(&record.payload) {
             Ok(d) => d,

@@ -8,6 +8,7 @@
 mod deliveries;
 mod handshakes;
 mod model;
+mod outbox;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -73,6 +74,14 @@ pub enum T {
     Events,
     /// field \0 ts + digest -> ().
     EventsByField,
+    /// local id (BE) -> OutboxEntry (JSON).
+    Outbox,
+    /// idempotency key -> local id (BE).
+    OutboxKeys,
+    /// wamid -> local id (BE).
+    OutboxByWamid,
+    /// local id (BE) -> (): entries not final yet.
+    OutboxPending,
 }
 
 const TREE_NAMES: &[&str] = &[
@@ -92,6 +101,10 @@ const TREE_NAMES: &[&str] = &[
     "contact_alias",
     "events",
     "events_by_field",
+    "outbox",
+    "outbox_keys",
+    "outbox_by_wamid",
+    "outbox_pending",
 ];
 
 #[derive(Clone)]

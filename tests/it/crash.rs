@@ -9,13 +9,19 @@ use std::time::Duration;
 
 use crate::support::{sign, API_TOKEN, SECRET};
 
-struct Server {
-    child: Child,
-    base: String,
+pub struct Server {
+    pub child: Child,
+    pub base: String,
 }
 
 fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, &[])
+}
+
+/// Starts the binary on `dir` with extra environment; waits until it listens.
+pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wagate"))
+        .envs(env.iter().copied())
         .env("WAGATE_DATA_DIR", dir)
         .env("WAGATE_LISTEN", "127.0.0.1:0")
         .env("META_APP_SECRET", SECRET)

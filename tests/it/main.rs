@@ -4,8 +4,12 @@
 mod cli;
 mod crash;
 mod events;
+mod fake_graph;
 mod metrics;
 mod parse;
 mod retention;
+mod send;
+mod send_crash;
+mod send_graph;
 mod support;
 mod webhook;
