@@ -10,6 +10,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 
 use crate::config::{Config, Secret};
+use crate::media::MediaFiles;
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::pipeline::{Applied, Applier};
 use crate::store::{Store, StoreError};
@@ -26,6 +27,8 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -34,6 +37,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub journal: Arc<Journal>,
     pub store: Store,
+    /// Encrypted media files and their keys.
+    pub media: Arc<MediaFiles>,
     pub verifier: Arc<Verifier>,
     pub api_token: Secret,
     pub applied: watch::Receiver<Applied>,
@@ -53,7 +58,7 @@ impl App {
     pub async fn start(config: Config) -> Result<App, StartError> {
         let config = Arc::new(config);
         let c = config.clone();
-        let (journal, store, api_token) = tokio::task::spawn_blocking(move || open(&c))
+        let (journal, store, api_token, media) = tokio::task::spawn_blocking(move || open(&c))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let journal = Arc::new(journal);
@@ -72,6 +77,7 @@ impl App {
             config,
             journal,
             store,
+            media: Arc::new(media),
             api_token,
             applied,
             started: Instant::now(),
@@ -99,7 +105,7 @@ impl App {
     }
 }
 
-fn open(config: &Config) -> Result<(Journal, Store, Secret), StartError> {
+fn open(config: &Config) -> Result<(Journal, Store, Secret, MediaFiles), StartError> {
     let dir = &config.data_dir;
     let data_err = |source| StartError::DataDir {
         path: dir.display().to_string(),
@@ -116,7 +122,8 @@ fn open(config: &Config) -> Result<(Journal, Store, Secret), StartError> {
         quarantine_max: config.quarantine_max,
     })?;
     let store = Store::open(&dir.join("state"))?;
-    Ok((journal, store, api_token))
+    let media = crate::media::open(config)?;
+    Ok((journal, store, api_token, media))
 }
 
 /// Reads the API token file, or creates it (mode 0600, written to a temporary name,

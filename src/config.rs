@@ -55,6 +55,8 @@ pub struct Config {
     pub dedup_ttl: Duration,
     /// Size at which a journal segment is closed and a new one started.
     pub segment_size: u64,
+    /// Media master key file; `None`: `<data>/media-keys`, created on first start.
+    pub media_key_file: Option<PathBuf>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -76,6 +78,7 @@ impl Config {
             quarantine_max: DEFAULT_QUARANTINE_MAX,
             dedup_ttl: DEFAULT_DEDUP_TTL,
             segment_size: DEFAULT_SEGMENT_SIZE,
+            media_key_file: None,
         }
     }
 
@@ -134,6 +137,16 @@ impl Config {
                 return Err(bad("WAGATE_SEGMENT_SIZE", "must be at least 64KiB"));
             }
             config.segment_size = n;
+        }
+        if let Some(v) = get("WAGATE_MEDIA_KEY_FILE") {
+            let v = v.trim();
+            if v.ends_with('/') {
+                return Err(bad(
+                    "WAGATE_MEDIA_KEY_FILE",
+                    format!("'{v}' names a directory; name the key file"),
+                ));
+            }
+            config.media_key_file = Some(PathBuf::from(v));
         }
         Ok(config)
     }
@@ -205,6 +218,18 @@ mod tests {
         assert_eq!(
             cfg(&[("WAGATE_DEDUP_TTL", "soon")]).unwrap_err().name,
             "WAGATE_DEDUP_TTL"
+        );
+        assert_eq!(
+            cfg(&[("WAGATE_MEDIA_KEY_FILE", "/etc/wagate/")])
+                .unwrap_err()
+                .name,
+            "WAGATE_MEDIA_KEY_FILE"
+        );
+        assert_eq!(
+            cfg(&[("WAGATE_MEDIA_KEY_FILE", "/etc/wagate/media-keys")])
+                .unwrap()
+                .media_key_file,
+            Some(PathBuf::from("/etc/wagate/media-keys"))
         );
         assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
         assert_eq!(

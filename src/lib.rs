@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod events;
 pub mod fsutil;
 pub mod journal;
+pub mod media;
 pub mod pipeline;
 pub mod store;
 pub mod web;

@@ -3,6 +3,8 @@
 
 mod crash;
 mod events;
+mod media_crypto;
+mod media_files;
 mod parse;
 mod support;
 mod webhook;
