@@ -83,7 +83,10 @@ fn main() {
 
     let mbf = len as f64 / 1e6;
     println!("plaintext: {mb} MB, stored as {} (+fsync)", stored.name);
-    println!("encrypt+hash+write+fsync: {:.0} MB/s ({enc_s:.2} s)", mbf / enc_s);
+    println!(
+        "encrypt+hash+write+fsync: {:.0} MB/s ({enc_s:.2} s)",
+        mbf / enc_s
+    );
     println!(
         "decrypt: verify pass {:.0} MB/s, verify+stream (two passes) {:.0} MB/s ({total_s:.2} s)",
         mbf / verify_s,

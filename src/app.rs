@@ -10,8 +10,8 @@ use rand::RngCore;
 use tokio::sync::watch;
 
 use crate::config::{Config, Secret};
-use crate::media::MediaFiles;
 use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::media::MediaFiles;
 use crate::pipeline::{Applied, Applier};
 use crate::store::{Store, StoreError};
 use crate::webhook::signature::Verifier;

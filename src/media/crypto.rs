@@ -268,7 +268,11 @@ fn read_header(r: &mut impl Read) -> Result<Header, CryptoError> {
     salt.copy_from_slice(salt_bytes);
     let mut bytes = fixed.to_vec();
     bytes.extend_from_slice(&rest);
-    Ok(Header { key_id, salt, bytes })
+    Ok(Header {
+        key_id,
+        salt,
+        bytes,
+    })
 }
 
 /// Streaming decryption, one authenticated chunk at a time (one chunk of memory).

@@ -291,7 +291,9 @@ impl MediaFiles {
         for entry in entries {
             let entry = entry.map_err(io_at(&self.dir))?;
             let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
-                report.ignored.push(entry.file_name().to_string_lossy().into_owned());
+                report
+                    .ignored
+                    .push(entry.file_name().to_string_lossy().into_owned());
                 continue;
             };
             let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
@@ -413,12 +415,23 @@ mod tests {
     fn names_are_checked() {
         let tmp = tempfile::tempdir().unwrap();
         let files = store_in(tmp.path());
-        for bad in ["../media-keys", "", "ABCDEF0123456789ABCDEF0123456789", "x.tmp"] {
-            assert!(matches!(files.open_verified(bad), Err(FileError::BadName(_))));
+        for bad in [
+            "../media-keys",
+            "",
+            "ABCDEF0123456789ABCDEF0123456789",
+            "x.tmp",
+        ] {
+            assert!(matches!(
+                files.open_verified(bad),
+                Err(FileError::BadName(_))
+            ));
             assert!(matches!(files.delete(bad), Err(FileError::BadName(_))));
         }
         let missing = "0123456789abcdef0123456789abcdef";
-        assert!(matches!(files.open_verified(missing), Err(FileError::NotFound(_))));
+        assert!(matches!(
+            files.open_verified(missing),
+            Err(FileError::NotFound(_))
+        ));
         assert!(!files.delete(missing).unwrap());
     }
 }

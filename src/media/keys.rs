@@ -132,7 +132,10 @@ impl Keyring {
     /// Adds `key` (its id must be new) and makes it primary.
     pub fn add_primary(&mut self, key: MasterKey) -> Result<(), KeyError> {
         if self.keys.contains_key(&key.id) {
-            return Err(KeyError::Format(format!("key id '{}' already exists", key.id)));
+            return Err(KeyError::Format(format!(
+                "key id '{}' already exists",
+                key.id
+            )));
         }
         self.primary = key.id.clone();
         self.keys.insert(key.id.clone(), key);
@@ -168,7 +171,9 @@ impl Keyring {
             let mut words = line.split_whitespace();
             let (Some(first), Some(second), None) = (words.next(), words.next(), words.next())
             else {
-                return Err(bad("expected '<key id> <64 hex digits>' or 'primary <key id>'"));
+                return Err(bad(
+                    "expected '<key id> <64 hex digits>' or 'primary <key id>'",
+                ));
             };
             if first == "primary" {
                 if primary.replace(second.to_string()).is_some() {
@@ -244,8 +249,7 @@ impl KeyStore {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let ring = Keyring::generate();
-                crate::fsutil::write_private_atomic(path, ring.to_text().as_bytes())
-                    .map_err(io)?;
+                crate::fsutil::write_private_atomic(path, ring.to_text().as_bytes()).map_err(io)?;
                 tracing::info!(path = %path.display(), "generated a media master key (k1)");
                 ring
             }

@@ -92,7 +92,11 @@ fn round_trips_at_chunk_boundaries() {
     for size in SIZES {
         let pt = plaintext(size);
         let ct = encrypt(&k, &pt);
-        assert_eq!(ct.len() as u64, encrypted_len(2, size as u64), "size {size}");
+        assert_eq!(
+            ct.len() as u64,
+            encrypted_len(2, size as u64),
+            "size {size}"
+        );
         assert_eq!(&ct[..4], b"WAGM");
         assert_eq!(decrypt(&k, &ct).unwrap(), pt, "size {size}");
         let info = crypto::verify(&k, &ct[..]).unwrap();
@@ -135,7 +139,10 @@ fn flipped_header_bytes_are_rejected() {
     for size in SIZES {
         let ct = encrypt(&k, &plaintext(size));
         for at in 0..4 {
-            assert!(matches!(decrypt(&k, &flipped(&ct, at, 0x01)), Err(CryptoError::BadMagic)));
+            assert!(matches!(
+                decrypt(&k, &flipped(&ct, at, 0x01)),
+                Err(CryptoError::BadMagic)
+            ));
         }
         assert!(matches!(
             decrypt(&k, &flipped(&ct, 4, 0x01)),
@@ -155,9 +162,16 @@ fn flipped_header_bytes_are_rejected() {
             );
         }
         // Key id: "k1" -> "j1" / "k0" (unknown), or not ASCII (malformed).
-        assert!(matches!(decrypt(&k, &flipped(&ct, 6, 0x01)), Err(CryptoError::UnknownKeyId(id)) if id == "j1"));
-        assert!(matches!(decrypt(&k, &flipped(&ct, 7, 0x01)), Err(CryptoError::UnknownKeyId(id)) if id == "k0"));
-        assert!(matches!(decrypt(&k, &flipped(&ct, 7, 0x80)), Err(CryptoError::BadHeader("key id"))));
+        assert!(
+            matches!(decrypt(&k, &flipped(&ct, 6, 0x01)), Err(CryptoError::UnknownKeyId(id)) if id == "j1")
+        );
+        assert!(
+            matches!(decrypt(&k, &flipped(&ct, 7, 0x01)), Err(CryptoError::UnknownKeyId(id)) if id == "k0")
+        );
+        assert!(matches!(
+            decrypt(&k, &flipped(&ct, 7, 0x80)),
+            Err(CryptoError::BadHeader("key id"))
+        ));
         for at in 8..12 {
             assert!(matches!(
                 decrypt(&k, &flipped(&ct, at, 0x01)),
@@ -213,20 +227,29 @@ fn truncation_is_detected() {
         // Inside the header, or the header alone.
         for cut in [0, 3, 4, 5, 6, 8, 12, 30, H - 1, H] {
             let r = decrypt(&k, &ct[..cut]);
-            assert!(matches!(r, Err(CryptoError::Truncated)), "size {size} cut {cut}: {r:?}");
+            assert!(
+                matches!(r, Err(CryptoError::Truncated)),
+                "size {size} cut {cut}: {r:?}"
+            );
         }
         let cs = chunks(size);
         for (i, &(off, len)) in cs.iter().enumerate() {
             // At a chunk boundary (the stream ends after a non-final chunk).
             if i > 0 {
-                assert!(matches!(decrypt(&k, &ct[..off]), Err(CryptoError::Truncated)));
+                assert!(matches!(
+                    decrypt(&k, &ct[..off]),
+                    Err(CryptoError::Truncated)
+                ));
             }
             // Leaving less than a tag of the next chunk.
-            assert!(matches!(decrypt(&k, &ct[..off + 5]), Err(CryptoError::Truncated)));
+            assert!(matches!(
+                decrypt(&k, &ct[..off + 5]),
+                Err(CryptoError::Truncated)
+            ));
             // Inside a chunk: indistinguishable from a damaged final chunk.
             if len > TAG_LEN {
                 assert_corrupt(decrypt(&k, &ct[..off + len - 1]), i as u64);
-                assert_corrupt(decrypt(&k, &ct[..off + len / 2 + TAG_LEN]), i as u64);
+                assert_corrupt(decrypt(&k, &ct[..off + (len / 2).max(TAG_LEN)]), i as u64);
             }
         }
     }
@@ -253,7 +276,10 @@ fn reordered_missing_doubled_chunks_are_rejected() {
     assert_corrupt(decrypt(&k, &gap), 1);
     // Final (full-size) chunk doubled.
     let doubled = [header, part(0), part(1), part(2), part(2)].concat();
-    assert!(matches!(decrypt(&k, &doubled), Err(CryptoError::TrailingData)));
+    assert!(matches!(
+        decrypt(&k, &doubled),
+        Err(CryptoError::TrailingData)
+    ));
     // A non-final chunk repeated.
     let repeated = [header, part(0), part(0), part(1), part(2)].concat();
     assert_corrupt(decrypt(&k, &repeated), 1);
@@ -298,7 +324,9 @@ fn wrong_and_unknown_keys_are_rejected() {
     for size in SIZES {
         let ct = encrypt(&k, &plaintext(size));
         assert_corrupt(decrypt(&same_id_other_bytes, &ct), 0);
-        assert!(matches!(decrypt(&other_id, &ct), Err(CryptoError::UnknownKeyId(id)) if id == "k1"));
+        assert!(
+            matches!(decrypt(&other_id, &ct), Err(CryptoError::UnknownKeyId(id)) if id == "k1")
+        );
     }
 }
 
@@ -307,11 +335,26 @@ fn junk_input_is_rejected_without_panic() {
     let k = ring("k1", 1);
     assert!(matches!(decrypt(&k, b""), Err(CryptoError::Truncated)));
     assert!(matches!(decrypt(&k, b"WAG"), Err(CryptoError::Truncated)));
-    assert!(matches!(decrypt(&k, b"XAGM\x01"), Err(CryptoError::BadMagic)));
-    assert!(matches!(decrypt(&k, b"\x89PNG\r\n\x1a\n"), Err(CryptoError::BadMagic)));
-    assert!(matches!(decrypt(&k, b"WAGM\x02\x02k1"), Err(CryptoError::UnsupportedVersion(2))));
-    assert!(matches!(decrypt(&k, b"WAGM\x01\x00"), Err(CryptoError::BadHeader(_))));
-    assert!(matches!(decrypt(&k, b"WAGM\x01\x21"), Err(CryptoError::BadHeader(_))));
+    assert!(matches!(
+        decrypt(&k, b"XAGM\x01"),
+        Err(CryptoError::BadMagic)
+    ));
+    assert!(matches!(
+        decrypt(&k, b"\x89PNG\r\n\x1a\n"),
+        Err(CryptoError::BadMagic)
+    ));
+    assert!(matches!(
+        decrypt(&k, b"WAGM\x02\x02k1"),
+        Err(CryptoError::UnsupportedVersion(2))
+    ));
+    assert!(matches!(
+        decrypt(&k, b"WAGM\x01\x00"),
+        Err(CryptoError::BadHeader(_))
+    ));
+    assert!(matches!(
+        decrypt(&k, b"WAGM\x01\x21"),
+        Err(CryptoError::BadHeader(_))
+    ));
     for n in 0..200 {
         let _ = decrypt(&k, &plaintext(n));
     }

@@ -42,11 +42,20 @@ fn conformance_png_round_trip() {
     let files = files_in(tmp.path());
     let (bytes, sha) = png();
     let stored = files.store(&bytes[..], Some(sha), 5 << 20).unwrap();
-    assert_eq!((stored.size, stored.sha256, stored.key_id.as_str()), (73, sha, "k1"));
+    assert_eq!(
+        (stored.size, stored.sha256, stored.key_id.as_str()),
+        (73, sha, "k1")
+    );
     assert_eq!(listing(files.dir()), [stored.name.clone()]);
     let on_disk = std::fs::read(files.dir().join(&stored.name)).unwrap();
-    assert!(!on_disk.windows(4).any(|w| w == b"IHDR"), "stored encrypted");
-    let mode = std::fs::metadata(files.dir().join(&stored.name)).unwrap().permissions().mode();
+    assert!(
+        !on_disk.windows(4).any(|w| w == b"IHDR"),
+        "stored encrypted"
+    );
+    let mode = std::fs::metadata(files.dir().join(&stored.name))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let mut reader = files.open_verified(&stored.name).unwrap();
     assert_eq!((reader.info.size, reader.info.sha256), (73, sha));
@@ -55,7 +64,10 @@ fn conformance_png_round_trip() {
     assert_eq!(out, bytes);
     assert!(files.delete(&stored.name).unwrap());
     assert!(listing(files.dir()).is_empty());
-    assert!(matches!(files.open_verified(&stored.name), Err(FileError::NotFound(_))));
+    assert!(matches!(
+        files.open_verified(&stored.name),
+        Err(FileError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -71,7 +83,10 @@ fn digest_mismatch_and_oversize_leave_no_file() {
     assert!(listing(files.dir()).is_empty());
     // Cut at the cap: exactly the cap is fine, one more byte is refused, and a huge
     // source is read no further than the cap + 1.
-    assert!(matches!(files.store(&bytes[..], None, 72), Err(FileError::TooLarge { limit: 72 })));
+    assert!(matches!(
+        files.store(&bytes[..], None, 72),
+        Err(FileError::TooLarge { limit: 72 })
+    ));
     assert!(listing(files.dir()).is_empty());
     let mut endless = std::io::repeat(0).take(u64::MAX);
     assert!(matches!(
@@ -94,7 +109,10 @@ fn a_damaged_file_serves_nothing() {
     let last = ct.len() - 1;
     ct[last] ^= 1;
     std::fs::write(&path, &ct).unwrap();
-    assert!(matches!(files.open_verified(&stored.name), Err(FileError::Crypto(_))));
+    assert!(matches!(
+        files.open_verified(&stored.name),
+        Err(FileError::Crypto(_))
+    ));
 }
 
 #[test]
@@ -110,7 +128,9 @@ fn sweep_removes_temp_and_orphans_and_keeps_known() {
     let known = |n: &str| n == a || n == b;
 
     // Too young for a timer sweep: left for later.
-    let r = files.sweep_temp_and_orphans(known, Duration::from_secs(3600)).unwrap();
+    let r = files
+        .sweep_temp_and_orphans(known, Duration::from_secs(3600))
+        .unwrap();
     assert_eq!((r.skipped_recent, r.kept), (2, 2));
     assert!(r.temp_removed.is_empty() && r.orphans_removed.is_empty());
 
