@@ -46,7 +46,7 @@ fn conformance_png_round_trip() {
         (stored.size, stored.sha256, stored.key_id.as_str()),
         (73, sha, "k1")
     );
-    assert_eq!(listing(files.dir()), [stored.name.clone()]);
+    assert_eq!(listing(files.dir()), std::slice::from_ref(&stored.name));
     let on_disk = std::fs::read(files.dir().join(&stored.name)).unwrap();
     assert!(
         !on_disk.windows(4).any(|w| w == b"IHDR"),
