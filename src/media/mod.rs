@@ -1,6 +1,6 @@
 //! Media kept at rest: encrypted files and their master keys.
 //!
-//! - `crypto.rs`: the encrypted file format (the only code that knows it).
+//! - `crypto/`: the encrypted file format (the only code that knows it).
 //! - `keys.rs`: master keys, the key file, rotation.
 //! - `files.rs`: the file store under `<data>/media/`: atomic writes, verified reads,
 //!   deletion, sweeping temporary and orphan files.
