@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Secret};
 use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::media::MediaFiles;
 use crate::outbox::Outbox;
 use crate::pipeline::{Applied, Applier};
 use crate::store::{Store, StoreError};
@@ -30,6 +31,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client: {0}")]
     Upstream(#[from] reqwest::Error),
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -38,6 +41,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub journal: Arc<Journal>,
     pub store: Store,
+    /// Encrypted media files and their keys.
+    pub media: Arc<MediaFiles>,
     pub verifier: Arc<Verifier>,
     pub api_token: Secret,
     pub applied: watch::Receiver<Applied>,
@@ -59,7 +64,7 @@ impl App {
     pub async fn start(config: Config) -> Result<App, StartError> {
         let config = Arc::new(config);
         let c = config.clone();
-        let (journal, store, api_token) = tokio::task::spawn_blocking(move || open(&c))
+        let (journal, store, api_token, media) = tokio::task::spawn_blocking(move || open(&c))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let journal = Arc::new(journal);
@@ -92,6 +97,7 @@ impl App {
             config,
             journal,
             store,
+            media: Arc::new(media),
             api_token,
             applied,
             started: Instant::now(),
@@ -121,7 +127,7 @@ impl App {
     }
 }
 
-fn open(config: &Config) -> Result<(Journal, Store, Secret), StartError> {
+fn open(config: &Config) -> Result<(Journal, Store, Secret, MediaFiles), StartError> {
     let dir = &config.data_dir;
     let data_err = |source| StartError::DataDir {
         path: dir.display().to_string(),
@@ -141,7 +147,8 @@ fn open(config: &Config) -> Result<(Journal, Store, Secret), StartError> {
         quarantine_max: config.quarantine_max,
     })?;
     let store = Store::open(&dir.join("state"))?;
-    Ok((journal, store, api_token))
+    let media = crate::media::open(config)?;
+    Ok((journal, store, api_token, media))
 }
 
 /// Reads the API token file, or creates it (mode 0600, written to a temporary name,

@@ -65,6 +65,8 @@ pub struct Config {
     pub raw_ttl: Duration,
     /// Messages, statuses and account events are deleted after this.
     pub event_ttl: Duration,
+    /// Media master key file; `None`: `<data>/media-keys`, created on first start.
+    pub media_key_file: Option<PathBuf>,
     /// Outbound calls to Meta's Graph API (sending; later media and forwarding).
     pub graph: GraphConfig,
     pub send: SendConfig,
@@ -126,6 +128,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             raw_ttl: DEFAULT_RETENTION,
             event_ttl: DEFAULT_RETENTION,
+            media_key_file: None,
             graph: GraphConfig {
                 url: DEFAULT_GRAPH_URL.into(),
                 version: DEFAULT_GRAPH_VERSION.into(),
@@ -232,6 +235,16 @@ impl Config {
         }
         read_graph(&get, &mut config.graph)?;
         read_send(&get, &mut config.send)?;
+        if let Some(v) = get("WAGATE_MEDIA_KEY_FILE") {
+            let v = v.trim();
+            if v.ends_with('/') {
+                return Err(bad(
+                    "WAGATE_MEDIA_KEY_FILE",
+                    format!("'{v}' names a directory; name the key file"),
+                ));
+            }
+            config.media_key_file = Some(PathBuf::from(v));
+        }
         Ok(config)
     }
 }
@@ -414,6 +427,18 @@ mod tests {
         .unwrap();
         assert_eq!(c.graph.url, "http://127.0.0.1:9");
         assert!(!format!("{c:?}").contains("tok\""));
+        assert_eq!(
+            cfg(&[("WAGATE_MEDIA_KEY_FILE", "/etc/wagate/")])
+                .unwrap_err()
+                .name,
+            "WAGATE_MEDIA_KEY_FILE"
+        );
+        assert_eq!(
+            cfg(&[("WAGATE_MEDIA_KEY_FILE", "/etc/wagate/media-keys")])
+                .unwrap()
+                .media_key_file,
+            Some(PathBuf::from("/etc/wagate/media-keys"))
+        );
         assert_eq!(parse_size("4MiB").unwrap(), 4 << 20);
         assert_eq!(
             parse_duration("7d").unwrap(),

@@ -13,6 +13,7 @@ pub mod disk;
 pub mod events;
 pub mod fsutil;
 pub mod journal;
+pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

@@ -5,6 +5,8 @@ mod cli;
 mod crash;
 mod events;
 mod fake_graph;
+mod media_crypto;
+mod media_files;
 mod metrics;
 mod parse;
 mod retention;

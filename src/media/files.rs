@@ -1,0 +1,356 @@
+//! The encrypted media file store, `<data>/media/`.
+//!
+//! Names are server-generated (32 random hex digits). A file is written to
+//! `<name>.tmp` (mode 0600), fsynced, renamed to `<name>`, and the directory
+//! fsynced: nothing partly written is ever visible under a final name. Any error
+//! (source, size cap, digest, disk full) removes the temporary file. Plaintext
+//! is only released by [`MediaFiles::open_verified`], after the whole file has been
+//! authenticated. The file format itself belongs to [`super::crypto`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::crypto::{self, CryptoError, DecryptedInfo, Encryptor, VerifiedReader, CHUNK_SIZE};
+use super::keys::KeyStore;
+
+/// A file now stored under its final name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub name: String,
+    /// Plaintext length.
+    pub size: u64,
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    pub key_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("sha256 mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("reading the media source failed: {0}")]
+    Source(io::Error),
+    #[error("not a media file name: '{0}'")]
+    BadName(String),
+    #[error("no media file named {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Crypto(CryptoError),
+    #[error("media store I/O at {path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+fn io_at(path: &Path) -> impl Fn(io::Error) -> FileError + '_ {
+    move |source| FileError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What a sweep did (names, for the log and for tests).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    pub temp_removed: Vec<String>,
+    pub orphans_removed: Vec<String>,
+    /// Files the caller knows about, left alone.
+    pub kept: usize,
+    /// Temporary or orphan files younger than `min_age`, left for a later sweep.
+    pub skipped_recent: usize,
+    /// Entries that are not ours (other names, directories), left alone.
+    pub ignored: Vec<String>,
+    /// Removals that failed (logged).
+    pub errors: usize,
+}
+
+/// Is `name` one this store generates?
+pub fn valid_name(name: &str) -> bool {
+    name.len() == 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn new_name() -> String {
+    let mut raw = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes the temporary file unless disarmed (errors, early returns, panics).
+struct TempGuard<'a>(Option<&'a Path>);
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a media temp file");
+                }
+            }
+        }
+    }
+}
+
+/// The file under a temporary name; in unit tests it can fail like a full disk.
+struct DiskWriter {
+    file: File,
+    #[cfg(test)]
+    budget: Option<u64>,
+}
+
+impl Write for DiskWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        #[cfg(test)]
+        if let Some(budget) = self.budget.as_mut() {
+            if (data.len() as u64) > *budget {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            *budget -= data.len() as u64;
+        }
+        self.file.write(data)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The media directory and the keys its files are encrypted under.
+#[derive(Debug)]
+pub struct MediaFiles {
+    dir: PathBuf,
+    keys: Arc<KeyStore>,
+    #[cfg(test)]
+    disk_budget: Option<u64>,
+}
+
+impl MediaFiles {
+    /// Opens (creating, mode 0700) the directory `dir`.
+    pub fn open(dir: &Path, keys: Arc<KeyStore>) -> Result<MediaFiles, FileError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_at(dir))?;
+        Ok(MediaFiles {
+            dir: dir.to_path_buf(),
+            keys,
+            #[cfg(test)]
+            disk_budget: None,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn keys(&self) -> &Arc<KeyStore> {
+        &self.keys
+    }
+
+    fn path_of(&self, name: &str) -> Result<PathBuf, FileError> {
+        if !valid_name(name) {
+            return Err(FileError::BadName(name.chars().take(64).collect()));
+        }
+        Ok(self.dir.join(name))
+    }
+
+    /// Streams `source` (plaintext) into a new encrypted file under the primary key,
+    /// computing its size and SHA-256 on the way. More than `max_len` bytes: `TooLarge`
+    /// (reading stops at `max_len + 1`); a digest other than `expected_sha256`:
+    /// `DigestMismatch`. On any error no file remains. Blocking: run it in
+    /// `spawn_blocking`.
+    pub fn store(
+        &self,
+        mut source: impl Read,
+        expected_sha256: Option<[u8; 32]>,
+        max_len: u64,
+    ) -> Result<StoredFile, FileError> {
+        let name = new_name();
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_at(&tmp))?;
+        let mut guard = TempGuard(Some(&tmp));
+        let keyring = self.keys.current();
+        let disk = DiskWriter {
+            file,
+            #[cfg(test)]
+            budget: self.disk_budget,
+        };
+        let mut enc = Encryptor::new(&keyring, disk).map_err(|e| match e {
+            CryptoError::Io(e) => io_at(&tmp)(e),
+            e => FileError::Crypto(e),
+        })?;
+        let key_id = enc.key_id().to_string();
+        let (mut size, mut hash) = (0u64, Sha256::new());
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        loop {
+            let want = (max_len - size).saturating_add(1).min(buf.len() as u64) as usize;
+            let n = match source.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(FileError::Source(e)),
+            };
+            size += n as u64;
+            if size > max_len {
+                return Err(FileError::TooLarge { limit: max_len });
+            }
+            hash.update(&buf[..n]);
+            enc.write_all(&buf[..n]).map_err(io_at(&tmp))?;
+        }
+        let sha256: [u8; 32] = hash.finalize().into();
+        if let Some(expected) = expected_sha256 {
+            if expected != sha256 {
+                return Err(FileError::DigestMismatch {
+                    expected: hex::encode(expected),
+                    actual: hex::encode(sha256),
+                });
+            }
+        }
+        let disk = enc.finish().map_err(|e| match e {
+            CryptoError::Io(e) => io_at(&tmp)(e),
+            e => FileError::Crypto(e),
+        })?;
+        disk.file.sync_all().map_err(io_at(&tmp))?;
+        drop(disk);
+        let path = self.dir.join(&name);
+        std::fs::rename(&tmp, &path).map_err(io_at(&path))?;
+        guard.0 = None;
+        if let Err(e) = sync_dir(&self.dir) {
+            // Not known to be durable: do not hand out a name that may vanish.
+            let _ = std::fs::remove_file(&path);
+            return Err(io_at(&self.dir)(e));
+        }
+        Ok(StoredFile {
+            name,
+            size,
+            sha256,
+            key_id,
+        })
+    }
+
+    /// Authenticates the whole file, then returns a reader of its plaintext (and its
+    /// size and digest). A bad file returns an error and no plaintext.
+    pub fn open_verified(&self, name: &str) -> Result<VerifiedReader, FileError> {
+        let path = self.path_of(name)?;
+        crypto::open_verified(&path, &self.keys.current()).map_err(|e| match e {
+            CryptoError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+                FileError::NotFound(name.to_string())
+            }
+            CryptoError::Io(e) => io_at(&path)(e),
+            e => FileError::Crypto(e),
+        })
+    }
+
+    /// Authenticates the whole file without releasing plaintext.
+    pub fn verify(&self, name: &str) -> Result<DecryptedInfo, FileError> {
+        Ok(self.open_verified(name)?.info)
+    }
+
+    /// Removes a stored file; `Ok(false)` if it was not there.
+    pub fn delete(&self, name: &str) -> Result<bool, FileError> {
+        let path = self.path_of(name)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_at(&path)(e)),
+        }
+        sync_dir(&self.dir).map_err(io_at(&self.dir))?;
+        Ok(true)
+    }
+
+    /// Removes `*.tmp` files and stored files that `known` does not recognise, if
+    /// they are at least `min_age` old (pass zero at start, before any writer runs;
+    /// on a timer, a margin longer than one download so work in flight is spared).
+    /// Other entries are left alone. Logs what it did.
+    pub fn sweep_temp_and_orphans(
+        &self,
+        known: impl Fn(&str) -> bool,
+        min_age: Duration,
+    ) -> Result<SweepReport, FileError> {
+        let mut report = SweepReport::default();
+        let now = SystemTime::now();
+        let entries = std::fs::read_dir(&self.dir).map_err(io_at(&self.dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io_at(&self.dir))?;
+            let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+                report
+                    .ignored
+                    .push(entry.file_name().to_string_lossy().into_owned());
+                continue;
+            };
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            let temp = file_name.strip_suffix(".tmp");
+            let orphan = match temp {
+                Some(stem) if is_file && valid_name(stem) => false,
+                None if is_file && valid_name(&file_name) => {
+                    if known(&file_name) {
+                        report.kept += 1;
+                        continue;
+                    }
+                    true
+                }
+                _ => {
+                    report.ignored.push(file_name);
+                    continue;
+                }
+            };
+            let age = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or(Duration::ZERO);
+            if age < min_age {
+                report.skipped_recent += 1;
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) if orphan => report.orphans_removed.push(file_name),
+                Ok(()) => report.temp_removed.push(file_name),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %file_name, error = %e, "media sweep: cannot remove");
+                    report.errors += 1;
+                }
+            }
+        }
+        if !report.temp_removed.is_empty() || !report.orphans_removed.is_empty() {
+            sync_dir(&self.dir).map_err(io_at(&self.dir))?;
+        }
+        tracing::info!(
+            temp_removed = report.temp_removed.len(),
+            orphans_removed = report.orphans_removed.len(),
+            kept = report.kept,
+            skipped_recent = report.skipped_recent,
+            ignored = report.ignored.len(),
+            errors = report.errors,
+            "media sweep"
+        );
+        for name in &report.orphans_removed {
+            tracing::info!(file = %name, "media sweep removed an orphan file");
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;
