@@ -11,5 +11,6 @@ mod retention;
 mod send;
 mod send_crash;
 mod send_graph;
+mod send_more;
 mod support;
 mod webhook;
