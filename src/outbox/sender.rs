@@ -194,17 +194,17 @@ impl Dispatcher {
     fn done(&mut self, mut job: Job, v: Verdict) {
         self.in_flight -= 1;
         self.busy.remove(&job.recipient);
+        let until = Instant::now() + v.delay;
+        if v.class == Some(Class::RetryAll) {
+            self.global_not_before = self.global_not_before.max(until);
+        }
         if v.state.is_final() {
             return;
         }
         job.attempts += 1;
-        job.not_before = Instant::now() + v.delay;
-        match v.class {
-            Some(Class::Token) => self.paused = true,
-            Some(Class::RetryAll) => {
-                self.global_not_before = self.global_not_before.max(job.not_before)
-            }
-            _ => {}
+        job.not_before = until;
+        if v.class == Some(Class::Token) {
+            self.paused = true;
         }
         self.queues
             .entry(job.recipient.clone())
@@ -253,7 +253,10 @@ async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
         Ok(resp) => {
             result.http_status = Some(resp.status);
             result.error_code = resp.error.as_ref().and_then(|e| e.code);
-            result.error = resp.error.as_ref().map(|e| e.summary());
+            // Without Meta's error object, the HTTP status is the error.
+            result.error = resp.error.as_ref().map(|e| e.summary()).or_else(|| {
+                (!(200..300).contains(&resp.status)).then(|| format!("HTTP {}", resp.status))
+            });
             result.wamid = resp
                 .body
                 .pointer("/messages/0/id")
@@ -282,6 +285,11 @@ async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
         class,
         None | Some(Class::Retry | Class::RetryAll | Class::PairRateLimit)
     );
+    let wait = if retryable && !unknown {
+        retry_after.unwrap_or_else(|| backoff(cfg.backoff_base, cfg.backoff_cap, n))
+    } else {
+        Duration::ZERO
+    };
     let mut delay = Duration::ZERO;
     let state = match class {
         Some(Class::Accepted) => State::Sent,
@@ -296,11 +304,27 @@ async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
             State::Failed
         }
         _ => {
-            delay = retry_after.unwrap_or_else(|| backoff(cfg.backoff_base, cfg.backoff_cap, n));
-            result.retry_in_ms = Some(delay.as_millis() as u64);
-            State::Queued
+            delay = wait;
+            let due = crate::now_micros() + delay.as_micros() as i64;
+            if due - job.created_at_micros >= cfg.max_age.as_micros() as i64 {
+                // The next attempt would be too late: give up now, with Meta's error.
+                result.error = Some(format!(
+                    "gave up: the next attempt (in {}) would be past WAGATE_SEND_MAX_AGE ({}): {}",
+                    humantime::format_duration(Duration::from_millis(delay.as_millis() as u64)),
+                    humantime::format_duration(cfg.max_age),
+                    result.error.clone().unwrap_or_default()
+                ));
+                State::Failed
+            } else {
+                result.retry_in_ms = Some(delay.as_millis() as u64);
+                State::Queued
+            }
         }
     };
+    // A throughput limit holds everyone, even when this message gives up.
+    if class == Some(Class::RetryAll) {
+        delay = wait;
+    }
     let end = SendUpdate::Ended {
         id: job.id,
         attempt: n,

@@ -13,5 +13,6 @@ mod retention;
 mod send;
 mod send_crash;
 mod send_graph;
+mod send_more;
 mod support;
 mod webhook;
