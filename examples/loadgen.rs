@@ -114,6 +114,11 @@ struct Args {
     #[arg(long)]
     max_requests: Option<u64>,
 
+    /// Offered load in requests/s over all connections (0: as fast as answers come).
+    /// With a rate, the run shows whether the server keeps up at that load.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+
     /// Per-request (and per-connect) timeout in seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
@@ -635,6 +640,8 @@ struct Shared {
     timeout: Duration,
     cap: Option<u64>,
     issued: AtomicU64,
+    /// Time between two requests of one connection, for `--rate`.
+    interval: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -677,7 +684,14 @@ async fn worker(
     let mut st = ConnStats::default();
     let mut rbuf: Vec<u8> = Vec::with_capacity(8192);
     let mut counter: u64 = 0;
+    let mut next_send = Instant::now();
     loop {
+        if let Some(interval) = shared.interval {
+            next_send += interval;
+            if next_send > Instant::now() {
+                tokio::time::sleep_until(next_send.into()).await;
+            }
+        }
         let now = Instant::now();
         if now >= shared.measure_end {
             break;
@@ -823,6 +837,8 @@ async fn run_level(
         timeout,
         cap: args.max_requests,
         issued: AtomicU64::new(0),
+        interval: (args.rate > 0.0)
+            .then(|| Duration::from_secs_f64(connections as f64 / args.rate)),
     });
     let base = RequestTemplate::new(target, run_id, args.size);
     let mut handles = Vec::with_capacity(connections);
