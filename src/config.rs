@@ -65,6 +65,8 @@ pub struct Config {
     pub raw_ttl: Duration,
     /// Messages, statuses and account events are deleted after this.
     pub event_ttl: Duration,
+    /// HTTPS certificate chain and private key (PEM); both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Media master key file; `None`: `<data>/media-keys`, created on first start.
     pub media_key_file: Option<PathBuf>,
     /// Outbound calls to Meta's Graph API (sending; later media and forwarding).
@@ -129,6 +131,7 @@ impl Config {
             raw_ttl: DEFAULT_RETENTION,
             event_ttl: DEFAULT_RETENTION,
             media_key_file: None,
+            tls: None,
             graph: GraphConfig {
                 url: DEFAULT_GRAPH_URL.into(),
                 version: DEFAULT_GRAPH_VERSION.into(),
@@ -235,6 +238,24 @@ impl Config {
         }
         read_graph(&get, &mut config.graph)?;
         read_send(&get, &mut config.send)?;
+        match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {
+            (Some(c), Some(k)) => {
+                config.tls = Some((PathBuf::from(c.trim()), PathBuf::from(k.trim())))
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(bad(
+                    "WAGATE_TLS_KEY",
+                    "WAGATE_TLS_CERT is set: set the key file too",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "WAGATE_TLS_CERT",
+                    "WAGATE_TLS_KEY is set: set the certificate file too",
+                ))
+            }
+        }
         if let Some(v) = get("WAGATE_MEDIA_KEY_FILE") {
             let v = v.trim();
             if v.ends_with('/') {

@@ -34,6 +34,17 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    serve_with_tls(listener, app, None, shutdown).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given.
+pub async fn serve_with_tls(
+    listener: tokio::net::TcpListener,
+    app: App,
+    tls: Option<std::sync::Arc<web::tls::TlsConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let https = tls.is_some();
     let routes = web::routes(app.state.clone());
     let outbox = app.state.outbox.clone();
     // Answer callers waiting on a send first, so the graceful stop is not held up.
@@ -42,13 +53,9 @@ pub async fn serve(
         outbox.begin_shutdown();
     };
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "wagate listening");
+        tracing::info!(%addr, https, "wagate listening");
     }
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    web::server::run(listener, routes, tls, shutdown).await;
     tracing::info!("HTTP server stopped; shutting down");
     app.shutdown().await;
 }
@@ -59,6 +66,25 @@ pub fn now_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
+}
+
+/// Reloads the TLS certificate on every SIGHUP, for as long as the process runs.
+pub fn reload_tls_on_sighup(tls: std::sync::Arc<web::tls::TlsConfig>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: certificate reload disabled");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the certificate in use")
+                }
+            }
+        }
+    });
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -145,6 +145,20 @@ fn serve() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let tls = match &config.tls {
+            Some((cert, key)) => match wagate::web::tls::TlsConfig::new(cert, key) {
+                Ok(t) => {
+                    let t = std::sync::Arc::new(t);
+                    wagate::reload_tls_on_sighup(t.clone());
+                    Some(t)
+                }
+                Err(e) => {
+                    eprintln!("wagate: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
         let app = match wagate::App::start(config).await {
             Ok(app) => app,
             Err(e) => {
@@ -152,7 +166,7 @@ fn serve() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wagate::serve(listener, app, wagate::shutdown_signal()).await;
+        wagate::serve_with_tls(listener, app, tls, wagate::shutdown_signal()).await;
         ExitCode::SUCCESS
     })
 }

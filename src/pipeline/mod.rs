@@ -159,6 +159,12 @@ impl Applier {
             let progressed = match self.step(&heads) {
                 Ok(p) => p,
                 Err(e) => {
+                    // A stop must not wait on a failure that may never clear (a
+                    // vanished data directory): what is not applied stays in the journal.
+                    if *stop.borrow() {
+                        tracing::error!(error = %e, "applying the journal failed; stopping anyway");
+                        return;
+                    }
                     tracing::error!(error = %e, "applying the journal failed; retrying");
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
@@ -170,6 +176,9 @@ impl Applier {
             // Caught up: make the last step visible before waiting.
             if let Err(e) = self.finish_in_flight() {
                 tracing::error!(error = %self.reset(e), "committing applied state failed; retrying");
+                if *stop.borrow() {
+                    return;
+                }
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }

@@ -2,11 +2,20 @@
 
 pub mod client_ip;
 pub mod error;
+pub mod server;
+pub mod tls;
 
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
 use crate::app::AppState;
+
+/// The connection's remote address (set by `server::run`).
+pub fn peer(
+) -> impl Filter<Extract = (Option<std::net::SocketAddr>,), Error = std::convert::Infallible> + Clone
+{
+    warp::ext::optional::<server::PeerAddr>().map(|p: Option<server::PeerAddr>| p.map(|p| p.0))
+}
 
 pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     let health = warp::get()

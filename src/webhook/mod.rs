@@ -29,7 +29,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .and(warp::path("webhook"))
         .and(warp::path::end())
         .and(warp::query::<HashMap<String, String>>())
-        .and(warp::addr::remote())
+        .and(crate::web::peer())
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .then(
             move |q: HashMap<String, String>, peer: Option<SocketAddr>, fwd: Option<String>| {
@@ -40,7 +40,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     let receive = warp::post()
         .and(warp::path("webhook"))
         .and(warp::path::end())
-        .and(warp::addr::remote())
+        .and(crate::web::peer())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(move |peer, headers, body| receive(state.clone(), peer, headers, body));

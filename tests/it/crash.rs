@@ -14,6 +14,15 @@ pub struct Server {
     pub base: String,
 }
 
+/// A failing test must not leave its server running (it would hold the test
+/// harness's output open).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn start(dir: &std::path::Path) -> Server {
     start_with(dir, &[])
 }
@@ -42,8 +51,8 @@ pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
             let addr = rest
                 .split("addr=")
                 .nth(1)
+                .and_then(|a| a.split_whitespace().next())
                 .expect("addr in log")
-                .trim()
                 .to_string();
             break addr;
         }
