@@ -90,21 +90,19 @@ pub fn media_url_allowed(url: &reqwest::Url, hosts: &[String]) -> Result<(), Str
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        s => return Err(format!("refused a {s}: media URL (https only)")),
-    }
     let listed = hosts.iter().any(|h| match h.strip_prefix('.') {
         Some(domain) => bare == domain || bare.ends_with(&format!(".{domain}")),
         None => bare == h,
     });
-    if listed {
-        Ok(())
-    } else {
-        Err(format!(
+    if !listed {
+        return Err(format!(
             "refused media host '{bare}': not in WAGATE_MEDIA_HOSTS"
-        ))
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        s => Err(format!("refused a {s}: media URL (https only)")),
     }
 }
 
