@@ -102,6 +102,11 @@ async fn run(w: Arc<MediaWorker>, mut jobs: mpsc::UnboundedReceiver<String>) {
     }
     // Nothing downloads yet: every temp file and unknown file can go.
     super::sweep::sweep(&w, Duration::ZERO).await;
+    // Without a token nothing can be fetched: jobs stay pending until a start with one.
+    let enabled = w.fetcher.upstream.has_token();
+    if !enabled {
+        tracing::warn!("WHATSAPP_TOKEN is not set: media downloads wait (jobs stay pending)");
+    }
     let sem = Arc::new(Semaphore::new(w.fetcher.config.concurrency));
     let mut known: HashSet<String> = HashSet::new();
     let mut set = JoinSet::new();
@@ -111,7 +116,7 @@ async fn run(w: Arc<MediaWorker>, mut jobs: mpsc::UnboundedReceiver<String>) {
             if !pending.is_empty() {
                 tracing::info!(jobs = pending.len(), "resuming pending media downloads");
             }
-            for e in pending {
+            for e in pending.into_iter().filter(|_| enabled) {
                 known.insert(e.media_id.clone());
                 set.spawn(job(w.clone(), e, sem.clone()));
             }
@@ -128,7 +133,7 @@ async fn run(w: Arc<MediaWorker>, mut jobs: mpsc::UnboundedReceiver<String>) {
         tokio::select! {
             id = jobs.recv() => {
                 let Some(id) = id else { break };
-                if !known.insert(id.clone()) {
+                if !enabled || !known.insert(id.clone()) {
                     continue;
                 }
                 let st = w.store.clone();
