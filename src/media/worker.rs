@@ -127,8 +127,18 @@ async fn run(w: Arc<MediaWorker>, mut jobs: mpsc::UnboundedReceiver<String>) {
     }
     // Files younger than one download (plus a margin) may be in flight.
     let margin = w.fetcher.config.timeout + Duration::from_secs(600);
-    let mut sweep = tokio::time::interval(w.fetcher.config.sweep_every);
-    sweep.tick().await;
+    // The timer sweep runs beside the jobs (it may wait for the applier to catch up).
+    let sweeper = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(w.fetcher.config.sweep_every);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                super::sweep::sweep(&w, margin).await;
+            }
+        })
+    };
     loop {
         tokio::select! {
             id = jobs.recv() => {
@@ -145,11 +155,11 @@ async fn run(w: Arc<MediaWorker>, mut jobs: mpsc::UnboundedReceiver<String>) {
                     Err(e) => tracing::error!(error = %e, "cannot read a media job"),
                 }
             }
-            _ = sweep.tick() => { super::sweep::sweep(&w, margin).await; }
             Some(_) = set.join_next(), if !set.is_empty() => {}
             _ = stopping.changed() => break,
         }
     }
+    sweeper.abort();
     set.shutdown().await;
     w.done.send_replace(true);
 }

@@ -361,3 +361,25 @@ async fn ttl_sweep_deletes_the_file_and_marks_it_deleted() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_damaged_stored_file_serves_nothing() {
+    let fake = FakeMedia::start().await;
+    let app = spawn(&fake).await;
+    app.deliver(payload(Some(&fake.file_url()), 10)).await;
+    let v = wait_state(&app, "stored").await;
+    let path = app
+        .dir
+        .path()
+        .join("media")
+        .join(v["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let resp = app.get(&format!("/api/media/{MEDIA_ID}/content")).await;
+    assert_eq!(resp.status(), 500);
+    let body = resp.bytes().await.unwrap();
+    assert!(!body.windows(4).any(|w| w == b"IHDR"), "no plaintext");
+    app.stop().await;
+}
