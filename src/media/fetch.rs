@@ -48,22 +48,34 @@ fn final_(state: MediaState, reason: impl Into<String>) -> Outcome {
     }
 }
 
-/// Reads chunks from the download; an early end (fewer bytes than the expected
-/// length) is an error, so a cut download is never stored.
+/// Reads chunks from the download. The end is an explicit empty chunk: a channel
+/// closed without it (the attempt was abandoned) or an early end (fewer bytes than
+/// the expected length) is an error, so a cut download is never stored.
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     current: Bytes,
     expected_len: Option<u64>,
     got: u64,
+    ended: bool,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
+                Some(Ok(b)) if !b.is_empty() => self.current = b,
                 Some(Err(e)) => return Err(e),
                 None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "download abandoned",
+                    ))
+                }
+                Some(Ok(_)) => {
+                    self.ended = true;
                     if let Some(n) = self.expected_len.filter(|n| self.got < *n) {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -117,6 +129,7 @@ impl Fetcher {
             current: Bytes::new(),
             expected_len,
             got: 0,
+            ended: false,
         };
         let files = self.files.clone();
         let store = tokio::task::spawn_blocking(move || files.store(reader, expected_sha, limit));
@@ -131,10 +144,12 @@ impl Fetcher {
                 &tx,
             )
             .await;
-        if dl.is_err() {
+        let end = match &dl {
+            Ok(_) => Ok(Bytes::new()),
             // Whatever arrived must not be stored.
-            let _ = tx.send(Err(io::Error::other("download failed"))).await;
-        }
+            Err(_) => Err(io::Error::other("download failed")),
+        };
+        let _ = tx.send(end).await;
         drop(tx);
         let stored = store
             .await

@@ -150,7 +150,7 @@ impl Upstream {
         }
     }
 
-    /// Downloads `url` into `sink` (chunks as they arrive; the receiver bounds the
+    /// Downloads `url` into `sink` (non-empty chunks as they arrive; the receiver bounds the
     /// memory in use), following redirects to allowed hosts only. Refuses a
     /// `Content-Length` over `limit`. Returns the `Content-Type`, the
     /// `Content-Length` and the bytes sent. `idle`: longest wait for the next chunk.
@@ -235,6 +235,9 @@ impl Upstream {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(c))) => c,
             };
+            if chunk.is_empty() {
+                continue;
+            }
             sent += chunk.len() as u64;
             if sink.send(Ok(chunk)).await.is_err() {
                 // The store stopped reading (too large, disk error): it reports why.
