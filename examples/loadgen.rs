@@ -689,7 +689,7 @@ async fn worker(
         if let Some(interval) = shared.interval {
             next_send += interval;
             if next_send > Instant::now() {
-                tokio::time::sleep_until(next_send.into()).await;
+                tokio::time::sleep_until(next_send).await;
             }
         }
         let now = Instant::now();

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Secret};
 use crate::journal::{Journal, JournalError, JournalOptions};
-use crate::media::MediaFiles;
+use crate::media::{MediaFiles, MediaWorker};
 use crate::outbox::Outbox;
 use crate::pipeline::{Applied, Applier};
 use crate::store::{Store, StoreError};
@@ -47,6 +47,8 @@ pub struct AppState {
     pub api_token: Secret,
     pub applied: watch::Receiver<Applied>,
     pub outbox: Arc<Outbox>,
+    /// Media download jobs and sweeps.
+    pub media_worker: Arc<MediaWorker>,
     pub started: Instant,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -73,8 +75,10 @@ impl App {
             raw_ttl: config.raw_ttl,
             event_ttl: config.event_ttl,
         };
+        let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
+        let media_apply = crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx));
         let (applier, applied) =
-            tokio::task::spawn_blocking(move || Applier::new(j, s, ttl, retention))
+            tokio::task::spawn_blocking(move || Applier::new(j, s, ttl, retention, media_apply))
                 .await
                 .map_err(|e| StoreError::Task(e.to_string()))??;
         let (stop, stop_rx) = watch::channel(false);
@@ -84,6 +88,19 @@ impl App {
             .spawn(move || applier.run(runtime, stop_rx))
             .map_err(JournalError::Io)?;
         let upstream = Upstream::new(&config.graph)?;
+        let media = Arc::new(media);
+        let media_worker = MediaWorker::start(
+            journal.clone(),
+            store.clone(),
+            crate::media::Fetcher {
+                upstream: upstream.clone(),
+                files: media.clone(),
+                config: config.media.clone(),
+                idle: config.graph.timeout,
+            },
+            applied.clone(),
+            jobs_rx,
+        );
         let outbox = Outbox::start(
             journal.clone(),
             store.clone(),
@@ -97,7 +114,8 @@ impl App {
             config,
             journal,
             store,
-            media: Arc::new(media),
+            media,
+            media_worker,
             api_token,
             applied,
             started: Instant::now(),
@@ -113,6 +131,7 @@ impl App {
     /// Syncs the journal, lets the applier catch up, flushes sled.
     pub async fn shutdown(&self) {
         self.state.outbox.shutdown().await;
+        self.state.media_worker.shutdown().await;
         self.state.journal.shutdown().await;
         let _ = self.stop.send(true);
         let handle = self.applier.lock().ok().and_then(|mut h| h.take());

@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[path = "config_media.rs"]
+mod media;
+pub use media::{MediaConfig, DEFAULT_MEDIA_HOSTS};
+
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -72,6 +76,8 @@ pub struct Config {
     /// Outbound calls to Meta's Graph API (sending; later media and forwarding).
     pub graph: GraphConfig,
     pub send: SendConfig,
+    /// Media download, limits and retention.
+    pub media: MediaConfig,
 }
 
 /// Where and how wagate calls the Graph API.
@@ -147,6 +153,7 @@ impl Config {
                 max_age: Duration::from_secs(3600),
                 sent_timeout: Duration::from_secs(600),
             },
+            media: MediaConfig::default(),
         }
     }
 
@@ -256,6 +263,7 @@ impl Config {
                 ))
             }
         }
+        media::read_media(&get, &mut config.media)?;
         if let Some(v) = get("WAGATE_MEDIA_KEY_FILE") {
             let v = v.trim();
             if v.ends_with('/') {

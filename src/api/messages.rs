@@ -38,6 +38,9 @@ struct MessageDetail {
     /// Sent through wagate: the request, its attempts and local id.
     #[serde(skip_serializing_if = "Option::is_none")]
     outbound: Option<crate::outbox::EntryView>,
+    /// An inbound media message: its download job (state, size, digest, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    media: Option<crate::media::MediaView>,
 }
 
 #[derive(Serialize)]
@@ -135,12 +138,20 @@ async fn list(state: AppState, q: ListQuery) -> Result<MessageList, ApiError> {
 async fn message(state: AppState, id: String) -> Result<MessageDetail, ApiError> {
     let st = state.store.clone();
     let wamid = id.clone();
-    let (message, statuses, current_status, sent) = store::blocking(move || {
+    let (message, statuses, current_status, sent, media) = store::blocking(move || {
+        let message = st.message(&id)?;
+        let media = match message.as_ref().map(|m| &m.message.content) {
+            Some(crate::events::model::MessageContent::Media { id: Some(mid), .. }) => {
+                st.media_entry(mid)?
+            }
+            _ => None,
+        };
         Ok((
-            st.message(&id)?,
+            message,
             st.statuses(&id)?,
             st.current_status(&id)?,
             st.outbox_by_wamid(&id)?,
+            media,
         ))
     })
     .await?;
@@ -167,6 +178,7 @@ async fn message(state: AppState, id: String) -> Result<MessageDetail, ApiError>
         current_status,
         statuses,
         outbound,
+        media: media.map(crate::media::MediaView::of),
     })
 }
 

@@ -23,6 +23,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             .unify()
             .or(stats::routes(state.clone()))
             .unify()
+            .or(crate::media::routes(state.clone()))
+            .unify()
             .or(crate::outbox::api_routes(state))
             .unify(),
     )

@@ -88,6 +88,8 @@ pub struct Delivered<'a> {
 pub struct Applier<'a> {
     pub store: &'a Store,
     pub overlay: &'a mut Overlay,
+    /// Media jobs created by media messages.
+    pub media: &'a mut crate::media::apply::Pending,
     pub changes: &'a mut Changes,
     pub counters: &'a mut Counters,
     pub dedup_ttl: Duration,
@@ -249,6 +251,9 @@ impl Applier<'_> {
         c.username = message.username.clone().or(c.username);
         c.last_inbound_at = Some(c.last_inbound_at.unwrap_or(i64::MIN).max(message.timestamp));
         self.save_contact(c);
+        if let Some(job) = crate::media::job_for(&message, d.received_at_micros) {
+            self.media.create(self.store, job)?;
+        }
         self.changes.put_message(&StoredMessage {
             message,
             direction: "inbound".into(),

@@ -19,6 +19,9 @@ pub enum Kind {
     SendRequest = 2,
     /// An outbox update: attempt started or ended, pause, resume.
     SendUpdate = 3,
+    /// A media job's progress: failed attempt, stored file, final failure, deletion
+    /// (see `crate::media::record`).
+    MediaUpdate = 4,
 }
 
 impl Kind {
@@ -27,6 +30,7 @@ impl Kind {
             1 => Some(Kind::Delivery),
             2 => Some(Kind::SendRequest),
             3 => Some(Kind::SendUpdate),
+            4 => Some(Kind::MediaUpdate),
             _ => None,
         }
     }

@@ -4,10 +4,25 @@
 //! - `keys.rs`: master keys, the key file, rotation.
 //! - `files.rs`: the file store under `<data>/media/`: atomic writes, verified reads,
 //!   deletion, sweeping temporary and orphan files.
+//! - `record.rs`: the media job entry and its journal records; `apply.rs` the
+//!   applier's side (jobs created from media messages, records applied).
+//! - `worker.rs`: the download jobs; `fetch.rs` one attempt (lookup, streaming
+//!   download into the store); `sweep.rs` TTL, temp and orphan sweeps.
+//! - `http.rs`: `GET /api/media/{id}` and `/content`.
 
+pub mod apply;
 pub mod crypto;
+mod fetch;
 pub mod files;
+mod http;
 pub mod keys;
+pub mod record;
+mod sweep;
+mod worker;
+
+pub use fetch::Fetcher;
+pub use http::{routes, MediaView};
+pub use worker::MediaWorker;
 
 use std::sync::Arc;
 
@@ -16,6 +31,8 @@ pub use files::{FileError, MediaFiles, StoredFile, SweepReport};
 pub use keys::{KeyError, KeyStore, Keyring, MasterKey};
 
 use crate::config::Config;
+use crate::events::model::{InboundMessage, MessageContent};
+use record::{MediaEntry, MediaState, MEDIA_ID_LIFETIME_SECS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -36,4 +53,48 @@ pub fn open(config: &Config) -> Result<MediaFiles, MediaError> {
         &config.data_dir.join("media"),
         Arc::new(keys),
     )?)
+}
+
+/// The job for an inbound media message (image, audio, video, document, sticker
+/// with a media id). Deterministic: built from the message and its delivery's
+/// receive time only.
+pub fn job_for(message: &InboundMessage, received_at_micros: i64) -> Option<MediaEntry> {
+    let MessageContent::Media {
+        media_type,
+        id: Some(media_id),
+        mime_type,
+        sha256,
+        filename,
+        url,
+        file_size,
+        ..
+    } = &message.content
+    else {
+        return None;
+    };
+    // Meta's clock, not ours: the media id lives 7 days from when it was sent.
+    let sent_at = (message.timestamp.saturating_mul(1_000_000)).min(received_at_micros);
+    Some(MediaEntry {
+        media_id: media_id.clone(),
+        message_id: message.id.clone(),
+        media_type: media_type.clone(),
+        mime_type: mime_type.clone(),
+        declared_size: *file_size,
+        declared_sha256: sha256.clone(),
+        webhook_url: url.clone(),
+        filename: filename.clone(),
+        created_at_micros: received_at_micros,
+        id_expires_at_micros: sent_at.saturating_add(MEDIA_ID_LIFETIME_SECS * 1_000_000),
+        state: MediaState::Pending,
+        attempts: 0,
+        last_error: None,
+        stored_at_micros: None,
+        expires_at_micros: None,
+        file: None,
+        size: None,
+        sha256: None,
+        key_id: None,
+        finished_at_micros: None,
+        deleted_at_micros: None,
+    })
 }

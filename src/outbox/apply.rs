@@ -55,7 +55,7 @@ impl Pending {
                     SendUpdate::Resumed { .. } => self.pause = Some(None),
                 }
             }
-            Kind::Delivery => {}
+            Kind::Delivery | Kind::MediaUpdate => {}
         }
         Ok(())
     }

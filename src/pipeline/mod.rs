@@ -54,6 +54,7 @@ pub struct Applier {
     purged_before: u64,
     overlay: Overlay,
     outbox: crate::outbox::apply::Pending,
+    media: crate::media::apply::Pending,
     dedup_ttl: Duration,
     next_expiry: std::time::Instant,
     expiry_from: Option<Vec<u8>>,
@@ -99,6 +100,7 @@ impl Applier {
         store: Store,
         dedup_ttl: Duration,
         retention: retention::RetentionOptions,
+        media: crate::media::apply::Pending,
     ) -> Result<(Applier, watch::Receiver<Applied>), StoreError> {
         let main = store.cursor(Stream::Main)?;
         let quarantine = store.cursor(Stream::Quarantine)?;
@@ -121,6 +123,7 @@ impl Applier {
                 purged_before: 0,
                 overlay: Overlay::default(),
                 outbox: Default::default(),
+                media,
                 dedup_ttl,
                 next_expiry: std::time::Instant::now(),
                 expiry_from: None,
@@ -245,6 +248,7 @@ impl Applier {
         let (changes, cursor) = prepared;
         self.overlay.hand_off();
         self.outbox.hand_off();
+        self.media.hand_off();
         match &mut self.committer {
             Some(c) => {
                 if c.work.send(changes).is_err() {
@@ -258,6 +262,7 @@ impl Applier {
                 }
                 self.overlay.committed();
                 self.outbox.committed();
+                self.media.committed();
                 self.publish(stream, cursor);
             }
         }
@@ -277,6 +282,7 @@ impl Applier {
             .map_err(|_| StoreError::Task("committer stopped".into()))??;
         self.overlay.committed();
         self.outbox.committed();
+        self.media.committed();
         self.publish(stream, cursor);
         Ok(())
     }
@@ -298,6 +304,7 @@ impl Applier {
         }
         self.overlay.clear();
         self.outbox.clear();
+        self.media.clear();
         let reload = || -> Result<_, StoreError> {
             Ok((
                 Counters::load(&self.store)?,
@@ -342,6 +349,7 @@ impl Applier {
         changes.set_cursor(stream, cursor);
         self.overlay.write(&mut changes);
         self.outbox.write(&mut changes);
+        self.media.write(&mut changes);
         self.counters.write(&mut changes);
         Ok(Some((changes, cursor)))
     }
@@ -355,6 +363,7 @@ impl Applier {
     ) -> Result<(), StoreError> {
         match Kind::from_u8(record.kind) {
             Some(Kind::Delivery) => {}
+            Some(Kind::MediaUpdate) => return self.media.apply(&self.store, record),
             Some(kind) => return self.outbox.apply(&self.store, kind, record),
             None => {
                 tracing::warn!(
@@ -400,6 +409,7 @@ impl Applier {
             let outcome = events::Applier {
                 store: &self.store,
                 overlay: &mut self.overlay,
+                media: &mut self.media,
                 changes,
                 counters: &mut self.counters,
                 dedup_ttl: self.dedup_ttl,

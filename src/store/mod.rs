@@ -7,6 +7,7 @@
 
 mod deliveries;
 mod handshakes;
+mod media;
 mod model;
 mod outbox;
 
@@ -82,6 +83,10 @@ pub enum T {
     OutboxByWamid,
     /// local id (BE) -> (): entries not final yet.
     OutboxPending,
+    /// media id -> MediaEntry (JSON).
+    Media,
+    /// media id -> (): jobs not final yet.
+    MediaPending,
 }
 
 const TREE_NAMES: &[&str] = &[
@@ -105,6 +110,8 @@ const TREE_NAMES: &[&str] = &[
     "outbox_keys",
     "outbox_by_wamid",
     "outbox_pending",
+    "media",
+    "media_pending",
 ];
 
 #[derive(Clone)]

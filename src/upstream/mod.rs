@@ -4,6 +4,7 @@
 //! [`Upstream::graph_url`]).
 
 mod graph_error;
+pub mod media;
 
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ impl Upstream {
             .connect_timeout(Duration::from_secs(10).min(graph.timeout))
             .timeout(graph.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            // Redirects are followed by hand where wanted (media: allowed hosts only).
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Upstream {
             http,

@@ -5,6 +5,8 @@ mod cli;
 mod crash;
 mod events;
 mod fake_graph;
+mod fake_media;
+mod media;
 mod media_crypto;
 mod media_files;
 mod metrics;

@@ -1,0 +1,213 @@
+//! One download attempt: a URL (the webhook's, or a fresh one from the lookup), the
+//! download streamed through a bounded channel into [`MediaFiles::store`] on a
+//! blocking thread (never the whole file in memory), and what to do next.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::sync::mpsc;
+
+use super::files::{FileError, MediaFiles, StoredFile};
+use super::record::{type_cap, MediaEntry, MediaState};
+use crate::config::MediaConfig;
+use crate::upstream::media::{FetchError, MediaInfo};
+use crate::upstream::Upstream;
+
+/// Chunks in flight between the download and the store (each at most a few tens of KiB).
+const CHANNEL_CHUNKS: usize = 8;
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Stored {
+        file: StoredFile,
+        mime_type: Option<String>,
+    },
+    /// Give up in `state` (failed, quarantined, expired).
+    Final {
+        state: MediaState,
+        reason: String,
+        sha256: Option<String>,
+    },
+    Retry {
+        reason: String,
+        /// Wait (backoff, or `after`) before the next attempt; else retry at once
+        /// with a fresh URL.
+        backoff: bool,
+        after: Option<Duration>,
+    },
+}
+
+fn final_(state: MediaState, reason: impl Into<String>) -> Outcome {
+    Outcome::Final {
+        state,
+        reason: reason.into(),
+        sha256: None,
+    }
+}
+
+/// Reads chunks from the download. The end is an explicit empty chunk: a channel
+/// closed without it (the attempt was abandoned) or an early end (fewer bytes than
+/// the expected length) is an error, so a cut download is never stored.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    expected_len: Option<u64>,
+    got: u64,
+    ended: bool,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) if !b.is_empty() => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "download abandoned",
+                    ))
+                }
+                Some(Ok(_)) => {
+                    self.ended = true;
+                    if let Some(n) = self.expected_len.filter(|n| self.got < *n) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("download ended after {} of {n} bytes", self.got),
+                        ));
+                    }
+                    return Ok(0);
+                }
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        self.got += n as u64;
+        Ok(n)
+    }
+}
+
+pub struct Fetcher {
+    pub upstream: Upstream,
+    pub files: Arc<MediaFiles>,
+    pub config: MediaConfig,
+    /// Longest wait for the next chunk.
+    pub idle: Duration,
+}
+
+impl Fetcher {
+    /// One attempt. `url`: the webhook's URL on the first attempt, else `None` (look
+    /// up a fresh one).
+    pub async fn attempt(&self, entry: &MediaEntry, url: Option<String>) -> Outcome {
+        let info = match url {
+            Some(url) => MediaInfo {
+                url,
+                mime_type: entry.mime_type.clone(),
+                sha256: None,
+                file_size: None,
+            },
+            None => match self.upstream.media_lookup(&entry.media_id).await {
+                Ok(info) => info,
+                Err(e) => return outcome_of(e, entry),
+            },
+        };
+        let cap = type_cap(&entry.media_type);
+        let declared = [entry.declared_size, info.file_size];
+        let limit = declared.iter().flatten().fold(cap, |l, d| l.min(*d));
+        let expected_len = entry.declared_size.or(info.file_size).filter(|n| *n <= cap);
+        let expected_sha = entry.declared_digest().or(info.sha256);
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let reader = ChannelReader {
+            rx,
+            current: Bytes::new(),
+            expected_len,
+            got: 0,
+            ended: false,
+        };
+        let files = self.files.clone();
+        let store = tokio::task::spawn_blocking(move || files.store(reader, expected_sha, limit));
+        let dl = self
+            .upstream
+            .media_download(
+                &info.url,
+                &self.config.hosts,
+                limit,
+                self.config.timeout,
+                self.idle,
+                &tx,
+            )
+            .await;
+        let end = match &dl {
+            Ok(_) => Ok(Bytes::new()),
+            // Whatever arrived must not be stored.
+            Err(_) => Err(io::Error::other("download failed")),
+        };
+        let _ = tx.send(end).await;
+        drop(tx);
+        let stored = store
+            .await
+            .unwrap_or_else(|e| Err(FileError::Source(io::Error::other(e.to_string()))));
+        let dl = match dl {
+            Ok(d) => d,
+            Err(e) => return outcome_of(e, entry),
+        };
+        match stored {
+            Ok(file) => Outcome::Stored {
+                file,
+                mime_type: entry.mime_type.clone().or(info.mime_type).or(dl.content_type),
+            },
+            Err(FileError::TooLarge { limit }) => final_(
+                MediaState::Failed,
+                format!("too large: more than {limit} bytes (declared size or the {} cap); download cut", entry.media_type),
+            ),
+            Err(FileError::DigestMismatch { expected, actual }) => Outcome::Final {
+                state: MediaState::Quarantined,
+                reason: format!("sha256 mismatch: expected {expected}, got {actual}"),
+                sha256: Some(actual),
+            },
+            Err(FileError::Source(e)) => Outcome::Retry {
+                reason: format!("download incomplete: {e}"),
+                backoff: true,
+                after: None,
+            },
+            Err(e) => Outcome::Retry {
+                reason: format!("storing failed: {e}"),
+                backoff: true,
+                after: None,
+            },
+        }
+    }
+}
+
+fn outcome_of(e: FetchError, entry: &MediaEntry) -> Outcome {
+    match e {
+        FetchError::Retry {
+            reason,
+            backoff,
+            after,
+        } => Outcome::Retry {
+            reason,
+            backoff,
+            after,
+        },
+        FetchError::NoToken => Outcome::Retry {
+            reason: e.to_string(),
+            backoff: true,
+            after: None,
+        },
+        FetchError::Gone(m) if crate::now_micros() >= entry.id_expires_at_micros => {
+            final_(MediaState::Expired, format!("media id expired: {m}"))
+        }
+        FetchError::Gone(m) => final_(MediaState::Failed, format!("media id not found: {m}")),
+        FetchError::TooLarge { .. } | FetchError::Permanent(_) => {
+            final_(MediaState::Failed, e.to_string())
+        }
+    }
+}

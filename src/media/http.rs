@@ -1,0 +1,168 @@
+//! `GET /api/media/{media-id}` (metadata) and `GET /api/media/{media-id}/content`
+//! (the decrypted bytes, only once the whole file has been authenticated, as an
+//! attachment that browsers will not sniff or run).
+
+use std::io::Read;
+
+use serde::Serialize;
+use warp::filters::BoxedFilter;
+use warp::{Filter, Reply};
+
+use super::record::{MediaEntry, MediaState};
+use crate::api::rfc3339;
+use crate::app::AppState;
+use crate::store;
+use crate::web::error::ApiError;
+
+/// What the API shows of a media job.
+#[derive(Debug, Serialize)]
+pub struct MediaView {
+    pub media_id: String,
+    pub message_id: String,
+    pub media_type: String,
+    pub mime_type: Option<String>,
+    pub state: MediaState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub declared_size: Option<u64>,
+    pub size: Option<u64>,
+    /// SHA-256 of the stored (or, when quarantined, the received) bytes, hex.
+    pub sha256: Option<String>,
+    pub key_id: Option<String>,
+    pub file: Option<String>,
+    pub filename: Option<String>,
+    pub created_at: String,
+    pub stored_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub deleted_at: Option<String>,
+    /// `/api/media/{id}/content` while the file is stored.
+    pub content: Option<String>,
+}
+
+impl MediaView {
+    pub fn of(e: MediaEntry) -> MediaView {
+        let content =
+            (e.state == MediaState::Stored).then(|| format!("/api/media/{}/content", e.media_id));
+        MediaView {
+            content,
+            created_at: rfc3339(e.created_at_micros),
+            stored_at: e.stored_at_micros.map(rfc3339),
+            expires_at: e.expires_at_micros.map(rfc3339),
+            deleted_at: e.deleted_at_micros.map(rfc3339),
+            media_id: e.media_id,
+            message_id: e.message_id,
+            media_type: e.media_type,
+            mime_type: e.mime_type,
+            state: e.state,
+            attempts: e.attempts,
+            last_error: e.last_error,
+            declared_size: e.declared_size,
+            size: e.size,
+            sha256: e.sha256,
+            key_id: e.key_id,
+            file: e.file,
+            filename: e.filename,
+        }
+    }
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+    let s = state.clone();
+    let meta = warp::get()
+        .and(warp::path!("media" / String))
+        .then(move |id: String| {
+            let s = s.clone();
+            async move {
+                let st = s.store.clone();
+                let r = store::blocking(move || st.media_entry(&id)).await;
+                crate::api::json_or_error(match r {
+                    Ok(Some(e)) => Ok(MediaView::of(e)),
+                    Ok(None) => Err(ApiError::NotFound),
+                    Err(e) => Err(e.into()),
+                })
+            }
+        });
+    let content = warp::get()
+        .and(warp::path!("media" / String / "content"))
+        .then(move |id: String| {
+            let s = state.clone();
+            async move {
+                match content(s, id).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                }
+            }
+        });
+    meta.or(content).unify().boxed()
+}
+
+/// A MIME type safe to put in a header (`type/subtype`, token characters).
+fn safe_mime(m: Option<&str>) -> &str {
+    let ok = |m: &&str| {
+        let mut parts = m.split('/');
+        let token = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+        };
+        matches!((parts.next(), parts.next(), parts.next()), (Some(a), Some(b), None) if token(a) && token(b))
+    };
+    m.filter(ok).unwrap_or("application/octet-stream")
+}
+
+async fn content(state: AppState, id: String) -> Result<warp::reply::Response, ApiError> {
+    let st = state.store.clone();
+    let key = id.clone();
+    let entry = store::blocking(move || st.media_entry(&key))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let Some(file) = entry.live_file().map(str::to_string) else {
+        return Err(ApiError::Conflict(format!(
+            "media {} is {}, not stored",
+            entry.media_id,
+            entry.state.as_str()
+        )));
+    };
+    let files = state.media.clone();
+    // The whole file is authenticated first: a damaged file serves nothing.
+    // warp 0.4 offers no streaming response body, so the plaintext is read whole
+    // (at most the type's cap, 100 MB for documents).
+    let bytes = tokio::task::spawn_blocking(move || {
+        let mut r = files.open_verified(&file)?;
+        let mut out = Vec::with_capacity(r.info.size as usize);
+        r.read_to_end(&mut out)
+            .map_err(super::files::FileError::Source)?;
+        Ok::<_, super::files::FileError>(out)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| {
+        tracing::error!(media_id = %id, error = %e, "stored media file failed verification; nothing served");
+        ApiError::Internal(format!("media file failed verification: {e}"))
+    })?;
+    let name: String = entry
+        .filename
+        .as_deref()
+        .unwrap_or(&entry.media_id)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .take(100)
+        .collect();
+    let name = if name.is_empty() {
+        "media".into()
+    } else {
+        name
+    };
+    let mut resp = warp::reply::Response::new(bytes.into());
+    let h = resp.headers_mut();
+    let v = |s: &str| http::HeaderValue::from_str(s).expect("safe header value");
+    h.insert("content-type", v(safe_mime(entry.mime_type.as_deref())));
+    h.insert(
+        "content-disposition",
+        v(&format!("attachment; filename=\"{name}\"")),
+    );
+    h.insert("x-content-type-options", v("nosniff"));
+    h.insert("content-security-policy", v("sandbox"));
+    h.insert("cache-control", v("private, no-store"));
+    Ok(resp)
+}

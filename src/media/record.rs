@@ -1,0 +1,216 @@
+//! What the media worker writes to the journal, and the entry the applier derives.
+//!
+//! A job (a [`MediaEntry`] in state `pending`) is derived from the inbound message
+//! itself, so it needs no record of its own. The journal holds what cannot be
+//! recomputed: each failed attempt (so the count survives a restart), that a file
+//! was stored (its name, size, digest, key id), a final failure, and a deletion
+//! (journaled before the file is removed).
+
+use serde::{Deserialize, Serialize};
+
+/// Meta's media-id lifetime for inbound media ("Media IDs in webhooks expire after 7 days").
+pub const MEDIA_ID_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaState {
+    Pending,
+    Stored,
+    Failed,
+    Quarantined,
+    Expired,
+    Deleted,
+}
+
+impl MediaState {
+    pub fn is_final(self) -> bool {
+        !matches!(self, MediaState::Pending)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaState::Pending => "pending",
+            MediaState::Stored => "stored",
+            MediaState::Failed => "failed",
+            MediaState::Quarantined => "quarantined",
+            MediaState::Expired => "expired",
+            MediaState::Deleted => "deleted",
+        }
+    }
+}
+
+/// Largest file accepted per media type (Meta's own limits for inbound media).
+pub fn type_cap(media_type: &str) -> u64 {
+    const MB: u64 = 1024 * 1024;
+    match media_type {
+        "image" => 5 * MB,
+        "audio" | "video" => 16 * MB,
+        "sticker" => 500 * 1024,
+        _ => 100 * MB,
+    }
+}
+
+/// One media item (derived; kept in the store, keyed by media id).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MediaEntry {
+    pub media_id: String,
+    /// The inbound message (wamid) that carried it.
+    pub message_id: String,
+    pub media_type: String,
+    pub mime_type: Option<String>,
+    /// `file_size` from the webhook, when sent.
+    pub declared_size: Option<u64>,
+    /// `sha256` from the webhook (base64), when sent.
+    pub declared_sha256: Option<String>,
+    /// The webhook's own URL (expires ~5 minutes after it was issued).
+    pub webhook_url: Option<String>,
+    /// The sender's file name (documents).
+    pub filename: Option<String>,
+    pub created_at_micros: i64,
+    /// After this Meta no longer knows the media id: the job gives up as `expired`.
+    pub id_expires_at_micros: i64,
+    pub state: MediaState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub stored_at_micros: Option<i64>,
+    /// `stored_at + WAGATE_MEDIA_TTL`: the sweeper deletes the file after this.
+    pub expires_at_micros: Option<i64>,
+    /// Server-generated file name under `<data>/media/`.
+    pub file: Option<String>,
+    /// Plaintext size and SHA-256 (hex) of the stored file.
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    pub key_id: Option<String>,
+    pub finished_at_micros: Option<i64>,
+    pub deleted_at_micros: Option<i64>,
+}
+
+impl MediaEntry {
+    /// The file to keep, if it is one the store should still hold.
+    pub fn live_file(&self) -> Option<&str> {
+        (self.state == MediaState::Stored)
+            .then_some(self.file.as_deref())
+            .flatten()
+    }
+
+    /// The expected SHA-256 from the webhook, decoded.
+    pub fn declared_digest(&self) -> Option<[u8; 32]> {
+        use base64::Engine;
+        let b = self.declared_sha256.as_deref()?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
+        raw.try_into().ok()
+    }
+
+    /// Applies a journaled update. Re-applying one changes nothing.
+    pub fn apply(&mut self, u: &MediaUpdate, at_micros: i64, ttl_micros: i64) {
+        match u {
+            MediaUpdate::Attempt { attempt, error, .. } => {
+                if self.state == MediaState::Pending && *attempt >= self.attempts {
+                    self.attempts = *attempt;
+                    self.last_error = Some(error.clone());
+                }
+            }
+            MediaUpdate::Stored {
+                attempt,
+                file,
+                size,
+                sha256,
+                key_id,
+                mime_type,
+                ..
+            } => {
+                if self.state != MediaState::Pending {
+                    return;
+                }
+                self.state = MediaState::Stored;
+                self.attempts = self.attempts.max(*attempt);
+                self.file = Some(file.clone());
+                self.size = Some(*size);
+                self.sha256 = Some(sha256.clone());
+                self.key_id = Some(key_id.clone());
+                if mime_type.is_some() {
+                    self.mime_type = mime_type.clone();
+                }
+                self.stored_at_micros = Some(at_micros);
+                self.expires_at_micros = Some(at_micros.saturating_add(ttl_micros));
+                self.finished_at_micros = Some(at_micros);
+                self.last_error = None;
+            }
+            MediaUpdate::Failed {
+                attempt,
+                state,
+                reason,
+                sha256,
+                ..
+            } => {
+                if self.state != MediaState::Pending || !state.is_final() {
+                    return;
+                }
+                self.state = *state;
+                self.attempts = self.attempts.max(*attempt);
+                self.last_error = Some(reason.clone());
+                self.sha256 = sha256.clone().or(self.sha256.take());
+                self.finished_at_micros = Some(at_micros);
+            }
+            MediaUpdate::Deleted { file, reason, .. } => {
+                if self.state == MediaState::Stored && self.file.as_deref() == Some(file) {
+                    self.state = MediaState::Deleted;
+                    self.deleted_at_micros = Some(at_micros);
+                    self.last_error = Some(reason.clone());
+                }
+            }
+        }
+    }
+}
+
+/// `Kind::MediaUpdate` payload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "update", rename_all = "snake_case")]
+pub enum MediaUpdate {
+    /// Attempt `attempt` failed and will be retried.
+    Attempt {
+        media_id: String,
+        attempt: u32,
+        error: String,
+        retry_in_ms: u64,
+    },
+    /// The file is stored under `file` (written, fsynced, renamed before this).
+    Stored {
+        media_id: String,
+        attempt: u32,
+        file: String,
+        size: u64,
+        sha256: String,
+        key_id: String,
+        mime_type: Option<String>,
+    },
+    /// Given up: `failed`, `quarantined` (digest mismatch) or `expired`.
+    Failed {
+        media_id: String,
+        attempt: u32,
+        state: MediaState,
+        reason: String,
+        /// The digest actually received (quarantine).
+        sha256: Option<String>,
+    },
+    /// The file is to be removed (journaled before it is).
+    Deleted {
+        media_id: String,
+        file: String,
+        reason: String,
+    },
+}
+
+impl MediaUpdate {
+    pub fn media_id(&self) -> &str {
+        match self {
+            MediaUpdate::Attempt { media_id, .. }
+            | MediaUpdate::Stored { media_id, .. }
+            | MediaUpdate::Failed { media_id, .. }
+            | MediaUpdate::Deleted { media_id, .. } => media_id,
+        }
+    }
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("serialisable")
+}
