@@ -17,4 +17,5 @@ mod send_crash;
 mod send_graph;
 mod send_more;
 mod support;
+mod tls;
 mod webhook;
