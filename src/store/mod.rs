@@ -218,6 +218,17 @@ impl Store {
         Ok(())
     }
 
+    /// Entries of `t` after `from` (all of them without one): the next slice of a
+    /// rolling scan.
+    pub(crate) fn keys_after(&self, t: T, from: Option<&[u8]>) -> sled::Iter {
+        match from {
+            Some(k) => self
+                .tree(t)
+                .range::<&[u8], _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+            None => self.tree(t).iter(),
+        }
+    }
+
     pub fn cursor(&self, stream: Stream) -> Result<Option<Cursor>, StoreError> {
         match self.tree(T::Meta).get(cursor_key(stream))? {
             Some(v) => serde_json::from_slice(&v)

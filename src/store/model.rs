@@ -171,12 +171,7 @@ impl Store {
         let mut changes = Changes::new();
         let mut n = 0;
         let mut last = None;
-        let range = match from {
-            Some(k) => self
-                .tree(T::Dedup)
-                .range::<&[u8], _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
-            None => self.tree(T::Dedup).iter(),
-        };
+        let range = self.keys_after(T::Dedup, from);
         for (i, kv) in range.enumerate() {
             let (k, v) = kv?;
             if super::from_be(&v).is_some_and(|seen| (seen as i64) < before_micros) {
@@ -251,12 +246,7 @@ impl Store {
         let mut changes = Changes::new();
         let mut n = 0;
         let mut last = None;
-        let range = match from {
-            Some(k) => self
-                .tree(T::Statuses)
-                .range::<&[u8], _>((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
-            None => self.tree(T::Statuses).iter(),
-        };
+        let range = self.keys_after(T::Statuses, from);
         // Per message id: were all of its entries seen so far expired?
         let mut group: Option<(Vec<u8>, bool)> = None;
         let close = |changes: &mut Changes, group: &Option<(Vec<u8>, bool)>| {
