@@ -124,22 +124,37 @@ async fn content(state: AppState, id: String) -> Result<warp::reply::Response, A
         )));
     };
     let files = state.media.clone();
-    // The whole file is authenticated first: a damaged file serves nothing.
-    // warp 0.4 offers no streaming response body, so the plaintext is read whole
-    // (at most the type's cap, 100 MB for documents).
-    let bytes = tokio::task::spawn_blocking(move || {
-        let mut r = files.open_verified(&file)?;
-        let mut out = Vec::with_capacity(r.info.size as usize);
-        r.read_to_end(&mut out)
-            .map_err(super::files::FileError::Source)?;
-        Ok::<_, super::files::FileError>(out)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| {
-        tracing::error!(media_id = %id, error = %e, "stored media file failed verification; nothing served");
-        ApiError::Internal(format!("media file failed verification: {e}"))
-    })?;
+    // The whole file is authenticated first (a damaged file serves nothing); then a
+    // second pass decrypts and streams it, 64 KiB at a time, re-authenticating each
+    // chunk: memory stays at a few chunks whatever the file's size.
+    let reader = tokio::task::spawn_blocking(move || files.open_verified(&file))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| {
+            tracing::error!(media_id = %id, error = %e, "stored media file failed verification; nothing served");
+            ApiError::Internal(format!("media file failed verification: {e}"))
+        })?;
+    let size = reader.info.size;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        loop {
+            let mut chunk = vec![0u8; 64 * 1024];
+            match reader.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.blocking_send(Ok(chunk.into())).is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
     let name: String = entry
         .filename
         .as_deref()
@@ -153,7 +168,7 @@ async fn content(state: AppState, id: String) -> Result<warp::reply::Response, A
     } else {
         name
     };
-    let mut resp = warp::reply::Response::new(bytes.into());
+    let mut resp = warp::reply::stream(ChunkStream(rx)).into_response();
     let h = resp.headers_mut();
     let v = |s: &str| http::HeaderValue::from_str(s).expect("safe header value");
     h.insert("content-type", v(safe_mime(entry.mime_type.as_deref())));
@@ -164,5 +179,20 @@ async fn content(state: AppState, id: String) -> Result<warp::reply::Response, A
     h.insert("x-content-type-options", v("nosniff"));
     h.insert("content-security-policy", v("sandbox"));
     h.insert("cache-control", v("private, no-store"));
+    h.insert("content-length", v(&size.to_string()));
     Ok(resp)
+}
+
+/// The plaintext chunks of a verified file, as a response body.
+struct ChunkStream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+
+impl futures_util::Stream for ChunkStream {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
 }
