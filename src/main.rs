@@ -33,6 +33,9 @@ enum Command {
         /// The body exactly as received (e.g. saved from /api/deliveries/{id}/raw).
         file: std::path::PathBuf,
     },
+    /// Add a new media master key and make it primary; old keys still decrypt.
+    /// Run it while wagate is stopped (a running wagate keeps its keys until restart).
+    RotateMediaKey,
     /// Validate the configuration, the data directory's permissions and free space.
     /// Exits 0 when wagate can start, 1 with an explanation when it cannot.
     Check,
@@ -52,6 +55,35 @@ fn main() -> ExitCode {
         Command::Serve => serve(),
         Command::VerifySignature { header, file } => verify_signature(header, &file),
         Command::Check => check(),
+        Command::RotateMediaKey => rotate_media_key(),
+    }
+}
+
+fn rotate_media_key() -> ExitCode {
+    let config = match wagate::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wagate: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = config
+        .media_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("media-keys"));
+    let rotated = wagate::media::keys::KeyStore::open(&path, false).and_then(|k| k.rotate());
+    match rotated {
+        Ok(id) => {
+            println!("new primary media key {id} in {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "wagate: cannot rotate the media key in {}: {e}",
+                path.display()
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -73,3 +73,25 @@ fn check_passes_on_a_fresh_directory_and_explains_a_bad_one() {
     assert_eq!(low.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&low.stdout).contains("below WAGATE_MIN_FREE"));
 }
+
+#[tokio::test]
+async fn rotate_media_key_adds_a_primary_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = wagate::App::start(crate::support::test_config(dir.path()))
+        .await
+        .unwrap();
+    app.shutdown().await;
+    let out = wagate()
+        .env("WAGATE_DATA_DIR", dir.path())
+        .arg("rotate-media-key")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = std::fs::read_to_string(dir.path().join("media-keys")).unwrap();
+    assert!(keys.lines().any(|l| l == "primary k2"), "{keys}");
+    assert!(keys.lines().any(|l| l.starts_with("k1 ")), "old key kept");
+}
