@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{sign, API_TOKEN, SECRET};
+use crate::support::{api_json, sign, API_TOKEN, SECRET};
 
 pub struct Server {
     pub child: Child,
@@ -67,15 +67,7 @@ pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
 
 async fn wait_caught_up(client: &reqwest::Client, base: &str) -> serde_json::Value {
     for _ in 0..600 {
-        let stats: serde_json::Value = client
-            .get(format!("{base}/api/stats"))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats JSON");
+        let stats = api_json(client.get(format!("{base}/api/stats"))).await;
         if stats["applied"] == stats["journal_head"] {
             return stats;
         }
@@ -88,17 +80,10 @@ async fn all_accepted_bodies(client: &reqwest::Client, base: &str) -> HashSet<Ve
     let mut bodies = HashSet::new();
     let mut before = String::new();
     loop {
-        let page: serde_json::Value = client
-            .get(format!(
-                "{base}/api/deliveries?verdict=accepted&limit=500{before}"
-            ))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = api_json(client.get(format!(
+            "{base}/api/deliveries?verdict=accepted&limit=500{before}"
+        )))
+        .await;
         for d in page["deliveries"].as_array().unwrap() {
             let raw = client
                 .get(format!("{base}/api/deliveries/{}/raw", d["id"]))

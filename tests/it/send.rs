@@ -189,16 +189,7 @@ async fn token_error_pauses_until_resumed() {
         app.get_json(&format!("/api/outbox/{a}")).await["state"],
         "queued"
     );
-    let r: Value = app
-        .client
-        .post(format!("{}/api/outbox/resume", app.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = app.post_json("/api/outbox/resume").await;
     assert_eq!(r["resumed"], true);
     assert_eq!(finished(&app, a).await["state"], "sent");
     assert_eq!(finished(&app, b).await["state"], "sent");

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::crash::{start_with, Server};
 use crate::fake_graph::{FakeGraph, Reply};
 use crate::send::{PHONE_ID, TOKEN};
-use crate::support::API_TOKEN;
+use crate::support::{api_json, API_TOKEN};
 
 fn start(dir: &std::path::Path, fake: &FakeGraph, rate: &str) -> Server {
     start_with(
@@ -40,15 +40,7 @@ async fn post(c: &reqwest::Client, s: &Server, text: &str) -> u64 {
 /// process: there is no channel to wait on).
 async fn wait_state(c: &reqwest::Client, s: &Server, id: u64, states: &[&str]) -> Value {
     for _ in 0..600 {
-        let e: Value = c
-            .get(format!("{}/api/outbox/{id}", s.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let e = api_json(c.get(format!("{}/api/outbox/{id}", s.base))).await;
         if states.iter().any(|st| e["state"] == *st) {
             return e;
         }

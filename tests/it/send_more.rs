@@ -25,15 +25,7 @@ async fn entry_until(app: &TestApp, id: u64, done: impl Fn(&Value) -> bool) -> V
 }
 
 async fn resume(app: &TestApp) -> Value {
-    app.client
-        .post(format!("{}/api/outbox/resume", app.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.post_json("/api/outbox/resume").await
 }
 
 #[tokio::test]

@@ -121,6 +121,11 @@ impl TestApp {
             .expect("GET")
     }
 
+    /// POSTs to an API path with the bearer token; the JSON answer.
+    pub async fn post_json(&self, path: &str) -> serde_json::Value {
+        api_json(self.client.post(format!("{}{}", self.base, path))).await
+    }
+
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let resp = self.get(path).await;
         assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
@@ -144,6 +149,18 @@ impl TestApp {
             .await
             .expect("processing caught up within 30s");
     }
+}
+
+/// Sends `req` with the API bearer token and reads the JSON answer (for servers
+/// that are child processes, where there is no `TestApp`).
+pub async fn api_json(req: reqwest::RequestBuilder) -> serde_json::Value {
+    req.bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .expect("API request")
+        .json()
+        .await
+        .expect("API JSON")
 }
 
 /// Every payload of the conformance corpus with its manifest signature.

@@ -423,13 +423,7 @@ async fn reverify_accepts_rejected_deliveries_once_the_secret_is_fixed() {
     })
     .await;
     app.wait_applied().await;
-    let reverify = |app: &TestApp| {
-        app.client
-            .post(format!("{}/api/deliveries/reverify", app.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-    };
-    let first: serde_json::Value = reverify(&app).await.unwrap().json().await.unwrap();
+    let first = app.post_json("/api/deliveries/reverify").await;
     assert_eq!(first["accepted"].as_array().unwrap().len(), 1, "{first}");
     assert_eq!(first["still_rejected"], 1);
     let copy = first["accepted"][0]["id"].as_u64().unwrap();
@@ -451,7 +445,7 @@ async fn reverify_accepts_rejected_deliveries_once_the_secret_is_fixed() {
     );
     let original = app.get_json("/api/deliveries/1").await;
     assert_eq!(original["reverified_as"], copy);
-    let second: serde_json::Value = reverify(&app).await.unwrap().json().await.unwrap();
+    let second = app.post_json("/api/deliveries/reverify").await;
     assert_eq!(second["accepted"].as_array().unwrap().len(), 0, "{second}");
     app.stop().await;
 }
