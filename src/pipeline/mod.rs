@@ -215,10 +215,11 @@ impl Applier {
             }
             self.purged_before = heads.quarantine_oldest_segment;
         }
-        // The committed cursor, not the reader's: only what is durably applied may go.
-        let committed = self.store.cursor(Stream::Main)?;
-        self.retention
-            .maybe_run(&self.journal, &self.store, committed)?;
+        if self.retention.is_due() {
+            // The committed cursor, not the reader's: only what is durably applied may go.
+            let committed = self.store.cursor(Stream::Main)?;
+            self.retention.run(&self.journal, &self.store, committed)?;
+        }
         if std::time::Instant::now() >= self.next_expiry {
             let horizon = crate::now_micros() - self.dedup_ttl.as_micros() as i64;
             let (n, next) =

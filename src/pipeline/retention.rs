@@ -41,17 +41,19 @@ impl Retention {
         }
     }
 
-    /// Runs a sweep when one is due. `applied` is the main stream's cursor: only
-    /// segments wholly before it are deleted.
-    pub fn maybe_run(
+    /// Whether a sweep is due (checked between applier steps, so it must be cheap).
+    pub fn is_due(&self) -> bool {
+        Instant::now() >= self.next_run
+    }
+
+    /// Runs a sweep and schedules the next. `applied` is the main stream's committed
+    /// cursor: only segments wholly before it are deleted.
+    pub fn run(
         &mut self,
         journal: &Journal,
         store: &Store,
         applied: Option<Cursor>,
     ) -> Result<(), StoreError> {
-        if Instant::now() < self.next_run {
-            return Ok(());
-        }
         let report = self.sweep(journal, store, applied, SystemTime::now())?;
         if report != Report::default() {
             tracing::info!(
