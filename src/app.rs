@@ -97,6 +97,8 @@ impl App {
                 files: media.clone(),
                 config: config.media.clone(),
                 idle: config.graph.timeout,
+                min_free: config.min_free,
+                stats: Arc::default(),
             },
             applied.clone(),
             jobs_rx,

@@ -114,6 +114,22 @@ pub fn run(config: &Config) -> Vec<Check> {
             format!("cannot read free space: {e}"),
         )),
     }
+    if let Some(addr) = &config.media.clamd {
+        let scanner = crate::media::scan::Scanner {
+            addr: addr.clone(),
+            timeout: config
+                .media
+                .clamd_timeout
+                .min(std::time::Duration::from_secs(5)),
+        };
+        out.push(match scanner.ping() {
+            Ok(()) => check(Level::Ok, format!("clamd answers at {addr}")),
+            Err(e) => check(
+                Level::Problem,
+                format!("WAGATE_CLAMD: {e}; media downloads will retry until it answers"),
+            ),
+        });
+    }
     out
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{bad, duration_var, ConfigError};
+use crate::media::scan::ClamdAddr;
 
 /// Meta's media download hosts.
 pub const DEFAULT_MEDIA_HOSTS: &[&str] = &["lookaside.fbsbx.com"];
@@ -22,6 +23,12 @@ pub struct MediaConfig {
     pub concurrency: usize,
     /// How often the TTL and orphan sweep runs.
     pub sweep_every: Duration,
+    /// clamd to scan every file with (`WAGATE_CLAMD`); none: no scanning.
+    pub clamd: Option<ClamdAddr>,
+    /// Longest wait for clamd (connect, each write, the answer).
+    pub clamd_timeout: Duration,
+    /// While free space is below `WAGATE_MIN_FREE`, downloads wait; checked this often.
+    pub disk_check_every: Duration,
 }
 
 impl Default for MediaConfig {
@@ -34,6 +41,9 @@ impl Default for MediaConfig {
             timeout: Duration::from_secs(600),
             concurrency: 4,
             sweep_every: Duration::from_secs(600),
+            clamd: None,
+            clamd_timeout: Duration::from_secs(60),
+            disk_check_every: Duration::from_secs(10),
         }
     }
 }
@@ -79,6 +89,10 @@ pub(super) fn read_media(
         ));
     }
     duration_var(get, "WAGATE_MEDIA_TIMEOUT", &mut m.timeout)?;
+    if let Some(v) = get("WAGATE_CLAMD").filter(|v| !v.trim().is_empty()) {
+        m.clamd = Some(ClamdAddr::parse(&v).map_err(|e| bad("WAGATE_CLAMD", e))?);
+    }
+    duration_var(get, "WAGATE_CLAMD_TIMEOUT", &mut m.clamd_timeout)?;
     if let Some(v) = get("WAGATE_MEDIA_CONCURRENCY") {
         m.concurrency = v
             .trim()

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::record::{MediaEntry, MediaUpdate};
+use super::record::{MediaEntry, MediaState, MediaUpdate};
 use crate::journal::Record;
+use crate::pipeline::Counters;
 use crate::store::{Changes, Store, StoreError};
 
 #[derive(Default)]
@@ -17,6 +18,9 @@ pub struct Pending {
     entries: HashMap<String, MediaEntry>,
     /// Entries of the step being committed while the next one is prepared.
     committing: HashMap<String, MediaEntry>,
+    /// State of each entry in `entries` before this step (none: created by it), so
+    /// the per-state counts move with the step.
+    before: HashMap<String, Option<MediaState>>,
     created: Vec<String>,
     created_committing: Vec<String>,
     notify: Option<mpsc::UnboundedSender<String>>,
@@ -36,6 +40,7 @@ impl Pending {
     pub fn create(&mut self, store: &Store, entry: MediaEntry) -> Result<(), StoreError> {
         if self.entry(store, &entry.media_id)?.is_none() {
             self.created.push(entry.media_id.clone());
+            self.before.insert(entry.media_id.clone(), None);
             self.entries.insert(entry.media_id.clone(), entry);
         }
         Ok(())
@@ -65,15 +70,28 @@ impl Pending {
                     Some(e) => Some(e.clone()),
                     None => store.media_entry(id)?,
                 };
+                if let Some(e) = &known {
+                    self.before.insert(id.to_string(), Some(e.state));
+                }
                 Ok(known.map(|e| v.insert(e)))
             }
         }
     }
 
-    pub fn write(&self, changes: &mut Changes) {
+    pub fn write(&mut self, changes: &mut Changes, counters: &mut Counters) {
         for e in self.entries.values() {
             changes.put_media(e);
+            match self.before.get(&e.media_id).copied().flatten() {
+                Some(old) if old == e.state => {}
+                old => {
+                    if let Some(old) = old {
+                        counters.sub(state_counter(old), 1);
+                    }
+                    counters.add(state_counter(e.state), 1);
+                }
+            }
         }
+        self.before.clear();
     }
 
     /// The step's writes go to be committed; a new step starts.
@@ -95,8 +113,21 @@ impl Pending {
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.before.clear();
         self.committing.clear();
         self.created.clear();
         self.created_committing.clear();
+    }
+}
+
+/// The applier's counter of media jobs in `state` (a gauge in `/metrics`).
+pub fn state_counter(state: MediaState) -> &'static str {
+    match state {
+        MediaState::Pending => "media_pending",
+        MediaState::Stored => "media_stored",
+        MediaState::Failed => "media_failed",
+        MediaState::Quarantined => "media_quarantined",
+        MediaState::Expired => "media_expired",
+        MediaState::Deleted => "media_deleted",
     }
 }

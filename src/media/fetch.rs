@@ -9,8 +9,12 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use tokio::sync::mpsc;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::files::{FileError, MediaFiles, StoredFile};
 use super::record::{type_cap, MediaEntry, MediaState};
+use super::scan::{ScanError, Scanner, Verdict};
+use super::MediaStats;
 use crate::config::MediaConfig;
 use crate::upstream::media::{FetchError, MediaInfo};
 use crate::upstream::Upstream;
@@ -24,6 +28,8 @@ pub enum Outcome {
     Stored {
         file: StoredFile,
         mime_type: Option<String>,
+        /// The malware scan's verdict, when scanning is on.
+        scan: Option<String>,
     },
     /// Give up in `state` (failed, quarantined, expired).
     Final {
@@ -100,6 +106,9 @@ pub struct Fetcher {
     pub config: MediaConfig,
     /// Longest wait for the next chunk.
     pub idle: Duration,
+    /// Downloads wait while the media directory's filesystem has less free space.
+    pub min_free: u64,
+    pub stats: Arc<MediaStats>,
 }
 
 impl Fetcher {
@@ -158,11 +167,14 @@ impl Fetcher {
             Ok(d) => d,
             Err(e) => return outcome_of(e, entry),
         };
+        if let Ok(file) = &stored {
+            self.stats.bytes_stored.fetch_add(file.size, Relaxed);
+        }
         match stored {
-            Ok(file) => Outcome::Stored {
-                file,
-                mime_type: entry.mime_type.clone().or(info.mime_type).or(dl.content_type),
-            },
+            Ok(file) => {
+                let mime_type = entry.mime_type.clone().or(info.mime_type).or(dl.content_type);
+                self.scan(file, mime_type).await
+            }
             Err(FileError::TooLarge { limit }) => final_(
                 MediaState::Failed,
                 format!("too large: more than {limit} bytes (declared size or the {} cap); download cut", entry.media_type),
@@ -183,6 +195,72 @@ impl Fetcher {
                 after: None,
             },
         }
+    }
+}
+
+impl Fetcher {
+    /// Scans a stored file (when `WAGATE_CLAMD` is set). Anything but a clean verdict
+    /// removes the file: an infected one is quarantined, a scan that could not run is
+    /// retried (a fresh download later), a file clamd refuses as too large fails.
+    async fn scan(&self, file: StoredFile, mime_type: Option<String>) -> Outcome {
+        let Some(addr) = self.config.clamd.clone() else {
+            return Outcome::Stored {
+                file,
+                mime_type,
+                scan: None,
+            };
+        };
+        let scanner = Scanner {
+            addr,
+            timeout: self.config.clamd_timeout,
+        };
+        let (files, name) = (self.files.clone(), file.name.clone());
+        let verdict = tokio::task::spawn_blocking(move || {
+            let mut reader = files
+                .open_verified(&name)
+                .map_err(|e| ScanError::Source(io::Error::other(e.to_string())))?;
+            scanner.scan(&mut reader)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ScanError::Source(io::Error::other(e.to_string()))));
+        let stats = &self.stats;
+        let outcome = match verdict {
+            Ok(Verdict::Clean) => {
+                stats.scans[0].fetch_add(1, Relaxed);
+                return Outcome::Stored {
+                    file,
+                    mime_type,
+                    scan: Some("clean (clamd)".into()),
+                };
+            }
+            Ok(Verdict::Infected(name)) => {
+                stats.scans[1].fetch_add(1, Relaxed);
+                Outcome::Final {
+                    state: MediaState::Quarantined,
+                    reason: format!("malware found by clamd: {name}"),
+                    sha256: Some(hex::encode(file.sha256)),
+                }
+            }
+            Err(e @ ScanError::TooLarge(_)) => {
+                stats.scans[2].fetch_add(1, Relaxed);
+                final_(MediaState::Failed, format!("not scanned: {e}"))
+            }
+            Err(e) => {
+                stats.scans[2].fetch_add(1, Relaxed);
+                Outcome::Retry {
+                    reason: format!("malware scan failed: {e}"),
+                    backoff: true,
+                    after: None,
+                }
+            }
+        };
+        // Not clean: the plaintext must never be served, so the file goes now.
+        let files = self.files.clone();
+        let name = file.name;
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || files.delete(&name)).await {
+            tracing::error!(error = %e, "cannot remove an unscanned or infected media file; the sweep retries");
+        }
+        outcome
     }
 }
 

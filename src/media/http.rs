@@ -29,6 +29,8 @@ pub struct MediaView {
     /// SHA-256 of the stored (or, when quarantined, the received) bytes, hex.
     pub sha256: Option<String>,
     pub key_id: Option<String>,
+    /// The malware scan's verdict, when scanning is on.
+    pub scan: Option<String>,
     pub file: Option<String>,
     pub filename: Option<String>,
     pub created_at: String,
@@ -60,6 +62,7 @@ impl MediaView {
             size: e.size,
             sha256: e.sha256,
             key_id: e.key_id,
+            scan: e.scan,
             file: e.file,
             filename: e.filename,
         }

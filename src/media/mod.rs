@@ -7,7 +7,8 @@
 //! - `record.rs`: the media job entry and its journal records; `apply.rs` the
 //!   applier's side (jobs created from media messages, records applied).
 //! - `worker.rs`: the download jobs; `fetch.rs` one attempt (lookup, streaming
-//!   download into the store); `sweep.rs` TTL, temp and orphan sweeps.
+//!   download into the store, then the malware scan); `scan.rs` the clamd client;
+//!   `sweep.rs` TTL, temp and orphan sweeps.
 //! - `http.rs`: `GET /api/media/{id}` and `/content`.
 
 pub mod apply;
@@ -17,6 +18,7 @@ pub mod files;
 mod http;
 pub mod keys;
 pub mod record;
+pub mod scan;
 mod sweep;
 mod worker;
 
@@ -24,6 +26,7 @@ pub use fetch::Fetcher;
 pub use http::{routes, MediaView};
 pub use worker::MediaWorker;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 pub use crypto::{CryptoError, DecryptedInfo, VerifiedReader};
@@ -33,6 +36,23 @@ pub use keys::{KeyError, KeyStore, Keyring, MasterKey};
 use crate::config::Config;
 use crate::events::model::{InboundMessage, MessageContent};
 use record::{MediaEntry, MediaState, MEDIA_ID_LIFETIME_SECS};
+
+/// What the media worker has done since start (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct MediaStats {
+    /// 1 while downloads wait for free disk space.
+    pub paused_low_disk: AtomicU64,
+    /// Plaintext bytes written to the store.
+    pub bytes_stored: AtomicU64,
+    /// Attempts that failed and will be retried.
+    pub attempts_failed: AtomicU64,
+    /// Scans by verdict: clean, infected, error.
+    pub scans: [AtomicU64; 3],
+    /// Sweeps: files deleted after their TTL, temp files and orphans removed.
+    pub ttl_deleted: AtomicU64,
+    pub temp_removed: AtomicU64,
+    pub orphans_removed: AtomicU64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -94,6 +114,7 @@ pub fn job_for(message: &InboundMessage, received_at_micros: i64) -> Option<Medi
         size: None,
         sha256: None,
         key_id: None,
+        scan: None,
         finished_at_micros: None,
         deleted_at_micros: None,
     })

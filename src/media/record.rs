@@ -80,6 +80,9 @@ pub struct MediaEntry {
     pub size: Option<u64>,
     pub sha256: Option<String>,
     pub key_id: Option<String>,
+    /// The malware scan's verdict (`clean (clamd)`), when `WAGATE_CLAMD` is set.
+    #[serde(default)]
+    pub scan: Option<String>,
     pub finished_at_micros: Option<i64>,
     pub deleted_at_micros: Option<i64>,
 }
@@ -116,6 +119,7 @@ impl MediaEntry {
                 sha256,
                 key_id,
                 mime_type,
+                scan,
                 ..
             } => {
                 if self.state != MediaState::Pending {
@@ -127,6 +131,7 @@ impl MediaEntry {
                 self.size = Some(*size);
                 self.sha256 = Some(sha256.clone());
                 self.key_id = Some(key_id.clone());
+                self.scan = scan.clone();
                 if mime_type.is_some() {
                     self.mime_type = mime_type.clone();
                 }
@@ -182,6 +187,9 @@ pub enum MediaUpdate {
         sha256: String,
         key_id: String,
         mime_type: Option<String>,
+        /// The malware scan's verdict, when scanning is on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scan: Option<String>,
     },
     /// Given up: `failed`, `quarantined` (digest mismatch) or `expired`.
     Failed {

@@ -4,6 +4,7 @@
 //! then removes temp files and files no entry knows.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::record::{MediaEntry, MediaUpdate};
@@ -98,12 +99,28 @@ pub async fn sweep(w: &MediaWorker, min_age: Duration) -> TtlReport {
                 files.sweep_temp_and_orphans(|n| known.contains(n), min_age)
             })
             .await;
-            if let Ok(Err(e)) = res {
-                tracing::error!(error = %e, "media sweep of temp and orphan files failed");
+            match res {
+                Ok(Ok(r)) => {
+                    let stats = &w.fetcher.stats;
+                    stats
+                        .temp_removed
+                        .fetch_add(r.temp_removed.len() as u64, Relaxed);
+                    stats
+                        .orphans_removed
+                        .fetch_add(r.orphans_removed.len() as u64, Relaxed);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "media sweep of temp and orphan files failed")
+                }
+                Err(e) => tracing::error!(error = %e, "media sweep task failed"),
             }
         }
         Err(e) => tracing::error!(error = %e, "media sweep: cannot read the known files"),
     }
+    w.fetcher
+        .stats
+        .ttl_deleted
+        .fetch_add(report.deleted as u64, Relaxed);
     tracing::info!(
         ttl_deleted = report.deleted,
         errors = report.errors,

@@ -6,6 +6,7 @@
 //! after the restart and simply runs again (its temp file is swept first).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +51,10 @@ impl MediaWorker {
         w
     }
 
+    pub fn stats(&self) -> &super::MediaStats {
+        &self.fetcher.stats
+    }
+
     /// Stops: downloads in flight are abandoned (their temp files removed); the jobs
     /// stay pending and run again at the next start.
     pub async fn shutdown(&self) {
@@ -77,6 +82,43 @@ impl MediaWorker {
         let _ = applied
             .wait_for(|a| a.overall(&target) >= target.last_seq)
             .await;
+    }
+
+    /// Below `WAGATE_MIN_FREE` free space, waits (without using up an attempt) until
+    /// there is room again: deliveries need the disk more than media does.
+    async fn wait_for_disk_space(&self) {
+        let (dir, min_free) = (
+            self.fetcher.files.dir().to_path_buf(),
+            self.fetcher.min_free,
+        );
+        let mut warned = false;
+        loop {
+            let d = dir.clone();
+            let free = tokio::task::spawn_blocking(move || crate::disk::free_bytes(&d))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            // Unknown free space does not stop downloads (the write itself would fail).
+            if free.is_none_or(|f| f >= min_free) {
+                if warned {
+                    tracing::info!(
+                        "free disk space is back above WAGATE_MIN_FREE: media downloads resume"
+                    );
+                    self.fetcher.stats.paused_low_disk.store(0, Relaxed);
+                }
+                return;
+            }
+            if !warned {
+                warned = true;
+                self.fetcher.stats.paused_low_disk.store(1, Relaxed);
+                tracing::warn!(
+                    free_bytes = free.unwrap_or(0),
+                    min_free,
+                    "free disk space is below WAGATE_MIN_FREE: media downloads are paused"
+                );
+            }
+            tokio::time::sleep(self.fetcher.config.disk_check_every).await;
+        }
     }
 
     /// Full jitter: uniform in [0, min(cap, base * 2^(n-1))].
@@ -180,11 +222,16 @@ async fn job(w: Arc<MediaWorker>, entry: MediaEntry, sem: Arc<Semaphore>) {
         let Ok(_permit) = sem.acquire().await else {
             return;
         };
+        w.wait_for_disk_space().await;
         attempt += 1;
         let outcome = w.fetcher.attempt(&entry, url.take()).await;
         drop(_permit);
         match outcome {
-            Outcome::Stored { file, mime_type } => {
+            Outcome::Stored {
+                file,
+                mime_type,
+                scan,
+            } => {
                 let name = file.name.clone();
                 let u = MediaUpdate::Stored {
                     media_id: id.clone(),
@@ -194,6 +241,7 @@ async fn job(w: Arc<MediaWorker>, entry: MediaEntry, sem: Arc<Semaphore>) {
                     sha256: hex::encode(file.sha256),
                     key_id: file.key_id,
                     mime_type,
+                    scan,
                 };
                 match w.journal(&u).await {
                     Ok(()) => {
@@ -228,6 +276,7 @@ async fn job(w: Arc<MediaWorker>, entry: MediaEntry, sem: Arc<Semaphore>) {
                     _ => w.backoff(attempt),
                 };
                 quick_retry_used = !backoff && delay.is_zero();
+                w.fetcher.stats.attempts_failed.fetch_add(1, Relaxed);
                 tracing::warn!(media_id = %id, attempt, error = %reason, retry_in_ms = delay.as_millis() as u64, "media download failed; will retry");
                 let u = MediaUpdate::Attempt {
                     media_id: id.clone(),

@@ -118,15 +118,6 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
             v.as_str()
         );
     }
-    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    };
-    let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    };
     counter(
         &mut out,
         "wagate_journal_failures_total",
@@ -191,9 +182,10 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
         m.handshakes_ok.load(Ordering::Relaxed),
         m.handshakes_refused.load(Ordering::Relaxed)
     );
+    render_media_and_sends(&mut out, state, &stats.counters);
     let dir = state.config.data_dir.clone();
     let usage = tokio::task::spawn_blocking(move || {
-        ["journal", "quarantine", "state"].map(|d| (d, dir_bytes(&dir.join(d))))
+        ["journal", "quarantine", "state", "media"].map(|d| (d, dir_bytes(&dir.join(d))))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -224,4 +216,104 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
         stats.uptime_seconds,
     );
     Ok(out)
+}
+
+/// Media jobs and sends by state (applier counters), and the media worker's totals.
+fn render_media_and_sends(
+    out: &mut String,
+    state: &AppState,
+    counters: &std::collections::BTreeMap<String, u64>,
+) {
+    use crate::media::record::MediaState as M;
+    use crate::outbox::record::State as S;
+    let _ = writeln!(
+        out,
+        "# HELP wagate_media_jobs Media jobs by state.\n# TYPE wagate_media_jobs gauge"
+    );
+    for s in [
+        M::Pending,
+        M::Stored,
+        M::Failed,
+        M::Quarantined,
+        M::Expired,
+        M::Deleted,
+    ] {
+        let v = counters.get(crate::media::apply::state_counter(s)).copied();
+        let _ = writeln!(
+            out,
+            "wagate_media_jobs{{state=\"{}\"}} {}",
+            s.as_str(),
+            v.unwrap_or(0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_sends Outbound messages by state.\n# TYPE wagate_sends gauge"
+    );
+    for s in [S::Queued, S::Sending, S::Sent, S::Failed, S::Unknown] {
+        let name = s.counter();
+        let v = counters.get(name).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "wagate_sends{{state=\"{}\"}} {v}",
+            &name["sends_".len()..]
+        );
+    }
+    let m = &state.media_worker.stats();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    gauge(
+        out,
+        "wagate_media_paused_low_disk",
+        "Whether media downloads wait for free disk space (1: paused).",
+        load(&m.paused_low_disk),
+    );
+    counter(
+        out,
+        "wagate_media_stored_bytes_total",
+        "Plaintext bytes of media stored since start.",
+        load(&m.bytes_stored),
+    );
+    counter(
+        out,
+        "wagate_media_attempts_failed_total",
+        "Media download attempts that failed and were retried, since start.",
+        load(&m.attempts_failed),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP wagate_media_scans_total Malware scans by result, since start.\n# TYPE wagate_media_scans_total counter"
+    );
+    for (i, r) in ["clean", "infected", "error"].iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "wagate_media_scans_total{{result=\"{r}\"}} {}",
+            load(&m.scans[i])
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP wagate_media_sweep_removed_total Files removed by the media sweeps, since start.\n# TYPE wagate_media_sweep_removed_total counter"
+    );
+    for (what, a) in [
+        ("expired", &m.ttl_deleted),
+        ("temp", &m.temp_removed),
+        ("orphan", &m.orphans_removed),
+    ] {
+        let _ = writeln!(
+            out,
+            "wagate_media_sweep_removed_total{{file=\"{what}\"}} {}",
+            load(a)
+        );
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
 }

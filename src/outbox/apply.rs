@@ -5,13 +5,17 @@
 
 use std::collections::HashMap;
 
-use super::record::{OutboxEntry, Pause, SendRequest, SendUpdate};
+use super::record::{OutboxEntry, Pause, SendRequest, SendUpdate, State};
 use crate::journal::{Kind, Record};
+use crate::pipeline::Counters;
 use crate::store::{Changes, Store, StoreError};
 
 #[derive(Default)]
 pub struct Pending {
     entries: HashMap<u64, OutboxEntry>,
+    /// State of each entry in `entries` before this step (none: created by it), so
+    /// the per-state counts move with the step.
+    before: HashMap<u64, Option<State>>,
     /// `Some(new pause state)` when the step changed it.
     pause: Option<Option<Pause>>,
     /// Entries of the step being committed while the next one is prepared.
@@ -28,6 +32,7 @@ impl Pending {
                 if self.entry(store, record.seq)?.is_none() {
                     let e = OutboxEntry::new(record.seq, record.unix_micros, req);
                     self.entries.insert(record.seq, e);
+                    self.before.insert(record.seq, None);
                 }
             }
             Kind::SendUpdate => {
@@ -69,15 +74,28 @@ impl Pending {
                     Some(e) => Some(e.clone()),
                     None => store.outbox_entry(id)?,
                 };
+                if let Some(e) = &known {
+                    self.before.insert(id, Some(e.state));
+                }
                 Ok(known.map(|e| v.insert(e)))
             }
         }
     }
 
-    pub fn write(&self, changes: &mut Changes) {
+    pub fn write(&mut self, changes: &mut Changes, counters: &mut Counters) {
         for e in self.entries.values() {
             changes.put_outbox(e);
+            match self.before.get(&e.id).copied().flatten() {
+                Some(old) if old == e.state => {}
+                old => {
+                    if let Some(old) = old {
+                        counters.sub(old.counter(), 1);
+                    }
+                    counters.add(e.state.counter(), 1);
+                }
+            }
         }
+        self.before.clear();
         if let Some(p) = &self.pause {
             changes.set_outbox_pause(p.as_ref());
         }
@@ -96,6 +114,7 @@ impl Pending {
 
     pub fn clear(&mut self) {
         self.entries.clear();
+        self.before.clear();
         self.committing.clear();
         self.pause = None;
     }

@@ -66,6 +66,17 @@ pub enum State {
 }
 
 impl State {
+    /// The applier's counter of sends in this state (a gauge in `/metrics`).
+    pub fn counter(self) -> &'static str {
+        match self {
+            State::Queued => "sends_queued",
+            State::Sending => "sends_sending",
+            State::Sent => "sends_sent",
+            State::Failed => "sends_failed",
+            State::Unknown => "sends_unknown",
+        }
+    }
+
     pub fn is_final(self) -> bool {
         matches!(self, State::Sent | State::Failed | State::Unknown)
     }

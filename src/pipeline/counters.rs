@@ -17,6 +17,17 @@ pub const NAMES: &[&str] = &[
     "statuses",
     "events",
     "unparseable",
+    "media_pending",
+    "media_stored",
+    "media_failed",
+    "media_quarantined",
+    "media_expired",
+    "media_deleted",
+    "sends_queued",
+    "sends_sending",
+    "sends_sent",
+    "sends_failed",
+    "sends_unknown",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -39,6 +50,13 @@ impl Counters {
 
     pub fn add(&mut self, name: &'static str, n: u64) {
         *self.values.entry(name).or_default() += n;
+        self.dirty = true;
+    }
+
+    /// For counts that go down (jobs leaving a state).
+    pub fn sub(&mut self, name: &'static str, n: u64) {
+        let v = self.values.entry(name).or_default();
+        *v = v.saturating_sub(n);
         self.dirty = true;
     }
 

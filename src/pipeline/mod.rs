@@ -349,8 +349,8 @@ impl Applier {
         };
         changes.set_cursor(stream, cursor);
         self.overlay.write(&mut changes);
-        self.outbox.write(&mut changes);
-        self.media.write(&mut changes);
+        self.outbox.write(&mut changes, &mut self.counters);
+        self.media.write(&mut changes, &mut self.counters);
         self.counters.write(&mut changes);
         Ok(Some((changes, cursor)))
     }

@@ -187,7 +187,8 @@ async fn retry_after_http_date_is_honoured() {
         got[1].at + Duration::from_millis(5) >= due,
         "retried before the date"
     );
-    assert!(got[1].at < due + Duration::from_millis(500), "{gap:?}");
+    // Loose: a loaded CI machine may be late; `chosen` below pins the delay itself.
+    assert!(got[1].at < due + Duration::from_secs(5), "{gap:?}");
     assert!((500..=2000).contains(&chosen), "{chosen} ms");
 }
 
