@@ -65,7 +65,7 @@ pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
     }
 }
 
-async fn wait_caught_up(client: &reqwest::Client, base: &str) -> serde_json::Value {
+pub(crate) async fn wait_caught_up(client: &reqwest::Client, base: &str) -> serde_json::Value {
     for _ in 0..600 {
         let stats = api_json(client.get(format!("{base}/api/stats"))).await;
         if stats["applied"] == stats["journal_head"] {

@@ -9,6 +9,7 @@ mod fake_media;
 mod media;
 mod media_crypto;
 mod media_files;
+mod media_kill;
 mod media_scan;
 mod metrics;
 mod parse;
