@@ -76,7 +76,7 @@ pub(crate) async fn wait_caught_up(client: &reqwest::Client, base: &str) -> serd
     panic!("processing did not catch up after restart");
 }
 
-async fn all_accepted_bodies(client: &reqwest::Client, base: &str) -> HashSet<Vec<u8>> {
+pub(crate) async fn all_accepted_bodies(client: &reqwest::Client, base: &str) -> HashSet<Vec<u8>> {
     let mut bodies = HashSet::new();
     let mut before = String::new();
     loop {

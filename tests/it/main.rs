@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod disk_full;
 mod events;
 mod fake_graph;
 mod fake_media;
