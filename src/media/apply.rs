@@ -124,6 +124,7 @@ impl Pending {
 pub fn state_counter(state: MediaState) -> &'static str {
     match state {
         MediaState::Pending => "media_pending",
+        MediaState::Unscanned => "media_unscanned",
         MediaState::Stored => "media_stored",
         MediaState::Failed => "media_failed",
         MediaState::Quarantined => "media_quarantined",

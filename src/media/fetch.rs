@@ -30,6 +30,8 @@ pub enum Outcome {
         mime_type: Option<String>,
         /// The malware scan's verdict, when scanning is on.
         scan: Option<String>,
+        /// Why the scan could not run yet: the file is kept unscanned, never served.
+        unscanned: Option<String>,
     },
     /// Give up in `state` (failed, quarantined, expired).
     Final {
@@ -199,22 +201,53 @@ impl Fetcher {
 }
 
 impl Fetcher {
-    /// Scans a stored file (when `WAGATE_CLAMD` is set). Anything but a clean verdict
-    /// removes the file: an infected one is quarantined, a scan that could not run is
-    /// retried (a fresh download later), a file clamd refuses as too large fails.
+    /// Scans a stored file (when `WAGATE_CLAMD` is set). Clean: stored. Infected: the
+    /// file is removed at once and the job quarantined. The scan could not run
+    /// (clamd down, a timeout, too large for it): kept unscanned, never served, and
+    /// scanned again later (fail closed).
     async fn scan(&self, file: StoredFile, mime_type: Option<String>) -> Outcome {
-        let Some(addr) = self.config.clamd.clone() else {
+        if self.config.clamd.is_none() {
             return Outcome::Stored {
                 file,
                 mime_type,
                 scan: None,
+                unscanned: None,
             };
+        }
+        match self.scan_file(&file.name).await {
+            Ok(Verdict::Clean) => Outcome::Stored {
+                file,
+                mime_type,
+                scan: Some(CLEAN.into()),
+                unscanned: None,
+            },
+            Ok(Verdict::Infected(name)) => {
+                self.remove(file.name).await;
+                Outcome::Final {
+                    state: MediaState::Quarantined,
+                    reason: infected(&name),
+                    sha256: Some(hex::encode(file.sha256)),
+                }
+            }
+            Err(e) => Outcome::Stored {
+                file,
+                mime_type,
+                scan: None,
+                unscanned: Some(format!("waiting for a malware scan: {e}")),
+            },
+        }
+    }
+
+    /// Streams the verified plaintext of a stored file to clamd.
+    pub async fn scan_file(&self, name: &str) -> Result<Verdict, ScanError> {
+        let Some(addr) = self.config.clamd.clone() else {
+            return Err(ScanError::NotConfigured);
         };
         let scanner = Scanner {
             addr,
             timeout: self.config.clamd_timeout,
         };
-        let (files, name) = (self.files.clone(), file.name.clone());
+        let (files, name) = (self.files.clone(), name.to_string());
         let verdict = tokio::task::spawn_blocking(move || {
             let mut reader = files
                 .open_verified(&name)
@@ -223,45 +256,30 @@ impl Fetcher {
         })
         .await
         .unwrap_or_else(|e| Err(ScanError::Source(io::Error::other(e.to_string()))));
-        let stats = &self.stats;
-        let outcome = match verdict {
-            Ok(Verdict::Clean) => {
-                stats.scans[0].fetch_add(1, Relaxed);
-                return Outcome::Stored {
-                    file,
-                    mime_type,
-                    scan: Some("clean (clamd)".into()),
-                };
-            }
-            Ok(Verdict::Infected(name)) => {
-                stats.scans[1].fetch_add(1, Relaxed);
-                Outcome::Final {
-                    state: MediaState::Quarantined,
-                    reason: format!("malware found by clamd: {name}"),
-                    sha256: Some(hex::encode(file.sha256)),
-                }
-            }
-            Err(e @ ScanError::TooLarge(_)) => {
-                stats.scans[2].fetch_add(1, Relaxed);
-                final_(MediaState::Failed, format!("not scanned: {e}"))
-            }
-            Err(e) => {
-                stats.scans[2].fetch_add(1, Relaxed);
-                Outcome::Retry {
-                    reason: format!("malware scan failed: {e}"),
-                    backoff: true,
-                    after: None,
-                }
-            }
+        let slot = match &verdict {
+            Ok(Verdict::Clean) => 0,
+            Ok(Verdict::Infected(_)) => 1,
+            Err(_) => 2,
         };
-        // Not clean: the plaintext must never be served, so the file goes now.
-        let files = self.files.clone();
-        let name = file.name;
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || files.delete(&name)).await {
-            tracing::error!(error = %e, "cannot remove an unscanned or infected media file; the sweep retries");
-        }
-        outcome
+        self.stats.scans[slot].fetch_add(1, Relaxed);
+        verdict
     }
+
+    /// Removes a file that must never be served (its entry no longer names it, so
+    /// if this fails the orphan sweep removes it).
+    pub async fn remove(&self, name: String) {
+        let files = self.files.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || files.delete(&name)).await {
+            tracing::error!(error = %e, "cannot remove an infected media file; the sweep retries");
+        }
+    }
+}
+
+/// The verdict kept for a file clamd found clean.
+pub const CLEAN: &str = "clean (clamd)";
+
+pub fn infected(signature: &str) -> String {
+    format!("malware found by clamd: {signature}")
 }
 
 fn outcome_of(e: FetchError, entry: &MediaEntry) -> Outcome {

@@ -119,7 +119,7 @@ async fn content(state: AppState, id: String) -> Result<warp::reply::Response, A
     let entry = store::blocking(move || st.media_entry(&key))
         .await?
         .ok_or(ApiError::NotFound)?;
-    let Some(file) = entry.live_file().map(str::to_string) else {
+    let Some(file) = entry.servable_file().map(str::to_string) else {
         return Err(ApiError::Conflict(format!(
             "media {} is {}, not stored",
             entry.media_id,

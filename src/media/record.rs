@@ -15,6 +15,9 @@ pub const MEDIA_ID_LIFETIME_SECS: i64 = 7 * 24 * 3600;
 #[serde(rename_all = "snake_case")]
 pub enum MediaState {
     Pending,
+    /// Downloaded and stored, waiting for a malware scan that could not run yet
+    /// (clamd down, a timeout, a file too large for it): kept, never served.
+    Unscanned,
     Stored,
     Failed,
     Quarantined,
@@ -24,11 +27,12 @@ pub enum MediaState {
 
 impl MediaState {
     pub fn is_final(self) -> bool {
-        !matches!(self, MediaState::Pending)
+        !matches!(self, MediaState::Pending | MediaState::Unscanned)
     }
     pub fn as_str(self) -> &'static str {
         match self {
             MediaState::Pending => "pending",
+            MediaState::Unscanned => "unscanned",
             MediaState::Stored => "stored",
             MediaState::Failed => "failed",
             MediaState::Quarantined => "quarantined",
@@ -90,6 +94,13 @@ pub struct MediaEntry {
 impl MediaEntry {
     /// The file to keep, if it is one the store should still hold.
     pub fn live_file(&self) -> Option<&str> {
+        matches!(self.state, MediaState::Stored | MediaState::Unscanned)
+            .then_some(self.file.as_deref())
+            .flatten()
+    }
+
+    /// The file that may be served: stored, and scanned clean when scanning is on.
+    pub fn servable_file(&self) -> Option<&str> {
         (self.state == MediaState::Stored)
             .then_some(self.file.as_deref())
             .flatten()
@@ -120,12 +131,16 @@ impl MediaEntry {
                 key_id,
                 mime_type,
                 scan,
+                unscanned,
                 ..
             } => {
                 if self.state != MediaState::Pending {
                     return;
                 }
-                self.state = MediaState::Stored;
+                self.state = match unscanned {
+                    Some(_) => MediaState::Unscanned,
+                    None => MediaState::Stored,
+                };
                 self.attempts = self.attempts.max(*attempt);
                 self.file = Some(file.clone());
                 self.size = Some(*size);
@@ -138,7 +153,14 @@ impl MediaEntry {
                 self.stored_at_micros = Some(at_micros);
                 self.expires_at_micros = Some(at_micros.saturating_add(ttl_micros));
                 self.finished_at_micros = Some(at_micros);
-                self.last_error = None;
+                self.last_error = unscanned.clone();
+            }
+            MediaUpdate::Scanned { file, scan, .. } => {
+                if self.state == MediaState::Unscanned && self.file.as_deref() == Some(file) {
+                    self.state = MediaState::Stored;
+                    self.scan = Some(scan.clone());
+                    self.last_error = None;
+                }
             }
             MediaUpdate::Failed {
                 attempt,
@@ -147,8 +169,14 @@ impl MediaEntry {
                 sha256,
                 ..
             } => {
-                if self.state != MediaState::Pending || !state.is_final() {
+                // An unscanned file found infected on a later scan is quarantined too.
+                let from_unscanned =
+                    self.state == MediaState::Unscanned && *state == MediaState::Quarantined;
+                if !(self.state == MediaState::Pending || from_unscanned) || !state.is_final() {
                     return;
+                }
+                if from_unscanned {
+                    self.file = None;
                 }
                 self.state = *state;
                 self.attempts = self.attempts.max(*attempt);
@@ -157,7 +185,7 @@ impl MediaEntry {
                 self.finished_at_micros = Some(at_micros);
             }
             MediaUpdate::Deleted { file, reason, .. } => {
-                if self.state == MediaState::Stored && self.file.as_deref() == Some(file) {
+                if self.live_file() == Some(file) {
                     self.state = MediaState::Deleted;
                     self.deleted_at_micros = Some(at_micros);
                     self.last_error = Some(reason.clone());
@@ -190,6 +218,16 @@ pub enum MediaUpdate {
         /// The malware scan's verdict, when scanning is on.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scan: Option<String>,
+        /// Why the scan could not run yet (the file is kept, never served, and
+        /// scanned again later).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unscanned: Option<String>,
+    },
+    /// An unscanned file was scanned clean.
+    Scanned {
+        media_id: String,
+        file: String,
+        scan: String,
     },
     /// Given up: `failed`, `quarantined` (digest mismatch) or `expired`.
     Failed {
@@ -214,6 +252,7 @@ impl MediaUpdate {
             MediaUpdate::Attempt { media_id, .. }
             | MediaUpdate::Stored { media_id, .. }
             | MediaUpdate::Failed { media_id, .. }
+            | MediaUpdate::Scanned { media_id, .. }
             | MediaUpdate::Deleted { media_id, .. } => media_id,
         }
     }

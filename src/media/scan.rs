@@ -68,6 +68,8 @@ pub enum ScanError {
     Answer(String),
     #[error("reading the stored file failed: {0}")]
     Source(io::Error),
+    #[error("WAGATE_CLAMD is not set")]
+    NotConfigured,
 }
 
 /// A clamd client (cheap; one connection per scan).

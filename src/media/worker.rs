@@ -14,8 +14,9 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::fetch::{Fetcher, Outcome};
+use super::fetch::{infected, Fetcher, Outcome, CLEAN};
 use super::record::{encode, MediaEntry, MediaState, MediaUpdate};
+use super::scan::Verdict;
 use crate::journal::{Journal, JournalError, Kind, Stream};
 use crate::pipeline::Applied;
 use crate::store::Store;
@@ -158,9 +159,22 @@ async fn run(w: Arc<MediaWorker>, mut jobs: mpsc::UnboundedReceiver<String>) {
             if !pending.is_empty() {
                 tracing::info!(jobs = pending.len(), "resuming pending media downloads");
             }
-            for e in pending.into_iter().filter(|_| enabled) {
+            for e in pending.into_iter() {
                 known.insert(e.media_id.clone());
-                set.spawn(job(w.clone(), e, sem.clone()));
+                match (e.state, e.file.clone()) {
+                    (MediaState::Unscanned, Some(file)) => {
+                        if w.fetcher.config.clamd.is_none() {
+                            tracing::warn!(media_id = %e.media_id, "media file waits for a malware scan, but WAGATE_CLAMD is not set: it is not served");
+                            continue;
+                        }
+                        let w = w.clone();
+                        set.spawn(async move { rescan(&w, &e.media_id, &file).await });
+                    }
+                    _ if enabled => {
+                        set.spawn(job(w.clone(), e, sem.clone()));
+                    }
+                    _ => {}
+                }
             }
         }
         Err(e) => {
@@ -231,8 +245,10 @@ async fn job(w: Arc<MediaWorker>, entry: MediaEntry, sem: Arc<Semaphore>) {
                 file,
                 mime_type,
                 scan,
+                unscanned,
             } => {
                 let name = file.name.clone();
+                let waiting = unscanned.is_some();
                 let u = MediaUpdate::Stored {
                     media_id: id.clone(),
                     attempt,
@@ -242,8 +258,14 @@ async fn job(w: Arc<MediaWorker>, entry: MediaEntry, sem: Arc<Semaphore>) {
                     key_id: file.key_id,
                     mime_type,
                     scan,
+                    unscanned,
                 };
                 match w.journal(&u).await {
+                    Ok(()) if waiting => {
+                        tracing::warn!(media_id = %id, size = file.size, attempt, "media stored but not scanned yet; not served until it is");
+                        rescan(&w, &id, &name).await;
+                        return;
+                    }
                     Ok(()) => {
                         tracing::info!(media_id = %id, size = file.size, attempt, "media stored");
                         return;
@@ -288,6 +310,42 @@ async fn job(w: Arc<MediaWorker>, entry: MediaEntry, sem: Arc<Semaphore>) {
                     tracing::error!(media_id = %id, error = %e, "cannot journal a media attempt");
                 }
                 tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Scans an unscanned file again, with backoff, until clamd gives a verdict.
+/// Aborted at shutdown; resumed at the next start (the entry stays `unscanned`).
+async fn rescan(w: &MediaWorker, id: &str, file: &str) {
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        tokio::time::sleep(w.backoff(tries)).await;
+        match w.fetcher.scan_file(file).await {
+            Ok(Verdict::Clean) => {
+                let u = MediaUpdate::Scanned {
+                    media_id: id.to_string(),
+                    file: file.to_string(),
+                    scan: CLEAN.into(),
+                };
+                match w.journal(&u).await {
+                    Ok(()) => {
+                        tracing::info!(media_id = %id, tries, "media scanned clean; now served");
+                        return;
+                    }
+                    Err(e) => tracing::error!(media_id = %id, error = %e, "cannot journal a scan"),
+                }
+            }
+            Ok(Verdict::Infected(name)) => {
+                // Journaled first: the entry stops naming the file, then it goes (a
+                // crash in between leaves an orphan for the sweep, never a reference).
+                finish(w, id, 0, MediaState::Quarantined, infected(&name), None).await;
+                w.fetcher.remove(file.to_string()).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(media_id = %id, tries, error = %e, "malware scan failed; will retry (the file is not served)")
             }
         }
     }

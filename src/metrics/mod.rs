@@ -232,6 +232,7 @@ fn render_media_and_sends(
     );
     for s in [
         M::Pending,
+        M::Unscanned,
         M::Stored,
         M::Failed,
         M::Quarantined,

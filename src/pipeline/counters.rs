@@ -18,6 +18,7 @@ pub const NAMES: &[&str] = &[
     "events",
     "unparseable",
     "media_pending",
+    "media_unscanned",
     "media_stored",
     "media_failed",
     "media_quarantined",

@@ -139,15 +139,16 @@ async fn infected_file_is_quarantined_removed_and_never_served() {
 }
 
 #[tokio::test]
-async fn scanner_down_or_erroring_is_retried_and_nothing_unscanned_is_kept() {
-    let (_dir, clamd) = FakeClamd::with_script([None, Some("stream: Can't allocate memory ERROR")]);
+async fn scan_errors_keep_the_file_unscanned_and_scan_again_without_a_new_download() {
+    let (_dir, clamd) = FakeClamd::with_script([None, Some("INSTREAM size limit exceeded. ERROR")]);
     let fake = FakeMedia::start().await;
     let app = spawn(&fake, &clamd.path).await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
     let v = wait_state(&app, "stored").await;
-    assert_eq!(v["attempts"], 3, "{v}");
-    assert_eq!(clamd.streams.lock().unwrap().len(), 3);
-    // Only the scanned-clean file is left.
+    assert_eq!(v["scan"], "clean (clamd)", "{v}");
+    assert_eq!(v["attempts"], 1, "{v}");
+    assert_eq!(fake.count("/media/"), 1, "downloaded once");
+    assert_eq!(*clamd.streams.lock().unwrap(), vec![png(), png(), png()]);
     assert_eq!(
         files_in(app.dir.path()),
         vec![v["file"].as_str().unwrap().to_string()]
@@ -157,8 +158,50 @@ async fn scanner_down_or_erroring_is_retried_and_nothing_unscanned_is_kept() {
         m.contains("wagate_media_scans_total{result=\"error\"} 2"),
         "{m}"
     );
-    assert!(m.contains("wagate_media_attempts_failed_total 2"), "{m}");
     assert!(m.contains("wagate_media_jobs{state=\"stored\"} 1"), "{m}");
+    assert!(
+        m.contains("wagate_media_jobs{state=\"unscanned\"} 0"),
+        "{m}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn clamd_down_means_unscanned_and_never_served_until_it_is_back() {
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("clamd.sock");
+    let fake = FakeMedia::start().await;
+    // Nothing listens on the socket yet; a long backoff keeps the rescans apart.
+    let (f, s) = (fake.clone(), sock.clone());
+    let app = TestApp::spawn_with(move |c| {
+        setup(c, &f);
+        c.media.clamd = Some(ClamdAddr::Unix(s));
+        c.media.backoff_base = Duration::from_millis(100);
+        c.media.backoff_cap = Duration::from_millis(200);
+    })
+    .await;
+    app.deliver(payload(Some(&fake.file_url()), 10)).await;
+    let v = wait_state(&app, "unscanned").await;
+    assert!(
+        v["last_error"].as_str().unwrap().contains("malware scan"),
+        "{v}"
+    );
+    assert!(v["content"].is_null(), "{v}");
+    let resp = app.get(&format!("/api/media/{MEDIA_ID}/content")).await;
+    assert_eq!(resp.status(), 409, "an unscanned file is never served");
+    assert_eq!(files_in(app.dir.path()).len(), 1, "the file is kept");
+    // clamd comes up, finds something: quarantined, file removed, not downloaded again.
+    let clamd = FakeClamd::start(sock_dir.path());
+    clamd
+        .script
+        .lock()
+        .unwrap()
+        .push_back(Some("stream: Eicar-Test-Signature FOUND"));
+    let v = wait_state(&app, "quarantined").await;
+    assert!(v["last_error"].as_str().unwrap().contains("Eicar"), "{v}");
+    assert!(v["file"].is_null(), "{v}");
+    assert!(files_in(app.dir.path()).is_empty());
+    assert_eq!(fake.count("/media/"), 1);
     app.stop().await;
 }
 
