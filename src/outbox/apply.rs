@@ -55,7 +55,7 @@ impl Pending {
                     SendUpdate::Resumed { .. } => self.pause = Some(None),
                 }
             }
-            Kind::Delivery | Kind::MediaUpdate => {}
+            Kind::Delivery | Kind::MediaUpdate | Kind::ForwardUpdate => {}
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ pub const NAMES: &[&str] = &[
     "statuses",
     "events",
     "unparseable",
+    "forward_unrouted",
 ];
 
 #[derive(Debug, Clone, Default)]
