@@ -182,23 +182,29 @@ impl FakeTarget {
 
     /// Waits (on a notification, 30 s at most) until `n` requests arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Got> {
+        self.wait_until(&format!("{n} requests"), |got| got.len() >= n)
+            .await
+    }
+
+    /// Waits (on a notification, `WAIT` at most) until what arrived satisfies `ok`.
+    pub async fn wait_until(&self, what: &str, ok: impl Fn(&[Got]) -> bool) -> Vec<Got> {
         let wait = async {
             loop {
                 let notified = self.notify.notified();
                 let got = self.got();
-                if got.len() >= n {
+                if ok(&got) {
                     return got;
                 }
                 notified.await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(30), wait)
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the target got {n} requests in 30 s (got {})",
-                    self.got().len()
-                )
-            })
+        tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| {
+            panic!(
+                "the target did not get {what} in {WAIT:?} (got {})",
+                self.got().len()
+            )
+        })
     }
 }
+
+const WAIT: Duration = Duration::from_secs(30);

@@ -8,6 +8,8 @@ mod fake_graph;
 mod fake_media;
 mod fake_target;
 mod forward;
+mod forward_crash;
+mod forward_pywa;
 mod forward_retry;
 mod media;
 mod media_crypto;
