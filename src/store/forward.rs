@@ -183,6 +183,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Forgets unrouted items of deliveries below `before` (their raw delivery was
+    /// deleted by retention). Returns how many.
+    pub fn forget_unrouted(&self, before: u64) -> Result<u64, StoreError> {
+        let mut changes = Changes::new();
+        let mut n = 0;
+        for kv in self.tree(T::ForwardUnrouted).range(..be(before).to_vec()) {
+            changes.del(T::ForwardUnrouted, kv?.0);
+            n += 1;
+        }
+        self.commit(changes)?;
+        Ok(n)
+    }
+
     /// Unrouted items, newest delivery first, deliveries below `before`.
     pub fn unrouted(&self, before: Option<u64>, limit: usize) -> Result<Vec<Unrouted>, StoreError> {
         let tree = self.tree(T::ForwardUnrouted);

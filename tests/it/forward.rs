@@ -268,3 +268,32 @@ pub async fn poll_target(
     }
     panic!("target {id} never reached the expected state: {last}");
 }
+
+#[tokio::test]
+async fn rebuilt_from_the_journal_nothing_is_sent_again() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    let targets = || vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)];
+    let app = spawn(targets(), |_| {}).await;
+    app.deliver(messages_body(PHONE, &["wamid.B1"])).await;
+    app.deliver(messages_body("999", &["wamid.B2"])).await;
+    t.wait_for(2).await;
+    poll_target(&app, "bot", |t| t["delivered"] == 2).await;
+    let dir = app.stop().await;
+    // Derived state is rebuilt from the journal: the queue, the counts, the outcomes.
+    std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+    let app = TestApp::spawn_in(dir, |c| {
+        c.dedup_ttl = Duration::from_secs(10 * 365 * 86400);
+        c.forward.targets = targets();
+    })
+    .await;
+    app.wait_applied().await;
+    let v = poll_target(&app, "bot", |t| t["delivered"] == 2).await;
+    assert_eq!(v["queued"], 0, "{v}");
+    app.deliver(messages_body(PHONE, &["wamid.B3"])).await;
+    let got = t.wait_for(3).await;
+    assert_eq!(
+        got[2].message_ids(),
+        ["wamid.B3"],
+        "B1 and B2 were not sent again"
+    );
+}

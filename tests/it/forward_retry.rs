@@ -42,8 +42,8 @@ async fn retries_honour_retry_after_and_time_out_slow_answers() {
     );
     let gap = got[1].at - got[0].at;
     assert!(
-        gap <= Duration::from_millis(500),
-        "backoff within the cap: {gap:?}"
+        gap <= Duration::from_millis(900),
+        "a backoff, not a Retry-After: {gap:?}"
     );
     let v = poll_target(&app, "bot", |t| t["delivered"] == 2).await;
     assert_eq!(
@@ -126,7 +126,7 @@ async fn too_old_goes_to_dead_letters_and_replays_from_there() {
     let app = spawn(
         vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
         |c| {
-            c.forward.max_age = Duration::from_millis(300);
+            c.forward.max_age = Duration::from_secs(2);
         },
     )
     .await;
