@@ -10,6 +10,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 
 use crate::config::{Config, Secret};
+use crate::forward::Forwarder;
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::media::{MediaFiles, MediaWorker};
 use crate::outbox::Outbox;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     /// Media download jobs and sweeps.
     pub media_worker: Arc<MediaWorker>,
+    /// Forwarding to the business's app(s).
+    pub forward: Arc<Forwarder>,
     pub started: Instant,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -77,10 +80,16 @@ impl App {
         };
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
         let media_apply = crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx));
-        let (applier, applied) =
-            tokio::task::spawn_blocking(move || Applier::new(j, s, ttl, retention, media_apply))
-                .await
-                .map_err(|e| StoreError::Task(e.to_string()))??;
+        let notify = Forwarder::notifiers(&config.forward);
+        let forward_apply = crate::forward::apply::Pending::new(
+            Arc::new(config.forward.targets.clone()),
+            notify.clone(),
+        );
+        let (applier, applied) = tokio::task::spawn_blocking(move || {
+            Applier::new(j, s, ttl, retention, media_apply, forward_apply)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
         let (stop, stop_rx) = watch::channel(false);
         let runtime = tokio::runtime::Handle::current();
         let handle = std::thread::Builder::new()
@@ -103,6 +112,14 @@ impl App {
             applied.clone(),
             jobs_rx,
         );
+        let forward = Forwarder::start(
+            journal.clone(),
+            store.clone(),
+            upstream.clone(),
+            config.forward.clone(),
+            notify,
+            applied.clone(),
+        );
         let outbox = Outbox::start(
             journal.clone(),
             store.clone(),
@@ -118,6 +135,7 @@ impl App {
             store,
             media,
             media_worker,
+            forward,
             api_token,
             applied,
             started: Instant::now(),
@@ -134,6 +152,7 @@ impl App {
     pub async fn shutdown(&self) {
         self.state.outbox.shutdown().await;
         self.state.media_worker.shutdown().await;
+        self.state.forward.shutdown().await;
         self.state.journal.shutdown().await;
         let _ = self.stop.send(true);
         let handle = self.applier.lock().ok().and_then(|mut h| h.take());

@@ -11,6 +11,9 @@ use std::time::Duration;
 #[path = "config_media.rs"]
 mod media;
 pub use media::{MediaConfig, DEFAULT_MEDIA_HOSTS};
+#[path = "config_forward.rs"]
+mod forward;
+pub use forward::{ForwardConfig, ForwardMode, ForwardTarget};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,6 +81,8 @@ pub struct Config {
     pub send: SendConfig,
     /// Media download, limits and retention.
     pub media: MediaConfig,
+    /// Forwarding targets, retries and limits.
+    pub forward: ForwardConfig,
 }
 
 /// Where and how wagate calls the Graph API.
@@ -154,6 +159,7 @@ impl Config {
                 sent_timeout: Duration::from_secs(600),
             },
             media: MediaConfig::default(),
+            forward: ForwardConfig::default(),
         }
     }
 
@@ -264,6 +270,14 @@ impl Config {
             }
         }
         media::read_media(&get, &mut config.media)?;
+        forward::read_forward(&get, &config.data_dir, &mut config.forward)?;
+        if config.forward.max_age > config.raw_ttl {
+            // A queued event is read back from its raw delivery when it is sent.
+            return Err(bad(
+                "WAGATE_FORWARD_MAX_AGE",
+                "must not be longer than WAGATE_RAW_TTL",
+            ));
+        }
         if let Some(v) = get("WAGATE_MEDIA_KEY_FILE") {
             let v = v.trim();
             if v.ends_with('/') {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod disk;
 pub mod events;
+pub mod forward;
 pub mod fsutil;
 pub mod journal;
 pub mod media;

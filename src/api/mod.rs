@@ -25,7 +25,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
             .unify()
             .or(crate::media::routes(state.clone()))
             .unify()
-            .or(crate::outbox::api_routes(state))
+            .or(crate::outbox::api_routes(state.clone()))
+            .unify()
+            .or(crate::forward::routes(state))
             .unify(),
     )
     .boxed()

@@ -99,6 +99,17 @@ pub struct Applier<'a> {
 pub struct Outcome {
     pub items: Option<u32>,
     pub parse_error: Option<String>,
+    /// The items applied for the first time (not duplicates, not stale): what
+    /// forwarding targets have not seen yet.
+    pub fresh: Vec<Fresh>,
+}
+
+/// A new item: its index in the parsed delivery and what targets route on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fresh {
+    pub index: u32,
+    pub phone_number_id: Option<String>,
+    pub field: String,
 }
 
 impl Applier<'_> {
@@ -110,6 +121,7 @@ impl Applier<'_> {
                 return Ok(Outcome {
                     items: None,
                     parse_error: Some(e.to_string()),
+                    fresh: Vec::new(),
                 });
             }
         };
@@ -122,21 +134,36 @@ impl Applier<'_> {
                 *t = (*t).max(message.timestamp);
             }
         }
-        for item in items {
-            self.apply_item(d, item, &as_of)?;
+        let mut fresh = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let route = (!matches!(item, Item::Contact { .. })).then(|| {
+                let meta = item.meta();
+                (meta.phone_number_id.clone(), meta.field.clone())
+            });
+            if self.apply_item(d, item, &as_of)? {
+                if let Some((phone_number_id, field)) = route {
+                    fresh.push(Fresh {
+                        index: index as u32,
+                        phone_number_id,
+                        field,
+                    });
+                }
+            }
         }
         Ok(Outcome {
             items: Some(count),
             parse_error: None,
+            fresh,
         })
     }
 
+    /// Applies one item; whether it was new.
     fn apply_item(
         &mut self,
         d: &Delivered,
         item: Item,
         as_of: &HashMap<String, i64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if let Item::Contact { contact, .. } = &item {
             let mut c = self.contact(&contact.contact_id)?;
             c.wa_id = contact.wa_id.clone().or(c.wa_id);
@@ -153,10 +180,10 @@ impl Applier<'_> {
                 }
             }
             self.save_contact(c);
-            return Ok(());
+            return Ok(false);
         }
         let Some(key) = item.dedup_key() else {
-            return Ok(());
+            return Ok(false);
         };
         // A stored message is its own dedup key: one write less per message.
         let seen = self.overlay.seen(&key)
@@ -166,7 +193,7 @@ impl Applier<'_> {
             };
         if seen {
             self.counters.add("items_duplicate", 1);
-            return Ok(());
+            return Ok(false);
         }
         let now_secs = d.received_at_micros / 1_000_000;
         if item
@@ -175,7 +202,7 @@ impl Applier<'_> {
         {
             // Older than the dedup horizon: a replay we can no longer tell from new.
             self.counters.add("items_stale", 1);
-            return Ok(());
+            return Ok(false);
         }
         self.overlay.current.seen.insert(key.clone());
         if !matches!(item, Item::Message { .. }) {
@@ -183,7 +210,7 @@ impl Applier<'_> {
         }
         self.counters.add("items_new", 1);
         match item {
-            Item::Message { meta, message } => self.message(d, meta, message),
+            Item::Message { meta, message } => self.message(d, meta, message)?,
             Item::Status { meta, mut status } => {
                 if status.timestamp <= 0 {
                     status.timestamp = d.received_at_micros / 1_000_000;
@@ -208,7 +235,6 @@ impl Applier<'_> {
                 };
                 self.changes.put_status(&stored, rank);
                 self.counters.add("statuses", 1);
-                Ok(())
             }
             Item::Change { meta, mut event } => {
                 // Without a time of its own (value.errors[]), an event is as old as
@@ -222,10 +248,10 @@ impl Applier<'_> {
                 };
                 self.changes.put_event(&stored, &key[2..]);
                 self.counters.add("events", 1);
-                Ok(())
             }
-            Item::Contact { .. } => Ok(()),
+            Item::Contact { .. } => {}
         }
+        Ok(true)
     }
 
     fn message(

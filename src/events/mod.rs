@@ -1,6 +1,8 @@
 //! Events: Meta's webhook payloads parsed into items (`parse`, `model`) and applied
-//! to the message, status, contact and account-event model (`apply`).
+//! to the message, status, contact and account-event model (`apply`); `reshape`
+//! narrows a payload to some items, or turns items into events, for forwarding.
 
 pub mod apply;
 pub mod model;
 pub mod parse;
+pub mod reshape;

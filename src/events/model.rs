@@ -44,6 +44,18 @@ pub enum Item {
     Change { meta: ItemMeta, event: AccountEvent },
 }
 
+impl Item {
+    /// Where the item came from (every kind has it).
+    pub fn meta(&self) -> &ItemMeta {
+        match self {
+            Item::Message { meta, .. }
+            | Item::Status { meta, .. }
+            | Item::Contact { meta, .. }
+            | Item::Change { meta, .. } => meta,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InboundMessage {
     /// The inbound wamid.

@@ -49,6 +49,33 @@ impl std::error::Error for ParseError {}
 pub fn parse_delivery(body: &[u8]) -> Result<Vec<Item>, ParseError> {
     let root: Value =
         serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    Ok(parse_located(&root)?.into_iter().map(|(_, i)| i).collect())
+}
+
+/// Where in the body an item was found: `entry[entry].changes[change]`, and which
+/// part of that change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub entry: usize,
+    pub change: usize,
+    pub part: Part,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// The whole change (every field but `messages`, or a `messages` value that is
+    /// not an object).
+    Whole,
+    Contact(usize),
+    Message(usize),
+    Status(usize),
+    Error(usize),
+    /// The keys of a `messages` change this parser does not read.
+    Odd,
+}
+
+/// [`parse_delivery`] on an already parsed body, with each item's location.
+pub fn parse_located(root: &Value) -> Result<Vec<(Loc, Item)>, ParseError> {
     let shape = |what: String| ParseError::NotMetaShape(what);
     let root = root
         .as_object()
@@ -90,79 +117,76 @@ pub fn parse_delivery(body: &[u8]) -> Result<Vec<Item>, ParseError> {
                     .and_then(|m| str_at(m, "display_phone_number"))
                     .or_else(|| str_at(value, "display_phone_number")),
             };
+            let at = |part| Loc {
+                entry: i,
+                change: j,
+                part,
+            };
             if field == "messages" {
-                messages_change(&meta, value, entry_time, &mut items);
+                messages_change(&meta, value, entry_time, &mut |p, item| {
+                    items.push((at(p), item))
+                });
             } else {
-                items.push(change_item(&meta, value.clone(), entry_time));
+                items.push((
+                    at(Part::Whole),
+                    change_item(&meta, value.clone(), entry_time),
+                ));
             }
         }
     }
     Ok(items)
 }
 
-fn messages_change(meta: &ItemMeta, value: &Value, entry_time: Option<i64>, items: &mut Vec<Item>) {
+fn messages_change(
+    meta: &ItemMeta,
+    value: &Value,
+    entry_time: Option<i64>,
+    push: &mut impl FnMut(Part, Item),
+) {
     let Some(v) = value.as_object() else {
-        items.push(change_item(meta, value.clone(), entry_time));
+        push(Part::Whole, change_item(meta, value.clone(), entry_time));
         return;
     };
-    let known = [
-        "messaging_product",
-        "metadata",
-        "contacts",
-        "messages",
-        "statuses",
-        "errors",
-    ];
-    // Keys this parser does not read, or reads but found in an unexpected shape.
-    let mut odd: Vec<&str> = v
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !known.contains(k))
-        .collect();
-    let mut arr = |key: &'static str| match v.get(key) {
-        None => &[][..],
-        Some(Value::Array(a)) => a.as_slice(),
-        Some(_) => {
-            odd.push(key);
-            &[][..]
-        }
-    };
-    let (contacts, messages, statuses, errors) = (
-        arr("contacts"),
-        arr("messages"),
-        arr("statuses"),
-        arr("errors"),
-    );
+    let (contacts, messages, statuses, errors, odd) = messages_parts(v);
     let fallback = |key: &str, el: &Value| change_item(meta, narrowed(v, key, el), entry_time);
-    for c in contacts {
+    for (k, c) in contacts.iter().enumerate() {
         match c.as_object() {
-            Some(c) => items.push(Item::Contact {
-                meta: meta.clone(),
-                contact: contact_info(c),
-            }),
-            None => items.push(fallback("contacts", c)),
+            Some(c) => push(
+                Part::Contact(k),
+                Item::Contact {
+                    meta: meta.clone(),
+                    contact: contact_info(c),
+                },
+            ),
+            None => push(Part::Contact(k), fallback("contacts", c)),
         }
     }
-    for m in messages {
+    for (k, m) in messages.iter().enumerate() {
         match m.as_object().and_then(|m| inbound_message(m, contacts)) {
-            Some(message) => items.push(Item::Message {
-                meta: meta.clone(),
-                message,
-            }),
-            None => items.push(fallback("messages", m)),
+            Some(message) => push(
+                Part::Message(k),
+                Item::Message {
+                    meta: meta.clone(),
+                    message,
+                },
+            ),
+            None => push(Part::Message(k), fallback("messages", m)),
         }
     }
-    for s in statuses {
+    for (k, s) in statuses.iter().enumerate() {
         match s.as_object().and_then(status_update) {
-            Some(status) => items.push(Item::Status {
-                meta: meta.clone(),
-                status,
-            }),
-            None => items.push(fallback("statuses", s)),
+            Some(status) => push(
+                Part::Status(k),
+                Item::Status {
+                    meta: meta.clone(),
+                    status,
+                },
+            ),
+            None => push(Part::Status(k), fallback("statuses", s)),
         }
     }
-    for e in errors {
-        items.push(fallback("errors", e));
+    for (k, e) in errors.iter().enumerate() {
+        push(Part::Error(k), fallback("errors", e));
     }
     if !odd.is_empty() {
         let mut item = change_item(meta, value.clone(), entry_time);
@@ -173,8 +197,52 @@ fn messages_change(meta: &ItemMeta, value: &Value, entry_time: Option<i64>, item
                 200,
             ));
         }
-        items.push(item);
+        push(Part::Odd, item);
     }
+}
+
+/// The keys a `messages` change value is read by.
+const MESSAGES_KEYS: [&str; 6] = [
+    "messaging_product",
+    "metadata",
+    "contacts",
+    "messages",
+    "statuses",
+    "errors",
+];
+
+type Parts<'a> = (
+    &'a [Value],
+    &'a [Value],
+    &'a [Value],
+    &'a [Value],
+    Vec<&'a str>,
+);
+
+/// contacts[], messages[], statuses[], errors[] of a `messages` change value, and
+/// the keys not read (unknown ones, or one of the four that is not an array).
+pub(super) fn messages_parts(v: &Map<String, Value>) -> Parts<'_> {
+    // Keys this parser does not read, or reads but found in an unexpected shape.
+    let mut odd: Vec<&str> = v
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !MESSAGES_KEYS.contains(k))
+        .collect();
+    let mut arr = |key: &'static str| match v.get(key) {
+        None => &[][..],
+        Some(Value::Array(a)) => a.as_slice(),
+        Some(_) => {
+            odd.push(key);
+            &[][..]
+        }
+    };
+    let (c, m, s, e) = (
+        arr("contacts"),
+        arr("messages"),
+        arr("statuses"),
+        arr("errors"),
+    );
+    (c, m, s, e, odd)
 }
 
 /// The change value reduced to `messaging_product`, `metadata` and `key: [el]`.

@@ -22,6 +22,9 @@ pub enum Kind {
     /// A media job's progress: failed attempt, stored file, final failure, deletion
     /// (see `crate::media::record`).
     MediaUpdate = 4,
+    /// A forwarding outcome or request: delivered to a target, dead-lettered, target
+    /// disabled or enabled, replay (see `crate::forward::record`).
+    ForwardUpdate = 5,
 }
 
 impl Kind {
@@ -31,6 +34,7 @@ impl Kind {
             2 => Some(Kind::SendRequest),
             3 => Some(Kind::SendUpdate),
             4 => Some(Kind::MediaUpdate),
+            5 => Some(Kind::ForwardUpdate),
             _ => None,
         }
     }

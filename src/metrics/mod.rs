@@ -209,6 +209,13 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
         "1 when free space is below WAGATE_MIN_FREE.",
         u64::from(free < state.config.min_free),
     );
+    crate::forward::render_metrics(state, &mut out).await?;
+    counter(
+        &mut out,
+        "wagate_forward_unrouted_total",
+        "New items whose phone number no forwarding target claims.",
+        stats.counters.get("forward_unrouted").copied().unwrap_or(0),
+    );
     gauge(
         &mut out,
         "wagate_uptime_seconds",

@@ -60,7 +60,7 @@ impl Pending {
                     SendUpdate::Resumed { .. } => self.pause = Some(None),
                 }
             }
-            Kind::Delivery | Kind::MediaUpdate => {}
+            Kind::Delivery | Kind::MediaUpdate | Kind::ForwardUpdate => {}
         }
         Ok(())
     }

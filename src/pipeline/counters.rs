@@ -29,6 +29,7 @@ pub const NAMES: &[&str] = &[
     "sends_sent",
     "sends_failed",
     "sends_unknown",
+    "forward_unrouted",
 ];
 
 #[derive(Debug, Clone, Default)]

@@ -55,6 +55,7 @@ pub struct Applier {
     overlay: Overlay,
     outbox: crate::outbox::apply::Pending,
     media: crate::media::apply::Pending,
+    forward: crate::forward::apply::Pending,
     dedup_ttl: Duration,
     next_expiry: std::time::Instant,
     expiry_from: Option<Vec<u8>>,
@@ -101,6 +102,7 @@ impl Applier {
         dedup_ttl: Duration,
         retention: retention::RetentionOptions,
         media: crate::media::apply::Pending,
+        forward: crate::forward::apply::Pending,
     ) -> Result<(Applier, watch::Receiver<Applied>), StoreError> {
         let main = store.cursor(Stream::Main)?;
         let quarantine = store.cursor(Stream::Quarantine)?;
@@ -124,6 +126,7 @@ impl Applier {
                 overlay: Overlay::default(),
                 outbox: Default::default(),
                 media,
+                forward,
                 dedup_ttl,
                 next_expiry: std::time::Instant::now(),
                 expiry_from: None,
@@ -250,6 +253,7 @@ impl Applier {
         self.overlay.hand_off();
         self.outbox.hand_off();
         self.media.hand_off();
+        self.forward.hand_off();
         match &mut self.committer {
             Some(c) => {
                 if c.work.send(changes).is_err() {
@@ -264,6 +268,7 @@ impl Applier {
                 self.overlay.committed();
                 self.outbox.committed();
                 self.media.committed();
+                self.forward.committed();
                 self.publish(stream, cursor);
             }
         }
@@ -284,6 +289,7 @@ impl Applier {
         self.overlay.committed();
         self.outbox.committed();
         self.media.committed();
+        self.forward.committed();
         self.publish(stream, cursor);
         Ok(())
     }
@@ -306,6 +312,7 @@ impl Applier {
         self.overlay.clear();
         self.outbox.clear();
         self.media.clear();
+        self.forward.clear();
         let reload = || -> Result<_, StoreError> {
             Ok((
                 Counters::load(&self.store)?,
@@ -351,6 +358,7 @@ impl Applier {
         self.overlay.write(&mut changes);
         self.outbox.write(&mut changes, &mut self.counters);
         self.media.write(&mut changes, &mut self.counters);
+        self.forward.write(&mut changes);
         self.counters.write(&mut changes);
         Ok(Some((changes, cursor)))
     }
@@ -365,6 +373,7 @@ impl Applier {
         match Kind::from_u8(record.kind) {
             Some(Kind::Delivery) => {}
             Some(Kind::MediaUpdate) => return self.media.apply(&self.store, record),
+            Some(Kind::ForwardUpdate) => return self.forward.apply(&self.store, record),
             Some(kind) => return self.outbox.apply(&self.store, kind, record),
             None => {
                 tracing::warn!(
@@ -422,6 +431,15 @@ impl Applier {
             })?;
             meta.items = outcome.items;
             meta.parse_error = outcome.parse_error;
+            let unrouted = self.forward.enqueue(
+                &self.store,
+                record.seq,
+                record.unix_micros,
+                &outcome.fresh,
+            )?;
+            if unrouted > 0 {
+                self.counters.add("forward_unrouted", unrouted);
+            }
         } else {
             self.counters.add("deliveries_rejected", 1);
         }

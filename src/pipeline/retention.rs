@@ -97,6 +97,7 @@ impl Retention {
             // Index first, file second: a crash in between leaves a file that the next
             // sweep deletes, never an index entry pointing at nothing.
             report.deliveries += store.forget_accepted(seg.id, next.id)?;
+            store.forget_unrouted(next.id)?;
             journal.delete_segment(Stream::Main, seg.id).map_err(io)?;
             report.segments += 1;
             report.bytes += seg.bytes;

@@ -6,6 +6,7 @@
 //! journal is re-applied from there. Keys are big-endian for ordered scans.
 
 mod deliveries;
+pub mod forward;
 mod handshakes;
 mod media;
 mod model;
@@ -87,6 +88,14 @@ pub enum T {
     Media,
     /// media id -> (): jobs not final yet.
     MediaPending,
+    /// target \0 order (BE) + delivery (BE) -> QueueEntry (JSON): what each target has to get.
+    ForwardQueue,
+    /// target id -> TargetState (JSON).
+    ForwardTargets,
+    /// target \0 id (BE) -> DeadLetter (JSON).
+    ForwardDead,
+    /// delivery (BE) + item (u32 BE) -> Unrouted (JSON).
+    ForwardUnrouted,
 }
 
 const TREE_NAMES: &[&str] = &[
@@ -112,6 +121,10 @@ const TREE_NAMES: &[&str] = &[
     "outbox_pending",
     "media",
     "media_pending",
+    "forward_queue",
+    "forward_targets",
+    "forward_dead",
+    "forward_unrouted",
 ];
 
 #[derive(Clone)]

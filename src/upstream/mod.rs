@@ -3,6 +3,7 @@
 //! Meta (sending today; media download and forwarding reuse [`Upstream::http`] and
 //! [`Upstream::graph_url`]).
 
+pub mod forward;
 mod graph_error;
 pub mod media;
 
@@ -121,11 +122,7 @@ impl Upstream {
             .await
             .map_err(call_error)?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        let retry_after = retry_after(resp.headers());
         // The answer has started: a broken body still means Meta saw the request.
         let bytes = resp
             .bytes()
@@ -141,6 +138,14 @@ impl Upstream {
             error,
         })
     }
+}
+
+/// An answer's `Retry-After` (seconds or HTTP date) as a delay from now.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
 }
 
 fn call_error(e: reqwest::Error) -> CallError {

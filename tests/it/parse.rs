@@ -125,20 +125,6 @@ fn every_corpus_payload_parses_and_round_trips() {
     }
 }
 
-trait MetaOf {
-    fn meta(&self) -> &ItemMeta;
-}
-impl MetaOf for Item {
-    fn meta(&self) -> &ItemMeta {
-        match self {
-            Item::Message { meta, .. }
-            | Item::Status { meta, .. }
-            | Item::Contact { meta, .. }
-            | Item::Change { meta, .. } => meta,
-        }
-    }
-}
-
 #[test]
 fn text_messages() {
     let m = message("msg_text.json");

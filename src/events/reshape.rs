@@ -1,0 +1,252 @@
+//! Reshaping a delivery for forwarding (pure, no I/O): Meta's own payload narrowed
+//! to some of its items (`meta` mode), and one JSON event per item (`events` mode).
+//! Items are named by their index in [`parse_delivery`](super::parse::parse_delivery)'s
+//! output, which is what the applier records.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::model::Item;
+use super::parse::{messages_parts, parse_located, Loc, ParseError, Part};
+
+fn parse_root(body: &[u8]) -> Result<Value, ParseError> {
+    serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))
+}
+
+/// Meta's payload with only the items `keep`. When `keep` holds every item that is
+/// not a contact upsert, the exact original bytes; else a rebuilt body with the same
+/// envelope, holding only the kept elements (a kept message brings its change's
+/// contacts along). `None` when nothing of `keep` is in the body.
+pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]>>, ParseError> {
+    let root = parse_root(body)?;
+    let located = parse_located(&root)?;
+    let keep: HashSet<usize> = keep.iter().map(|&i| i as usize).collect();
+    let kept: HashSet<Loc> = located
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, (loc, _))| *loc)
+        .collect();
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let all = located
+        .iter()
+        .enumerate()
+        .all(|(i, (_, item))| keep.contains(&i) || matches!(item, Item::Contact { .. }));
+    if all {
+        return Ok(Some(Cow::Borrowed(body)));
+    }
+    let mut out = root.as_object().cloned().unwrap_or_default();
+    let entries = root["entry"].as_array().cloned().unwrap_or_default();
+    let mut new_entries = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let changes = entry["changes"].as_array().cloned().unwrap_or_default();
+        let mut new_changes = Vec::new();
+        for (j, change) in changes.iter().enumerate() {
+            let parts: HashSet<Part> = kept
+                .iter()
+                .filter(|l| l.entry == i && l.change == j)
+                .map(|l| l.part)
+                .collect();
+            if parts.is_empty() {
+                continue;
+            }
+            if parts.contains(&Part::Whole) {
+                new_changes.push(change.clone());
+                continue;
+            }
+            let mut c = change.as_object().cloned().unwrap_or_default();
+            if let Some(v) = change["value"].as_object() {
+                c.insert("value".into(), Value::Object(narrow_messages(v, &parts)));
+            }
+            new_changes.push(Value::Object(c));
+        }
+        if new_changes.is_empty() {
+            continue;
+        }
+        let mut e = entry.as_object().cloned().unwrap_or_default();
+        e.insert("changes".into(), Value::Array(new_changes));
+        new_entries.push(Value::Object(e));
+    }
+    out.insert("entry".into(), Value::Array(new_entries));
+    let bytes = serde_json::to_vec(&Value::Object(out)).expect("serialisable");
+    Ok(Some(Cow::Owned(bytes)))
+}
+
+/// A `messages` change value with only the kept parts.
+fn narrow_messages(v: &Map<String, Value>, parts: &HashSet<Part>) -> Map<String, Value> {
+    let (contacts, messages, statuses, errors, odd) = messages_parts(v);
+    let mut out = Map::new();
+    for k in ["messaging_product", "metadata"] {
+        if let Some(x) = v.get(k) {
+            out.insert(k.into(), x.clone());
+        }
+    }
+    let any_message = parts.iter().any(|p| matches!(p, Part::Message(_)));
+    let mut put = |key: &str, arr: &[Value], keep: &dyn Fn(usize, &Value) -> bool| {
+        let kept: Vec<Value> = arr
+            .iter()
+            .enumerate()
+            .filter(|(k, x)| keep(*k, x))
+            .map(|(_, x)| x.clone())
+            .collect();
+        if !kept.is_empty() {
+            out.insert(key.into(), Value::Array(kept));
+        }
+    };
+    put("contacts", contacts, &|k, c| {
+        parts.contains(&Part::Contact(k)) || (any_message && c.is_object())
+    });
+    put("messages", messages, &|k, _| {
+        parts.contains(&Part::Message(k))
+    });
+    put("statuses", statuses, &|k, _| {
+        parts.contains(&Part::Status(k))
+    });
+    put("errors", errors, &|k, _| parts.contains(&Part::Error(k)));
+    if parts.contains(&Part::Odd) {
+        for k in odd {
+            if let Some(x) = v.get(k) {
+                out.insert(k.into(), x.clone());
+            }
+        }
+    }
+    out
+}
+
+/// One `events`-mode event: its stable id (the same on every retry and replay), its
+/// type and its JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardEvent {
+    pub id: String,
+    pub event_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// The events for the items `keep` of a delivery, in body order. Contact upserts are
+/// not events of their own: a message carries its sender's contact.
+pub fn events_for(
+    body: &[u8],
+    keep: &[u32],
+    delivery_id: u64,
+    received_at_micros: i64,
+) -> Result<Vec<ForwardEvent>, ParseError> {
+    let root = parse_root(body)?;
+    let located = parse_located(&root)?;
+    let keep: HashSet<usize> = keep.iter().map(|&i| i as usize).collect();
+    let received_secs = received_at_micros.div_euclid(1_000_000);
+    let mut out = Vec::new();
+    for (i, (loc, item)) in located.iter().enumerate() {
+        if !keep.contains(&i) {
+            continue;
+        }
+        let Some(key) = item.dedup_key() else {
+            continue;
+        };
+        let id = format!("evt_{}", &hex::encode(Sha256::digest(&key))[..32]);
+        let at = item.timestamp().filter(|t| *t > 0).unwrap_or(received_secs);
+        let (event_type, meta, name, object) = match item {
+            Item::Message { meta, message } => {
+                ("whatsapp.message", meta, "message", json!(message))
+            }
+            Item::Status { meta, status } => ("whatsapp.status", meta, "status", json!(status)),
+            Item::Change { meta, event } => ("whatsapp.event", meta, "event", json!(event)),
+            Item::Contact { .. } => continue,
+        };
+        let mut data = json!({
+            "id": id,
+            "delivery_id": delivery_id,
+            "received_at": rfc3339(received_secs),
+            "waba_id": meta.waba_id,
+            "field": meta.field,
+            "phone_number_id": meta.phone_number_id,
+            "display_phone_number": meta.display_phone_number,
+        });
+        data[name] = object;
+        if let Item::Message { message, .. } = item {
+            let contact = located.iter().find_map(|(l, it)| match it {
+                Item::Contact { contact, .. }
+                    if (l.entry, l.change) == (loc.entry, loc.change)
+                        && contact.contact_id == message.contact_id =>
+                {
+                    Some(json!(contact))
+                }
+                _ => None,
+            });
+            data["contact"] = contact.unwrap_or(Value::Null);
+        }
+        let event = json!({"type": event_type, "timestamp": rfc3339(at), "data": data});
+        out.push(ForwardEvent {
+            id,
+            event_type,
+            body: serde_json::to_vec(&event).expect("serialisable"),
+        });
+    }
+    Ok(out)
+}
+
+fn rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::parse::parse_delivery;
+
+    const BODY: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"P1"},"contacts":[{"wa_id":"111","profile":{"name":"Ann"}}],"messages":[{"from":"111","id":"wamid.A","timestamp":"1700000000","type":"text","text":{"body":"a"}},{"from":"111","id":"wamid.B","timestamp":"1700000001","type":"text","text":{"body":"b"}}]}},{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"P2"},"statuses":[{"id":"wamid.S","status":"sent","timestamp":"1700000002","recipient_id":"222"}]}}]}]}"#;
+
+    #[test]
+    fn all_new_items_forward_the_original_bytes() {
+        // Items: contact, message A, message B, status S.
+        let body = BODY.as_bytes();
+        assert!(matches!(
+            meta_body(body, &[1, 2, 3]).unwrap(),
+            Some(Cow::Borrowed(b)) if b == body
+        ));
+        assert!(meta_body(body, &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn narrowed_body_keeps_only_the_kept_items() {
+        let body = BODY.as_bytes();
+        let narrowed = meta_body(body, &[2]).unwrap().unwrap();
+        let items = parse_delivery(&narrowed).unwrap();
+        assert_eq!(items.len(), 2, "{}", String::from_utf8_lossy(&narrowed));
+        assert!(
+            matches!(&items[0], Item::Contact { contact, .. } if contact.profile_name.as_deref() == Some("Ann"))
+        );
+        assert!(matches!(&items[1], Item::Message { message, .. } if message.id == "wamid.B"));
+        let only_status = meta_body(body, &[3]).unwrap().unwrap();
+        let items = parse_delivery(&only_status).unwrap();
+        assert_eq!(items.len(), 1);
+        assert!(matches!(&items[0], Item::Status { status, .. } if status.id == "wamid.S"));
+        let v: Value = serde_json::from_slice(&only_status).unwrap();
+        assert_eq!(v["entry"][0]["changes"].as_array().unwrap().len(), 1);
+        assert_eq!(v["entry"][0]["id"], "W1");
+    }
+
+    #[test]
+    fn events_carry_stable_ids_and_the_contact() {
+        let body = BODY.as_bytes();
+        let ev = events_for(body, &[0, 1, 3], 7, 1_700_000_100_000_000).unwrap();
+        assert_eq!(ev.len(), 2, "the contact is not an event of its own");
+        assert_eq!(ev[0].event_type, "whatsapp.message");
+        let v: Value = serde_json::from_slice(&ev[0].body).unwrap();
+        assert_eq!(v["type"], "whatsapp.message");
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["data"]["message"]["id"], "wamid.A");
+        assert_eq!(v["data"]["contact"]["profile_name"], "Ann");
+        assert_eq!(v["data"]["phone_number_id"], "P1");
+        assert_eq!(v["data"]["delivery_id"], 7);
+        assert_eq!(v["data"]["id"], ev[0].id);
+        let again = events_for(body, &[1], 9, 0).unwrap();
+        assert_eq!(again[0].id, ev[0].id, "the id depends on the item only");
+        assert_eq!(ev[1].event_type, "whatsapp.status");
+    }
+}

@@ -1,0 +1,295 @@
+//! `/api/forward/...` (behind the API token, mounted by `api::routes`) and the
+//! `wagate_forward_*` metrics.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+use warp::filters::BoxedFilter;
+use warp::Filter;
+
+use super::record::{DeadLetter, Disabled, TargetState, Unrouted};
+use super::{ForwardError, Live, ReplayRequest};
+use crate::api::{json_or_error, rfc3339};
+use crate::app::AppState;
+use crate::config::ForwardTarget;
+use crate::store;
+use crate::web::error::ApiError;
+
+const MAX_LIMIT: usize = 500;
+
+impl From<ForwardError> for ApiError {
+    fn from(e: ForwardError) -> Self {
+        match e {
+            ForwardError::UnknownTarget(_) | ForwardError::BadRequest(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            ForwardError::NotFound(_) => ApiError::NotFound,
+            ForwardError::Journal(e) => ApiError::Unavailable(e.to_string()),
+            ForwardError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TargetView {
+    id: String,
+    url: String,
+    mode: &'static str,
+    phone_number_ids: Vec<String>,
+    fields: Vec<String>,
+    /// `active`, `retrying`, `paused` or `disabled`.
+    state: &'static str,
+    queued: u64,
+    delivered: u64,
+    dead_lettered: u64,
+    last_success: Option<String>,
+    disabled: Option<Disabled>,
+    /// Since this process started.
+    attempts: u64,
+    failures: u64,
+    consecutive_failures: u32,
+    last_error: Option<String>,
+    last_error_at: Option<String>,
+    failing_since: Option<String>,
+    next_attempt_at: Option<String>,
+}
+
+fn view(t: &ForwardTarget, s: TargetState, l: Live) -> TargetView {
+    let state = if s.disabled.is_some() {
+        "disabled"
+    } else if l.paused {
+        "paused"
+    } else if l.consecutive_failures > 0 {
+        "retrying"
+    } else {
+        "active"
+    };
+    TargetView {
+        id: t.id.clone(),
+        url: t.display_url(),
+        mode: t.mode.as_str(),
+        phone_number_ids: t.phone_number_ids.clone(),
+        fields: t.fields.clone(),
+        state,
+        queued: s.queued,
+        delivered: s.delivered,
+        dead_lettered: s.dead_lettered,
+        last_success: s.last_success_micros.map(rfc3339),
+        disabled: s.disabled,
+        attempts: l.attempts,
+        failures: l.failures,
+        consecutive_failures: l.consecutive_failures,
+        last_error: l.last_error,
+        last_error_at: l.last_error_at_micros.map(rfc3339),
+        failing_since: l.failing_since_micros.map(rfc3339),
+        next_attempt_at: l.next_attempt_at_micros.map(rfc3339),
+    }
+}
+
+async fn targets(state: &AppState) -> Result<Vec<(ForwardTarget, TargetState, Live)>, ApiError> {
+    let f = state.forward.clone();
+    let ids: Vec<ForwardTarget> = f.targets().to_vec();
+    let st = state.store.clone();
+    let states = store::blocking(move || {
+        ids.into_iter()
+            .map(|t| {
+                let s = st.forward_target(&t.id)?.unwrap_or_else(|| TargetState {
+                    target: t.id.clone(),
+                    ..Default::default()
+                });
+                Ok((t, s))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(states
+        .into_iter()
+        .map(|(t, s)| {
+            let l = f.live(&t.id);
+            (t, s, l)
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    target: Option<String>,
+    limit: Option<usize>,
+    before: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct DeadLetterView {
+    #[serde(flatten)]
+    dead: DeadLetter,
+    enqueued_at: String,
+    dead_at: String,
+}
+
+#[derive(Serialize)]
+struct UnroutedView {
+    #[serde(flatten)]
+    item: Unrouted,
+    received_at: String,
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+    let s = state.clone();
+    let list = warp::get()
+        .and(warp::path!("forward" / "targets"))
+        .then(move || {
+            let s = s.clone();
+            async move {
+                json_or_error(targets(&s).await.map(|all| {
+                    let views: Vec<TargetView> =
+                        all.into_iter().map(|(t, st, l)| view(&t, st, l)).collect();
+                    serde_json::json!({ "targets": views })
+                }))
+            }
+        });
+    let s = state.clone();
+    let enable = warp::post()
+        .and(warp::path!("forward" / "targets" / String / "enable"))
+        .then(move |id: String| {
+            let s = s.clone();
+            async move {
+                let r = s.forward.enable(&id).await;
+                json_or_error(
+                    r.map(|_| serde_json::json!({"enabled": id}))
+                        .map_err(ApiError::from),
+                )
+            }
+        });
+    let s = state.clone();
+    let replay = warp::post()
+        .and(warp::path!("forward" / "replay"))
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::json())
+        .then(move |req: ReplayRequest| {
+            let s = s.clone();
+            async move { json_or_error(s.forward.replay(req).await.map_err(ApiError::from)) }
+        });
+    let s = state.clone();
+    let dead = warp::get()
+        .and(warp::path!("forward" / "dead_letters"))
+        .and(warp::query::<ListQuery>())
+        .then(move |q: ListQuery| {
+            let s = s.clone();
+            async move {
+                let st = s.store.clone();
+                let limit = q.limit.unwrap_or(50).min(MAX_LIMIT);
+                let r = store::blocking(move || st.dead_letters(q.target.as_deref(), limit)).await;
+                json_or_error(r.map_err(ApiError::from).map(|all| {
+                    let views: Vec<DeadLetterView> = all
+                        .into_iter()
+                        .map(|d| DeadLetterView {
+                            enqueued_at: rfc3339(d.enqueued_at_micros),
+                            dead_at: rfc3339(d.dead_at_micros),
+                            dead: d,
+                        })
+                        .collect();
+                    serde_json::json!({ "dead_letters": views })
+                }))
+            }
+        });
+    let s = state;
+    let unrouted = warp::get()
+        .and(warp::path!("forward" / "unrouted"))
+        .and(warp::query::<ListQuery>())
+        .then(move |q: ListQuery| {
+            let s = s.clone();
+            async move {
+                let st = s.store.clone();
+                let limit = q.limit.unwrap_or(50).min(MAX_LIMIT);
+                let r = store::blocking(move || st.unrouted(q.before, limit)).await;
+                json_or_error(r.map_err(ApiError::from).map(|all| {
+                    let next_before = (all.len() == limit)
+                        .then(|| all.last().map(|u| u.delivery))
+                        .flatten();
+                    let views: Vec<UnroutedView> = all
+                        .into_iter()
+                        .map(|u| UnroutedView {
+                            received_at: rfc3339(u.received_at_micros),
+                            item: u,
+                        })
+                        .collect();
+                    serde_json::json!({ "unrouted": views, "next_before": next_before })
+                }))
+            }
+        });
+    list.or(enable)
+        .unify()
+        .or(replay)
+        .unify()
+        .or(dead)
+        .unify()
+        .or(unrouted)
+        .unify()
+        .boxed()
+}
+
+/// Appends the `wagate_forward_*` metrics to `out`.
+pub async fn render_metrics(state: &AppState, out: &mut String) -> Result<(), ApiError> {
+    let all = targets(state).await?;
+    type Get = fn(&TargetState, &Live) -> u64;
+    let series: [(&str, &str, &str, Get); 8] = [
+        (
+            "wagate_forward_queue_depth",
+            "gauge",
+            "Entries waiting per target.",
+            |s, _| s.queued,
+        ),
+        (
+            "wagate_forward_delivered_total",
+            "counter",
+            "Entries delivered per target.",
+            |s, _| s.delivered,
+        ),
+        (
+            "wagate_forward_dead_letters_total",
+            "counter",
+            "Entries dead-lettered per target.",
+            |s, _| s.dead_lettered,
+        ),
+        (
+            "wagate_forward_attempts_total",
+            "counter",
+            "Requests made per target since start.",
+            |_, l| l.attempts,
+        ),
+        (
+            "wagate_forward_failures_total",
+            "counter",
+            "Failed requests per target since start.",
+            |_, l| l.failures,
+        ),
+        (
+            "wagate_forward_paused",
+            "gauge",
+            "1 while a target is paused (only probed).",
+            |_, l| u64::from(l.paused),
+        ),
+        (
+            "wagate_forward_disabled",
+            "gauge",
+            "1 while a target is disabled (it answered 410).",
+            |s, _| u64::from(s.disabled.is_some()),
+        ),
+        (
+            "wagate_forward_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last delivery per target (0: none).",
+            |s, _| {
+                s.last_success_micros
+                    .map_or(0, |m| (m / 1_000_000).max(0) as u64)
+            },
+        ),
+    ];
+    for (name, kind, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (t, s, l) in &all {
+            let _ = writeln!(out, "{name}{{target=\"{}\"}} {}", t.id, get(s, l));
+        }
+    }
+    Ok(())
+}

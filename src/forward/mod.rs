@@ -1,0 +1,199 @@
+//! Forwarding: hands each new event on to the business's own app(s).
+//!
+//! - `record.rs`: the journal payloads (`Kind::ForwardUpdate`) and derived entries.
+//! - `apply.rs`: the applier's side: new items queued per target (atomically with
+//!   their dedup keys), unrouted items recorded, updates applied.
+//! - `worker.rs`: one task per target: in order, one entry at a time, backoff with
+//!   full jitter, `Retry-After`, `410` disables, pause and probe, dead letters.
+//! - `replay.rs`: replays asked for through the API, journaled then queued.
+//! - `http.rs`: `/api/forward/...` and the `wagate_forward_*` metrics.
+//!
+//! Delivery is at least once: an entry leaves its queue only when a `Delivered`
+//! record is journaled after the target's `2xx`. After a crash, the entry in flight
+//! (sent, answer not yet journaled) is sent again; nothing else is.
+
+pub mod apply;
+mod http;
+pub mod record;
+mod replay;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::sync::{watch, Notify};
+
+pub use http::{render_metrics, routes};
+pub use replay::ReplayRequest;
+
+use crate::config::{ForwardConfig, ForwardTarget};
+use crate::delivery::Delivery;
+use crate::journal::{Journal, JournalError, Kind, Stream};
+use crate::pipeline::Applied;
+use crate::store::{Store, StoreError};
+use crate::upstream::Upstream;
+use record::{encode, ForwardUpdate};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("no forwarding target '{0}' is configured")]
+    UnknownTarget(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What this process has seen of a target (since start; not persisted).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Live {
+    /// Requests made (an events-mode entry makes one per item).
+    pub attempts: u64,
+    pub failures: u64,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_error_at_micros: Option<i64>,
+    pub last_attempt_at_micros: Option<i64>,
+    /// Failing without a success since then.
+    pub failing_since_micros: Option<i64>,
+    /// Failing for longer than `WAGATE_FORWARD_PAUSE_AFTER`: only probed.
+    pub paused: bool,
+    pub next_attempt_at_micros: Option<i64>,
+}
+
+pub struct Forwarder {
+    journal: Arc<Journal>,
+    store: Store,
+    upstream: Upstream,
+    config: ForwardConfig,
+    notify: HashMap<String, Arc<Notify>>,
+    live: Mutex<HashMap<String, Live>>,
+    applied: watch::Receiver<Applied>,
+    stopping: watch::Sender<bool>,
+    /// Workers still running.
+    running: watch::Sender<usize>,
+}
+
+impl Forwarder {
+    /// One wake-up handle per configured target (shared with the applier's side).
+    pub fn notifiers(config: &ForwardConfig) -> HashMap<String, Arc<Notify>> {
+        config
+            .targets
+            .iter()
+            .map(|t| (t.id.clone(), Arc::new(Notify::new())))
+            .collect()
+    }
+
+    /// Starts one worker per target (inside a tokio runtime).
+    pub fn start(
+        journal: Arc<Journal>,
+        store: Store,
+        upstream: Upstream,
+        config: ForwardConfig,
+        notify: HashMap<String, Arc<Notify>>,
+        applied: watch::Receiver<Applied>,
+    ) -> Arc<Forwarder> {
+        let f = Arc::new(Forwarder {
+            journal,
+            store,
+            upstream,
+            live: Mutex::new(HashMap::new()),
+            notify,
+            applied,
+            stopping: watch::channel(false).0,
+            running: watch::channel(config.targets.len()).0,
+            config,
+        });
+        for t in &f.config.targets {
+            tracing::info!(target_id = %t.id, url = %t.display_url(), mode = t.mode.as_str(), "forwarding to target");
+            tokio::spawn(worker::run(f.clone(), t.clone()));
+        }
+        f
+    }
+
+    /// Stops the workers: a request in flight is let finish (up to the timeout) and
+    /// its outcome journaled; waiting entries stay queued for the next start.
+    pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
+        let mut running = self.running.subscribe();
+        let limit = self.config.timeout + std::time::Duration::from_secs(5);
+        let _ = tokio::time::timeout(limit, running.wait_for(|n| *n == 0)).await;
+    }
+
+    pub fn targets(&self) -> &[ForwardTarget] {
+        &self.config.targets
+    }
+
+    pub fn target(&self, id: &str) -> Result<&ForwardTarget, ForwardError> {
+        self.config
+            .targets
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| ForwardError::UnknownTarget(id.to_string()))
+    }
+
+    pub fn live(&self, id: &str) -> Live {
+        self.live
+            .lock()
+            .map(|l| l.get(id).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn update_live(&self, id: &str, f: impl FnOnce(&mut Live)) {
+        if let Ok(mut l) = self.live.lock() {
+            f(l.entry(id.to_string()).or_default());
+        }
+    }
+
+    /// Journals a forwarding record; its sequence number once it is synced.
+    async fn journal(&self, u: &ForwardUpdate) -> Result<u64, JournalError> {
+        self.journal
+            .append(
+                Stream::Main,
+                Kind::ForwardUpdate,
+                crate::now_micros(),
+                encode(u),
+            )
+            .await
+            .map(|a| a.seq)
+    }
+
+    /// Waits until the applier has applied everything journaled so far.
+    async fn wait_applied(&self) {
+        let target = self.journal.heads().borrow().clone();
+        let mut applied = self.applied.clone();
+        let _ = applied
+            .wait_for(|a| a.overall(&target) >= target.last_seq)
+            .await;
+    }
+
+    /// Enables a target a `410` disabled (journaled).
+    pub async fn enable(&self, id: &str) -> Result<(), ForwardError> {
+        self.target(id)?;
+        self.journal(&ForwardUpdate::Enabled { target: id.into() })
+            .await?;
+        tracing::info!(target_id = %id, "forwarding target enabled");
+        Ok(())
+    }
+}
+
+/// The exact body of accepted delivery `id`, read back from the journal, and its
+/// receive time (blocking).
+fn read_body(journal: &Journal, store: &Store, id: u64) -> Result<(Vec<u8>, i64), String> {
+    let meta = store
+        .delivery(id)
+        .map_err(|e| e.to_string())?
+        .filter(|m| m.verdict.is_accepted())
+        .ok_or_else(|| format!("delivery {id} is not an accepted delivery wagate still knows"))?;
+    let record = journal
+        .read_at(meta.stream, meta.pos)
+        .map_err(|e| format!("delivery {id} is no longer in the journal: {e}"))?;
+    Delivery::decode(&record.payload)
+        .map(|d| (d.body, meta.received_at_micros))
+        .map_err(|e| format!("delivery {id} cannot be decoded: {e}"))
+}

@@ -1,0 +1,299 @@
+//! Forwarding: meta mode (exact bytes, narrowed payloads, signatures), events mode
+//! (Standard Webhooks), dedup across Meta's retries, routing filters, the unrouted
+//! list, replay. Retries and failures are in `forward_retry.rs`.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wagate::config::{ForwardMode, ForwardTarget};
+
+use crate::fake_target::FakeTarget;
+use crate::support::{data_path, TestApp};
+
+pub const TARGET_SECRET: &str = "target_secret_for_tests";
+pub const PHONE: &str = "106540352242922";
+
+pub fn target(id: &str, t: &FakeTarget, secret: &str, mode: ForwardMode) -> ForwardTarget {
+    ForwardTarget::new(id, &t.url, secret, mode)
+}
+
+/// wagate forwarding to `targets`, with retry delays small enough for tests.
+pub async fn spawn(
+    targets: Vec<ForwardTarget>,
+    tweak: impl FnOnce(&mut wagate::Config),
+) -> TestApp {
+    TestApp::spawn_with(|c| {
+        c.dedup_ttl = Duration::from_secs(10 * 365 * 86400);
+        c.forward.targets = targets;
+        c.forward.timeout = Duration::from_secs(5);
+        c.forward.backoff_base = Duration::from_millis(10);
+        c.forward.backoff_cap = Duration::from_millis(40);
+        tweak(c);
+    })
+    .await
+}
+
+/// A Meta delivery with one text message per id, for `phone`, sent now.
+pub fn messages_body(phone: &str, ids: &[&str]) -> Vec<u8> {
+    let ts = wagate::now_micros() / 1_000_000;
+    let messages: Vec<_> = ids
+        .iter()
+        .map(|id| json!({"from": "16505551234", "id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": format!("hi {id}")}}))
+        .collect();
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone},
+        "contacts": [{"profile": {"name": "Kerry"}, "wa_id": "16505551234"}],
+        "messages": messages}}]}]}))
+    .unwrap()
+}
+
+pub fn payload(file: &str) -> Vec<u8> {
+    std::fs::read(data_path(&format!("payloads/{file}"))).unwrap()
+}
+
+#[tokio::test]
+async fn meta_mode_forwards_exact_bytes_once_across_meta_retries() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    let app = spawn(
+        vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
+        |_| {},
+    )
+    .await;
+    let body = payload("msg_text.json");
+    app.deliver(body.clone()).await;
+    app.deliver(body.clone()).await; // Meta's retry of the same delivery
+    let marker = messages_body(PHONE, &["wamid.AFTER"]);
+    app.deliver(marker.clone()).await;
+    // In order per target: had the retry been forwarded, it would come before the marker.
+    let got = t.wait_for(2).await;
+    app.wait_applied().await;
+    assert_eq!(got[0].body, body, "the original bytes");
+    assert_eq!(got[1].body, marker);
+    assert!(
+        got.iter().all(|g| g.signed),
+        "signed with the target's secret"
+    );
+    assert_eq!(got[0].header("content-type"), Some("application/json"));
+    assert!(got[0].header("user-agent").unwrap().starts_with("wagate/"));
+    assert!(got[0].header("x-wagate-delivery").is_some());
+    let targets = poll_target(&app, "bot", |t| t["delivered"] == 2).await;
+    assert_eq!(targets["queued"], 0);
+    assert_eq!(t.got().len(), 2, "the retried delivery was not forwarded");
+}
+
+#[tokio::test]
+async fn meta_mode_narrows_a_delivery_to_the_items_not_seen() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    let app = spawn(
+        vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
+        |_| {},
+    )
+    .await;
+    app.deliver(messages_body(PHONE, &["wamid.N1"])).await;
+    let both = messages_body(PHONE, &["wamid.N1", "wamid.N2"]);
+    app.deliver(both.clone()).await;
+    let got = t.wait_for(2).await;
+    assert_eq!(got[0].message_ids(), ["wamid.N1"]);
+    assert_ne!(got[1].body, both, "rebuilt, not the original");
+    assert_eq!(got[1].message_ids(), ["wamid.N2"]);
+    let v = got[1].json();
+    let value = &v["entry"][0]["changes"][0]["value"];
+    assert_eq!(value["contacts"][0]["profile"]["name"], "Kerry");
+    assert_eq!(value["metadata"]["phone_number_id"], PHONE);
+    assert!(got[1].signed);
+}
+
+#[tokio::test]
+async fn events_mode_sends_one_standard_webhook_per_item() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let t = FakeTarget::start(secret).await;
+    let app = spawn(vec![target("ev", &t, secret, ForwardMode::Events)], |_| {}).await;
+    app.deliver(messages_body(PHONE, &["wamid.E1", "wamid.E2"]))
+        .await;
+    app.deliver(payload("status_delivered_pmp_free_customer_service.json"))
+        .await;
+    app.deliver(payload("field_account_update_volume_tier.json"))
+        .await;
+    let got = t.wait_for(4).await;
+    assert!(got.iter().all(|g| g.signed), "webhook-signature verifies");
+    let events: Vec<_> = got.iter().map(|g| g.json()).collect();
+    let types: Vec<_> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "whatsapp.message",
+            "whatsapp.message",
+            "whatsapp.status",
+            "whatsapp.event"
+        ]
+    );
+    assert_eq!(events[0]["data"]["message"]["id"], "wamid.E1");
+    assert_eq!(events[1]["data"]["message"]["content"]["kind"], "text");
+    assert_eq!(
+        events[1]["data"]["message"]["content"]["body"],
+        "hi wamid.E2"
+    );
+    assert_eq!(
+        events[1]["data"]["message"]["raw"]["text"]["body"],
+        "hi wamid.E2"
+    );
+    assert_eq!(events[0]["data"]["contact"]["profile_name"], "Kerry");
+    assert_eq!(events[2]["data"]["status"]["status"], "delivered");
+    assert_eq!(events[3]["data"]["field"], "account_update");
+    for (g, e) in got.iter().zip(&events) {
+        assert_eq!(g.header("webhook-id"), e["data"]["id"].as_str());
+        assert!(g.header("webhook-id").unwrap().starts_with("evt_"));
+    }
+    let ids: std::collections::HashSet<_> = got.iter().map(|g| g.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 4);
+}
+
+#[tokio::test]
+async fn targets_get_their_phone_numbers_and_fields_and_the_rest_is_unrouted() {
+    let (a, b) = (FakeTarget::start("sa").await, FakeTarget::start("sb").await);
+    let mut ta = target("a", &a, "sa", ForwardMode::Meta);
+    ta.phone_number_ids = vec!["111".into()];
+    let mut tb = target("b", &b, "sb", ForwardMode::Meta);
+    tb.phone_number_ids = vec!["222".into()];
+    tb.fields = vec!["messages".into()];
+    let app = spawn(vec![ta, tb], |_| {}).await;
+    app.deliver(messages_body("111", &["wamid.P1"])).await;
+    app.deliver(messages_body("222", &["wamid.P2"])).await;
+    app.deliver(messages_body("333", &["wamid.P3"])).await;
+    app.deliver(payload("field_account_update_volume_tier.json"))
+        .await;
+    app.deliver(messages_body("111", &["wamid.P4"])).await;
+    let got_a = a.wait_for(2).await;
+    let got_b = b.wait_for(1).await;
+    app.wait_applied().await;
+    assert_eq!(got_a[0].message_ids(), ["wamid.P1"]);
+    assert_eq!(got_a[1].message_ids(), ["wamid.P4"]);
+    assert_eq!(got_b[0].message_ids(), ["wamid.P2"]);
+    let unrouted = app.get_json("/api/forward/unrouted").await;
+    let list = unrouted["unrouted"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{unrouted}");
+    assert_eq!(list[0]["field"], "account_update", "newest first");
+    assert_eq!(list[1]["phone_number_id"], "333");
+    let m = app.get("/metrics").await.text().await.unwrap();
+    assert!(m.contains("wagate_forward_unrouted_total 2"), "{m}");
+    assert!(m.contains("wagate_forward_delivered_total{target=\"a\"}"));
+}
+
+#[tokio::test]
+async fn replay_a_delivery_and_a_time_range() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    let app = spawn(
+        vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
+        |_| {},
+    )
+    .await;
+    let first = messages_body(PHONE, &["wamid.R1"]);
+    app.deliver(first.clone()).await;
+    app.deliver(messages_body(PHONE, &["wamid.R2"])).await;
+    app.deliver(messages_body(PHONE, &["wamid.R2", "wamid.R3"]))
+        .await;
+    t.wait_for(3).await;
+    app.wait_applied().await;
+    let list = app.get_json("/api/deliveries?verdict=accepted").await;
+    let first_id = list["deliveries"].as_array().unwrap().last().unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let r = replay(&app, json!({"target": "bot", "delivery": first_id})).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let got = t.wait_for(4).await;
+    assert_eq!(got[3].body, first, "the delivery again, byte for byte");
+    let now = wagate::now_micros() / 1_000_000;
+    let r = replay(
+        &app,
+        json!({"target": "bot", "from": now - 60, "to": now + 1}),
+    )
+    .await;
+    assert_eq!((r.0, r.1["deliveries"].as_u64()), (200, Some(3)), "{}", r.1);
+    let got = t.wait_for(7).await;
+    let ids: Vec<_> = got[4..].iter().flat_map(|g| g.message_ids()).collect();
+    assert_eq!(ids, ["wamid.R1", "wamid.R2", "wamid.R3"], "each event once");
+    for bad in [
+        json!({"target": "nope", "delivery": first_id}),
+        json!({"target": "bot"}),
+        json!({"target": "bot", "delivery": 1, "from": 1, "to": 2}),
+    ] {
+        assert_eq!(replay(&app, bad).await.0, 400);
+    }
+    assert_eq!(
+        replay(&app, json!({"target": "bot", "delivery": 999_999}))
+            .await
+            .0,
+        404
+    );
+    poll_target(&app, "bot", |t| t["delivered"] == 7).await;
+}
+
+pub async fn replay(app: &TestApp, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let resp = app
+        .client
+        .post(format!("{}/api/forward/replay", app.base))
+        .bearer_auth(crate::support::API_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or_default(),
+    )
+}
+
+/// Polls `GET /api/forward/targets` (10 s at most) until target `id` satisfies `ok`.
+pub async fn poll_target(
+    app: &TestApp,
+    id: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..400 {
+        let all = app.get_json("/api/forward/targets").await;
+        if let Some(t) = all["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+        {
+            if ok(t) {
+                return t.clone();
+            }
+            last = t.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("target {id} never reached the expected state: {last}");
+}
+
+#[tokio::test]
+async fn rebuilt_from_the_journal_nothing_is_sent_again() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    let targets = || vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)];
+    let app = spawn(targets(), |_| {}).await;
+    app.deliver(messages_body(PHONE, &["wamid.B1"])).await;
+    app.deliver(messages_body("999", &["wamid.B2"])).await;
+    t.wait_for(2).await;
+    poll_target(&app, "bot", |t| t["delivered"] == 2).await;
+    let dir = app.stop().await;
+    // Derived state is rebuilt from the journal: the queue, the counts, the outcomes.
+    std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+    let app = TestApp::spawn_in(dir, |c| {
+        c.dedup_ttl = Duration::from_secs(10 * 365 * 86400);
+        c.forward.targets = targets();
+    })
+    .await;
+    app.wait_applied().await;
+    let v = poll_target(&app, "bot", |t| t["delivered"] == 2).await;
+    assert_eq!(v["queued"], 0, "{v}");
+    app.deliver(messages_body(PHONE, &["wamid.B3"])).await;
+    let got = t.wait_for(3).await;
+    assert_eq!(
+        got[2].message_ids(),
+        ["wamid.B3"],
+        "B1 and B2 were not sent again"
+    );
+}

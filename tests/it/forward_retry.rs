@@ -1,0 +1,160 @@
+//! Forwarding failures: retries with backoff, `Retry-After`, slow answers, `410`,
+//! pause and probe, dead letters after the max age and their replay.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wagate::config::ForwardMode;
+
+use crate::fake_target::{Answer, FakeTarget};
+use crate::forward::{messages_body, poll_target, replay, spawn, target, PHONE, TARGET_SECRET};
+
+#[tokio::test]
+async fn retries_honour_retry_after_and_time_out_slow_answers() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    t.script([
+        Answer::status(500),
+        Answer::status(429).retry_after("1"),
+        Answer::status(200).delayed(Duration::from_secs(2)),
+        Answer::status(503).retry_after("0"),
+    ]);
+    let app = spawn(
+        vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
+        |c| {
+            c.forward.timeout = Duration::from_millis(400);
+        },
+    )
+    .await;
+    let body = messages_body(PHONE, &["wamid.T1"]);
+    app.deliver(body.clone()).await;
+    app.deliver(messages_body(PHONE, &["wamid.T2"])).await;
+    let got = t.wait_for(6).await;
+    // T1: 500, 429 (Retry-After 1 s), slow (timed out: a failure), 503, 200; then T2.
+    assert!(
+        got[..5].iter().all(|g| g.body == body),
+        "head of line until delivered"
+    );
+    assert_eq!(got[5].message_ids(), ["wamid.T2"]);
+    let gap = got[2].at - got[1].at;
+    assert!(
+        gap >= Duration::from_millis(950),
+        "Retry-After honoured: {gap:?}"
+    );
+    let gap = got[1].at - got[0].at;
+    assert!(
+        gap <= Duration::from_millis(900),
+        "a backoff, not a Retry-After: {gap:?}"
+    );
+    let v = poll_target(&app, "bot", |t| t["delivered"] == 2).await;
+    assert_eq!(
+        (v["attempts"].as_u64(), v["failures"].as_u64()),
+        (Some(6), Some(4))
+    );
+    assert_eq!(v["state"], "active");
+    assert!(v["last_error"].as_str().unwrap().contains("503"), "{v}");
+    assert!(v["last_success"].is_string());
+}
+
+#[tokio::test]
+async fn gone_disables_the_target_until_enabled() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    t.script([Answer::status(410)]);
+    let app = spawn(
+        vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
+        |_| {},
+    )
+    .await;
+    app.deliver(messages_body(PHONE, &["wamid.G1"])).await;
+    t.wait_for(1).await;
+    let v = poll_target(&app, "bot", |t| t["state"] == "disabled").await;
+    assert!(v["disabled"]["reason"].as_str().unwrap().contains("410"));
+    app.deliver(messages_body(PHONE, &["wamid.G2"])).await;
+    poll_target(&app, "bot", |t| t["queued"] == 2).await;
+    let m = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        m.contains("wagate_forward_disabled{target=\"bot\"} 1"),
+        "{m}"
+    );
+    assert_eq!(t.got().len(), 1, "nothing sent while disabled");
+    let r = app.post_json("/api/forward/targets/bot/enable").await;
+    assert_eq!(r["enabled"], "bot");
+    let got = t.wait_for(3).await;
+    assert_eq!(
+        got[1].message_ids(),
+        ["wamid.G1"],
+        "the entry that got 410 again"
+    );
+    assert_eq!(got[2].message_ids(), ["wamid.G2"]);
+    poll_target(&app, "bot", |t| t["state"] == "active" && t["queued"] == 0).await;
+}
+
+#[tokio::test]
+async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    t.fallback(Some(Answer::status(502)));
+    let app = spawn(
+        vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
+        |c| {
+            c.forward.pause_after = Duration::from_millis(150);
+            c.forward.probe_every = Duration::from_millis(300);
+        },
+    )
+    .await;
+    app.deliver(messages_body(PHONE, &["wamid.P1"])).await;
+    let v = poll_target(&app, "bot", |t| t["state"] == "paused").await;
+    assert!(v["failing_since"].is_string() && v["next_attempt_at"].is_string());
+    let n = t.got().len();
+    let got = t.wait_for(n + 2).await;
+    let gap = got[n + 1].at - got[n].at;
+    assert!(
+        gap >= Duration::from_millis(280),
+        "probed every 300 ms: {gap:?}"
+    );
+    let m = app.get("/metrics").await.text().await.unwrap();
+    assert!(m.contains("wagate_forward_paused{target=\"bot\"} 1"), "{m}");
+    t.fallback(None);
+    poll_target(&app, "bot", |t| {
+        t["state"] == "active" && t["delivered"] == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn too_old_goes_to_dead_letters_and_replays_from_there() {
+    let t = FakeTarget::start(TARGET_SECRET).await;
+    t.fallback(Some(Answer::status(500)));
+    let app = spawn(
+        vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
+        |c| {
+            c.forward.max_age = Duration::from_secs(2);
+        },
+    )
+    .await;
+    let body = messages_body(PHONE, &["wamid.D1"]);
+    app.deliver(body.clone()).await;
+    let v = poll_target(&app, "bot", |t| t["dead_lettered"] == 1).await;
+    assert_eq!(v["queued"], 0);
+    let dead = app.get_json("/api/forward/dead_letters?target=bot").await;
+    let d = &dead["dead_letters"][0];
+    assert!(d["error"].as_str().unwrap().contains("500"), "{dead}");
+    assert!(d["attempts"].as_u64().unwrap() >= 1);
+    let id = d["id"].as_u64().unwrap();
+    t.fallback(None);
+    let n = t.got().len();
+    let r = replay(&app, json!({"target": "bot", "dead_letter": id})).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let got = t.wait_for(n + 1).await;
+    assert_eq!(got[n].body, body);
+    poll_target(&app, "bot", |t| t["delivered"] == 1).await;
+    let dead = app.get_json("/api/forward/dead_letters").await;
+    assert!(
+        dead["dead_letters"][0]["replayed_at_micros"].is_i64(),
+        "{dead}"
+    );
+    assert_eq!(
+        replay(&app, json!({"target": "bot", "dead_letter": id + 1000}))
+            .await
+            .0,
+        404
+    );
+}
