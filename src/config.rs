@@ -11,6 +11,9 @@ use std::time::Duration;
 #[path = "config_media.rs"]
 mod media;
 pub use media::{MediaConfig, DEFAULT_MEDIA_HOSTS};
+#[path = "config_acme.rs"]
+mod acme;
+pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -71,6 +74,8 @@ pub struct Config {
     pub event_ttl: Duration,
     /// HTTPS certificate chain and private key (PEM); both or neither.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Automatic certificates over ACME (TLS-ALPN-01); excludes `tls`.
+    pub acme: Option<AcmeConfig>,
     /// Media master key file; `None`: `<data>/media-keys`, created on first start.
     pub media_key_file: Option<PathBuf>,
     /// Outbound calls to Meta's Graph API (sending; later media and forwarding).
@@ -138,6 +143,7 @@ impl Config {
             event_ttl: DEFAULT_RETENTION,
             media_key_file: None,
             tls: None,
+            acme: None,
             graph: GraphConfig {
                 url: DEFAULT_GRAPH_URL.into(),
                 version: DEFAULT_GRAPH_VERSION.into(),
@@ -263,6 +269,7 @@ impl Config {
                 ))
             }
         }
+        config.acme = acme::read_acme(&get, config.tls.is_some())?;
         media::read_media(&get, &mut config.media)?;
         if let Some(v) = get("WAGATE_MEDIA_KEY_FILE") {
             let v = v.trim();
@@ -406,7 +413,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    pub(super) fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

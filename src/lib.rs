@@ -4,6 +4,7 @@
 //! until `shutdown` resolves, then drains in-flight requests and shuts the
 //! application down cleanly.
 
+pub mod acme;
 pub mod api;
 pub mod app;
 pub mod check;

@@ -1,6 +1,8 @@
 //! The one integration test crate: every test starts the real server in-process on
 //! 127.0.0.1:0 (or as a child process, for crash tests) with its data in a temp dir.
 
+mod acme;
+mod acme_pebble;
 mod cli;
 mod crash;
 mod events;
@@ -11,6 +13,7 @@ mod media_crypto;
 mod media_files;
 mod metrics;
 mod parse;
+mod pebble;
 mod retention;
 mod send;
 mod send_crash;

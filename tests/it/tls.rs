@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use wagate::web::tls::TlsConfig;
 
-use crate::support::{sign, test_config};
+use crate::support::{post_signed_webhook, test_config};
 
 fn make_cert(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (
@@ -102,15 +102,8 @@ async fn https_serves_webhooks_and_reloads_its_certificate() {
         )
         .build()
         .unwrap();
-    let body = br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec();
-    let resp = client
-        .post(format!("https://{addr}/webhook"))
-        .header("x-hub-signature-256", sign(&body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let status = post_signed_webhook(&client, &format!("https://{addr}")).await;
+    assert_eq!(status, 200);
     // Plain HTTP on the HTTPS port is not served.
     assert!(reqwest::get(format!("http://{addr}/healthz"))
         .await
