@@ -190,7 +190,11 @@ fn serve() -> ExitCode {
                 }
             },
             None if config.acme.is_some() => match wagate::web::tls::TlsConfig::managed() {
-                Ok(t) => Some(std::sync::Arc::new(t)),
+                Ok(t) => {
+                    let t = std::sync::Arc::new(t);
+                    wagate::reload_tls_on_sighup(t.clone());
+                    Some(t)
+                }
                 Err(e) => {
                     eprintln!("wagate: {e}");
                     return ExitCode::FAILURE;

@@ -160,6 +160,11 @@ impl TlsConfig {
         Ok(())
     }
 
+    /// Whether ACME provides the certificate (no files to reload).
+    pub fn is_managed(&self) -> bool {
+        self.files.is_none()
+    }
+
     /// Serves `certified` to new connections; open ones keep theirs.
     pub fn set_certificate(&self, certified: CertifiedKey) {
         *write(&self.resolver.current) = Some(Arc::new(certified));
