@@ -138,3 +138,25 @@ fn a_key_that_does_not_match_is_refused_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn check_loads_the_certificate_files() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(certs.path(), "c");
+    let check = |cert: &Path, key: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_wagate"))
+            .env_remove("RUST_LOG")
+            .env("WAGATE_DATA_DIR", certs.path().join("data"))
+            .env("WAGATE_TLS_CERT", cert)
+            .env("WAGATE_TLS_KEY", key)
+            .arg("check")
+            .output()
+            .unwrap()
+    };
+    let ok = check(&cert, &key);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: HTTPS from"));
+    let bad = check(&cert, &certs.path().join("missing.key"));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("problem: cannot read the private key"));
+}
