@@ -19,7 +19,7 @@ pub struct Check {
     pub message: String,
 }
 
-fn check(level: Level, message: impl Into<String>) -> Check {
+pub(crate) fn check(level: Level, message: impl Into<String>) -> Check {
     Check {
         level,
         message: message.into(),
@@ -42,6 +42,7 @@ pub fn run(config: &Config) -> Vec<Check> {
             "WHATSAPP_VERIFY_TOKEN is not set: Meta's handshake will be refused",
         ));
     }
+    out.extend(crate::acme::check::run(config));
     let dir = &config.data_dir;
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => out.push(check(

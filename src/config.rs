@@ -14,6 +14,9 @@ pub use media::{MediaConfig, DEFAULT_MEDIA_HOSTS};
 #[path = "config_forward.rs"]
 mod forward;
 pub use forward::{ForwardConfig, ForwardMode, ForwardTarget};
+#[path = "config_acme.rs"]
+mod acme;
+pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,6 +77,8 @@ pub struct Config {
     pub event_ttl: Duration,
     /// HTTPS certificate chain and private key (PEM); both or neither.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Automatic certificates over ACME (TLS-ALPN-01); excludes `tls`.
+    pub acme: Option<AcmeConfig>,
     /// Media master key file; `None`: `<data>/media-keys`, created on first start.
     pub media_key_file: Option<PathBuf>,
     /// Outbound calls to Meta's Graph API (sending; later media and forwarding).
@@ -143,6 +148,7 @@ impl Config {
             event_ttl: DEFAULT_RETENTION,
             media_key_file: None,
             tls: None,
+            acme: None,
             graph: GraphConfig {
                 url: DEFAULT_GRAPH_URL.into(),
                 version: DEFAULT_GRAPH_VERSION.into(),
@@ -269,6 +275,7 @@ impl Config {
                 ))
             }
         }
+        config.acme = acme::read_acme(&get, config.tls.is_some())?;
         media::read_media(&get, &mut config.media)?;
         forward::read_forward(&get, &config.data_dir, &mut config.forward)?;
         if config.forward.max_age > config.raw_ttl {
@@ -420,7 +427,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    pub(super) fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -4,6 +4,7 @@
 //! until `shutdown` resolves, then drains in-flight requests and shuts the
 //! application down cleanly.
 
+pub mod acme;
 pub mod api;
 pub mod app;
 pub mod check;
@@ -69,7 +70,8 @@ pub fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-/// Reloads the TLS certificate on every SIGHUP, for as long as the process runs.
+/// Reloads the TLS certificate files on every SIGHUP, for as long as the process
+/// runs (with ACME there are none; SIGHUP is then only logged, not fatal).
 pub fn reload_tls_on_sighup(tls: std::sync::Arc<web::tls::TlsConfig>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -79,6 +81,9 @@ pub fn reload_tls_on_sighup(tls: std::sync::Arc<web::tls::TlsConfig>) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match tls.reload() {
+                Ok(()) if tls.is_managed() => {
+                    tracing::info!("SIGHUP: the certificate is managed by ACME; nothing to reload")
+                }
                 Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the certificate in use")

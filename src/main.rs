@@ -189,14 +189,37 @@ fn serve() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            None if config.acme.is_some() => match wagate::web::tls::TlsConfig::managed() {
+                Ok(t) => {
+                    let t = std::sync::Arc::new(t);
+                    wagate::reload_tls_on_sighup(t.clone());
+                    Some(t)
+                }
+                Err(e) => {
+                    eprintln!("wagate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
             None => None,
         };
+        let acme = config.acme.clone().zip(tls.clone());
+        let data_dir = config.data_dir.clone();
         let app = match wagate::App::start(config).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("wagate: cannot start: {e}");
                 return ExitCode::FAILURE;
             }
+        };
+        // Started once the listener is bound: the CA's validation connects to it.
+        let _acme = match acme.map(|(a, tls)| wagate::acme::Acme::start(a, &data_dir, tls)) {
+            Some(Err(e)) => {
+                eprintln!("wagate: {e}");
+                app.shutdown().await;
+                return ExitCode::from(2);
+            }
+            Some(Ok(acme)) => Some(acme),
+            None => None,
         };
         wagate::serve_with_tls(listener, app, tls, wagate::shutdown_signal()).await;
         ExitCode::SUCCESS

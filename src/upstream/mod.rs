@@ -3,6 +3,7 @@
 //! Meta (sending today; media download and forwarding reuse [`Upstream::http`] and
 //! [`Upstream::graph_url`]).
 
+pub mod acme;
 pub mod forward;
 mod graph_error;
 pub mod media;

@@ -60,7 +60,7 @@ pub async fn run(
                     watcher.watch(conn).await
                 }
                 Some(tls) => {
-                    let stream =
+                    let mut stream =
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(tcp))
                             .await
                         {
@@ -74,6 +74,12 @@ pub async fn run(
                                 return;
                             }
                         };
+                    if stream.get_ref().1.alpn_protocol() == Some(super::tls::ACME_TLS_ALPN) {
+                        // A CA's TLS-ALPN-01 validation: the handshake was the answer.
+                        tracing::debug!(%peer, "ACME TLS-ALPN-01 validation handshake");
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                        return;
+                    }
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                     watcher.watch(conn).await
                 }

@@ -27,15 +27,16 @@ fn start(dir: &std::path::Path) -> Server {
     start_with(dir, &[])
 }
 
-/// Starts the binary on `dir` with extra environment; waits until it listens.
+/// Starts the binary on `dir` with extra environment (which wins over the defaults);
+/// waits until it listens.
 pub fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wagate"))
-        .envs(env.iter().copied())
         .env("WAGATE_DATA_DIR", dir)
         .env("WAGATE_LISTEN", "127.0.0.1:0")
         .env("META_APP_SECRET", SECRET)
         .env("WAGATE_API_TOKEN", API_TOKEN)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,6 +1,8 @@
 //! The one integration test crate: every test starts the real server in-process on
 //! 127.0.0.1:0 (or as a child process, for crash tests) with its data in a temp dir.
 
+mod acme;
+mod acme_pebble;
 mod cli;
 mod crash;
 mod disk_full;
@@ -19,6 +21,7 @@ mod media_kill;
 mod media_scan;
 mod metrics;
 mod parse;
+mod pebble;
 mod retention;
 mod send;
 mod send_crash;

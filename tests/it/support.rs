@@ -163,6 +163,20 @@ pub async fn api_json(req: reqwest::RequestBuilder) -> serde_json::Value {
         .expect("API JSON")
 }
 
+/// POSTs a small signed delivery to `{base}/webhook` with `client` (e.g. over HTTPS);
+/// the status.
+pub async fn post_signed_webhook(client: &reqwest::Client, base: &str) -> reqwest::StatusCode {
+    let body = br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec();
+    client
+        .post(format!("{base}/webhook"))
+        .header("x-hub-signature-256", sign(&body))
+        .body(body)
+        .send()
+        .await
+        .expect("POST /webhook")
+        .status()
+}
+
 /// Every payload of the conformance corpus with its manifest signature.
 pub fn corpus() -> Vec<(String, Vec<u8>, String)> {
     let manifest: serde_json::Value =

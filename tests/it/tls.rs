@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use wagate::web::tls::TlsConfig;
 
-use crate::support::{sign, test_config};
+use crate::support::{post_signed_webhook, test_config};
 
 fn make_cert(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (
@@ -102,15 +102,8 @@ async fn https_serves_webhooks_and_reloads_its_certificate() {
         )
         .build()
         .unwrap();
-    let body = br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec();
-    let resp = client
-        .post(format!("https://{addr}/webhook"))
-        .header("x-hub-signature-256", sign(&body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let status = post_signed_webhook(&client, &format!("https://{addr}")).await;
+    assert_eq!(status, 200);
     // Plain HTTP on the HTTPS port is not served.
     assert!(reqwest::get(format!("http://{addr}/healthz"))
         .await
@@ -144,4 +137,26 @@ fn a_key_that_does_not_match_is_refused_at_start() {
         err.to_string().contains("TLS") || err.to_string().contains("key"),
         "{err}"
     );
+}
+
+#[test]
+fn check_loads_the_certificate_files() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(certs.path(), "c");
+    let check = |cert: &Path, key: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_wagate"))
+            .env_remove("RUST_LOG")
+            .env("WAGATE_DATA_DIR", certs.path().join("data"))
+            .env("WAGATE_TLS_CERT", cert)
+            .env("WAGATE_TLS_KEY", key)
+            .arg("check")
+            .output()
+            .unwrap()
+    };
+    let ok = check(&cert, &key);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: HTTPS from"));
+    let bad = check(&cert, &certs.path().join("missing.key"));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("problem: cannot read the private key"));
 }
