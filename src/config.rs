@@ -78,6 +78,11 @@ pub struct Config {
     pub send: SendConfig,
     /// Media download, limits and retention.
     pub media: MediaConfig,
+    /// Dashboard password (`WAGATE_ADMIN_PASSWORD`); `None`: `<data>/admin-password`,
+    /// generated on first start.
+    pub admin_password: Option<Secret>,
+    /// A dashboard session idle this long ends (30 minutes; shorter in tests).
+    pub dashboard_idle: Duration,
 }
 
 /// Where and how wagate calls the Graph API.
@@ -154,6 +159,8 @@ impl Config {
                 sent_timeout: Duration::from_secs(600),
             },
             media: MediaConfig::default(),
+            admin_password: None,
+            dashboard_idle: Duration::from_secs(30 * 60),
         }
     }
 
@@ -197,6 +204,15 @@ impl Config {
                 ));
             }
             config.metrics_token = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = get("WAGATE_ADMIN_PASSWORD") {
+            if v.chars().count() < 8 {
+                return Err(bad(
+                    "WAGATE_ADMIN_PASSWORD",
+                    "must be at least 8 characters",
+                ));
+            }
+            config.admin_password = Some(Secret::new(v));
         }
         if let Some(v) = get("WAGATE_MAX_BODY") {
             let n = parse_size(&v).map_err(|m| bad("WAGATE_MAX_BODY", m))?;

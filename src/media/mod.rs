@@ -21,7 +21,7 @@ mod sweep;
 mod worker;
 
 pub use fetch::Fetcher;
-pub use http::{routes, MediaView};
+pub use http::{content, routes, MediaView};
 pub use worker::MediaWorker;
 
 use std::sync::Arc;

@@ -405,6 +405,8 @@ impl Applier {
                 changes.put_delivery(&rejected);
             }
         }
+        self.counters
+            .add_day(record.unix_micros, delivery.verdict.is_accepted());
         if delivery.verdict.is_accepted() {
             self.counters.add("deliveries_accepted", 1);
             let outcome = events::Applier {

@@ -3,6 +3,8 @@
 
 mod cli;
 mod crash;
+mod dashboard;
+mod dashboard_pages;
 mod events;
 mod fake_graph;
 mod fake_media;

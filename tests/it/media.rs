@@ -13,7 +13,7 @@ use crate::support::{data_path, TestApp};
 const TOKEN: &str = "media-token-for-tests";
 const WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDBBNAA=";
 
-fn setup(c: &mut Config, fake: &FakeMedia) {
+pub(crate) fn setup(c: &mut Config, fake: &FakeMedia) {
     c.graph.url = fake.base.clone();
     c.graph.token = Some(Secret::new(TOKEN));
     c.media.hosts = vec!["127.0.0.1".into()];
@@ -24,7 +24,7 @@ fn setup(c: &mut Config, fake: &FakeMedia) {
 
 /// The conformance webhook, its time set to `age_secs` ago, its URL pointed at the
 /// fake (or removed, so that the lookup gives it).
-fn payload(url: Option<&str>, age_secs: i64) -> Vec<u8> {
+pub(crate) fn payload(url: Option<&str>, age_secs: i64) -> Vec<u8> {
     let raw = std::fs::read(data_path("payloads/msg_image_roundtrip.json")).unwrap();
     let mut v: Value = serde_json::from_slice(&raw).unwrap();
     let m = &mut v["entry"][0]["changes"][0]["value"]["messages"][0];
@@ -45,7 +45,7 @@ async fn spawn(fake: &FakeMedia) -> TestApp {
 }
 
 /// Polls the metadata until the job is in `want`.
-async fn wait_state(app: &TestApp, want: &str) -> Value {
+pub(crate) async fn wait_state(app: &TestApp, want: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let resp = app.get(&format!("/api/media/{MEDIA_ID}")).await;
