@@ -34,6 +34,8 @@ pub enum StartError {
     Upstream(#[from] reqwest::Error),
     #[error(transparent)]
     Media(#[from] crate::media::MediaError),
+    #[error(transparent)]
+    Dashboard(#[from] crate::dashboard::auth::AuthError),
 }
 
 /// What every handler can reach. Cheap to clone.
@@ -54,6 +56,8 @@ pub struct AppState {
     pub forward: Arc<Forwarder>,
     pub started: Instant,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Dashboard login: password hash, session key, throttling.
+    pub dashboard: Arc<crate::dashboard::auth::Auth>,
 }
 
 /// A running application: its state plus the workers to stop on shutdown.
@@ -70,6 +74,10 @@ impl App {
         let config = Arc::new(config);
         let c = config.clone();
         let (journal, store, api_token, media) = tokio::task::spawn_blocking(move || open(&c))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let c = config.clone();
+        let dashboard = tokio::task::spawn_blocking(move || crate::dashboard::auth::Auth::open(&c))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let journal = Arc::new(journal);
@@ -140,6 +148,7 @@ impl App {
             applied,
             started: Instant::now(),
             metrics: Arc::default(),
+            dashboard: Arc::new(dashboard),
         };
         Ok(App {
             state,

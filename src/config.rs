@@ -88,6 +88,11 @@ pub struct Config {
     pub media: MediaConfig,
     /// Forwarding targets, retries and limits.
     pub forward: ForwardConfig,
+    /// Dashboard password (`WAGATE_ADMIN_PASSWORD`); `None`: `<data>/admin-password`,
+    /// generated on first start.
+    pub admin_password: Option<Secret>,
+    /// A dashboard session idle this long ends (30 minutes; shorter in tests).
+    pub dashboard_idle: Duration,
 }
 
 /// Where and how wagate calls the Graph API.
@@ -166,6 +171,8 @@ impl Config {
             },
             media: MediaConfig::default(),
             forward: ForwardConfig::default(),
+            admin_password: None,
+            dashboard_idle: Duration::from_secs(30 * 60),
         }
     }
 
@@ -209,6 +216,15 @@ impl Config {
                 ));
             }
             config.metrics_token = Some(Secret::new(v.trim()));
+        }
+        if let Some(v) = get("WAGATE_ADMIN_PASSWORD") {
+            if v.chars().count() < 8 {
+                return Err(bad(
+                    "WAGATE_ADMIN_PASSWORD",
+                    "must be at least 8 characters",
+                ));
+            }
+            config.admin_password = Some(Secret::new(v));
         }
         if let Some(v) = get("WAGATE_MAX_BODY") {
             let n = parse_size(&v).map_err(|m| bad("WAGATE_MAX_BODY", m))?;

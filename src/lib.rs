@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod check;
 pub mod config;
+pub mod dashboard;
 pub mod delivery;
 pub mod disk;
 pub mod events;

@@ -101,8 +101,9 @@ async fn list(state: AppState, q: ListQuery) -> warp::reply::Response {
     json_or_error(list_inner(state, q).await)
 }
 
-async fn list_inner(state: AppState, q: ListQuery) -> Result<ListResponse, ApiError> {
-    let verdict = match q.verdict.as_deref() {
+/// `accepted`, `rejected`, or all (none, empty, `all`).
+pub(crate) fn verdict_filter(v: Option<&str>) -> Result<Option<VerdictFilter>, ApiError> {
+    Ok(match v {
         None | Some("") | Some("all") => None,
         Some("accepted") => Some(VerdictFilter::Accepted),
         Some("rejected") => Some(VerdictFilter::Rejected),
@@ -111,7 +112,11 @@ async fn list_inner(state: AppState, q: ListQuery) -> Result<ListResponse, ApiEr
                 "verdict must be 'accepted' or 'rejected', not '{other}'"
             )))
         }
-    };
+    })
+}
+
+async fn list_inner(state: AppState, q: ListQuery) -> Result<ListResponse, ApiError> {
+    let verdict = verdict_filter(q.verdict.as_deref())?;
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let st = state.store.clone();
     let page = store::blocking(move || st.deliveries(verdict, q.before, limit)).await?;
@@ -133,7 +138,10 @@ async fn list_inner(state: AppState, q: ListQuery) -> Result<ListResponse, ApiEr
 }
 
 /// The metadata and, when still kept, the decoded journal record.
-async fn load(state: &AppState, id: u64) -> Result<(DeliveryMeta, Option<Delivery>), ApiError> {
+pub(crate) async fn load(
+    state: &AppState,
+    id: u64,
+) -> Result<(DeliveryMeta, Option<Delivery>), ApiError> {
     let st = state.store.clone();
     let meta = store::blocking(move || st.delivery(id))
         .await?
@@ -189,18 +197,7 @@ async fn detail(state: AppState, id: u64) -> warp::reply::Response {
             }
             None => (Vec::new(), None, false, None, false),
         };
-        let diagnosis = delivery
-            .as_ref()
-            .filter(|_| !meta.verdict.is_accepted())
-            .map(|d| {
-                crate::webhook::diagnosis::diagnose(
-                    &state.verifier,
-                    d.header("x-hub-signature-256"),
-                    &d.body,
-                    d.declared_length,
-                    d.received_length,
-                )
-            });
+        let diagnosis = diagnosis_of(&state, &meta, delivery.as_ref());
         Detail {
             diagnosis,
             received_at: rfc3339(meta.received_at_micros),
@@ -214,6 +211,23 @@ async fn detail(state: AppState, id: u64) -> warp::reply::Response {
         }
     });
     json_or_error(result)
+}
+
+/// For a rejected delivery still kept: why, re-checked with the secrets configured now.
+pub(crate) fn diagnosis_of(
+    state: &AppState,
+    meta: &DeliveryMeta,
+    delivery: Option<&Delivery>,
+) -> Option<crate::webhook::diagnosis::Diagnosis> {
+    delivery.filter(|_| !meta.verdict.is_accepted()).map(|d| {
+        crate::webhook::diagnosis::diagnose(
+            &state.verifier,
+            d.header("x-hub-signature-256"),
+            &d.body,
+            d.declared_length,
+            d.received_length,
+        )
+    })
 }
 
 async fn raw(state: AppState, id: u64) -> warp::reply::Response {
@@ -236,22 +250,22 @@ async fn raw(state: AppState, id: u64) -> warp::reply::Response {
 }
 
 #[derive(Serialize)]
-struct Reverified {
-    original: u64,
-    id: u64,
+pub(crate) struct Reverified {
+    pub original: u64,
+    pub id: u64,
 }
 
 #[derive(Serialize)]
-struct ReverifyResult {
-    checked: u64,
-    accepted: Vec<Reverified>,
-    still_rejected: u64,
+pub(crate) struct ReverifyResult {
+    pub checked: u64,
+    pub accepted: Vec<Reverified>,
+    pub still_rejected: u64,
 }
 
 /// Checks every kept rejected delivery again with the secrets configured now (after
 /// a secret was fixed) and journals an accepted copy of each that matches, so that
 /// nothing Meta sent is lost. Each original is accepted at most once.
-async fn reverify(state: AppState) -> Result<ReverifyResult, ApiError> {
+pub(crate) async fn reverify(state: AppState) -> Result<ReverifyResult, ApiError> {
     let mut result = ReverifyResult {
         checked: 0,
         accepted: Vec::new(),

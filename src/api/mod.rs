@@ -1,8 +1,8 @@
 //! `/api`: JSON reads for operators and the business's tools, behind the bearer
 //! token. Each feature adds its routes here.
 
-mod deliveries;
-mod messages;
+pub(crate) mod deliveries;
+pub(crate) mod messages;
 pub mod stats;
 
 use subtle::ConstantTimeEq;

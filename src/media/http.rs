@@ -113,7 +113,7 @@ fn safe_mime(m: Option<&str>) -> &str {
     m.filter(ok).unwrap_or("application/octet-stream")
 }
 
-async fn content(state: AppState, id: String) -> Result<warp::reply::Response, ApiError> {
+pub async fn content(state: AppState, id: String) -> Result<warp::reply::Response, ApiError> {
     let st = state.store.clone();
     let key = id.clone();
     let entry = store::blocking(move || st.media_entry(&key))

@@ -23,7 +23,7 @@ mod sweep;
 mod worker;
 
 pub use fetch::Fetcher;
-pub use http::{routes, MediaView};
+pub use http::{content, routes, MediaView};
 pub use worker::MediaWorker;
 
 use std::sync::atomic::AtomicU64;

@@ -90,7 +90,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .boxed()
 }
 
-fn dir_bytes(path: &std::path::Path) -> u64 {
+pub(crate) fn dir_bytes(path: &std::path::Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
             entries

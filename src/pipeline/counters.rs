@@ -36,6 +36,9 @@ pub const NAMES: &[&str] = &[
 pub struct Counters {
     values: BTreeMap<&'static str, u64>,
     dirty: bool,
+    /// Deliveries per UTC day of their receive time: (accepted, rejected).
+    days: crate::store::DayCounts,
+    dirty_days: std::collections::BTreeSet<u32>,
 }
 
 impl Counters {
@@ -47,6 +50,8 @@ impl Counters {
         Ok(Counters {
             values,
             dirty: false,
+            days: store.day_counts()?,
+            dirty_days: Default::default(),
         })
     }
 
@@ -62,7 +67,24 @@ impl Counters {
         self.dirty = true;
     }
 
+    /// Counts a delivery in its receive day (the dashboard's "today").
+    pub fn add_day(&mut self, received_at_micros: i64, accepted: bool) {
+        let day = (received_at_micros.max(0) / 86_400_000_000) as u32;
+        let e = self.days.entry(day).or_default();
+        if accepted {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+        self.dirty_days.insert(day);
+    }
+
     pub fn write(&mut self, changes: &mut Changes) {
+        for day in std::mem::take(&mut self.dirty_days) {
+            let (a, r) = self.days.get(&day).copied().unwrap_or_default();
+            changes.set_day_count(day, true, a);
+            changes.set_day_count(day, false, r);
+        }
         if self.dirty {
             for (name, value) in &self.values {
                 changes.set_counter(name, *value);

@@ -191,12 +191,18 @@ impl Applier {
             if *stop.borrow() {
                 return;
             }
-            runtime.block_on(async {
+            // A sender gone (the app dropped without a shutdown) means nothing more
+            // can arrive: stop rather than spin on a closed channel.
+            let closed = runtime.block_on(async {
                 tokio::select! {
-                    _ = heads_rx.changed() => {}
-                    _ = stop.changed() => {}
+                    r = heads_rx.changed() => r.is_err(),
+                    r = stop.changed() => r.is_err(),
                 }
             });
+            if closed {
+                tracing::debug!("applier: the app is gone; stopping");
+                return;
+            }
         }
     }
 
@@ -414,6 +420,8 @@ impl Applier {
                 changes.put_delivery(&rejected);
             }
         }
+        self.counters
+            .add_day(record.unix_micros, delivery.verdict.is_accepted());
         if delivery.verdict.is_accepted() {
             self.counters.add("deliveries_accepted", 1);
             let outcome = events::Applier {

@@ -12,6 +12,9 @@ impl Changes {
     pub fn put_media(&mut self, e: &MediaEntry) {
         let key = e.media_id.as_bytes();
         self.put(T::Media, key, serde_json::to_vec(e).expect("serialisable"));
+        let mut by_time = super::be(e.created_at_micros.max(0) as u64).to_vec();
+        by_time.extend_from_slice(key);
+        self.put(T::MediaByTime, by_time, []);
         if e.state.is_final() {
             self.del(T::MediaPending, key);
         } else {

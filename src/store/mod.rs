@@ -5,6 +5,7 @@
 //! they come from, so after a crash sled is at some consistent point and the
 //! journal is re-applied from there. Keys are big-endian for ordered scans.
 
+mod dashboard;
 mod deliveries;
 pub mod forward;
 mod handshakes;
@@ -17,9 +18,12 @@ use std::sync::Arc;
 
 use sled::Transactional;
 
+pub use dashboard::{DayCounts, Scan};
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
 pub use handshakes::Handshake;
-pub use model::{ContactRecord, MessagePage, StoredEvent, StoredMessage, StoredStatus};
+pub use model::{
+    ContactRecord, MessageFilter, MessagePage, StoredEvent, StoredMessage, StoredStatus,
+};
 
 use crate::journal::{Cursor, Stream};
 
@@ -96,6 +100,12 @@ pub enum T {
     ForwardDead,
     /// delivery (BE) + item (u32 BE) -> Unrouted (JSON).
     ForwardUnrouted,
+    /// ts + wamid -> (): failed statuses (the dashboard's failures page).
+    StatusesFailed,
+    /// created (micros, BE) + media id -> (): media newest first.
+    MediaByTime,
+    /// recipient \0 local id (BE) -> (): a contact's outbound messages.
+    OutboxByRecipient,
 }
 
 const TREE_NAMES: &[&str] = &[
@@ -125,6 +135,9 @@ const TREE_NAMES: &[&str] = &[
     "forward_targets",
     "forward_dead",
     "forward_unrouted",
+    "statuses_failed",
+    "media_by_time",
+    "outbox_by_recipient",
 ];
 
 #[derive(Clone)]

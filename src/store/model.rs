@@ -51,6 +51,15 @@ pub struct StoredEvent {
 /// One key of a model tree: (tree name, key, value).
 pub type SnapshotEntry = (&'static str, Vec<u8>, Vec<u8>);
 
+/// Which messages a listing walks: by contact, else by type, else all; none older
+/// than `since_secs`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MessageFilter<'a> {
+    pub contact: Option<&'a str>,
+    pub msg_type: Option<&'a str>,
+    pub since_secs: Option<i64>,
+}
+
 pub struct MessagePage {
     pub messages: Vec<StoredMessage>,
     /// Opaque cursor for the next page (`before`).
@@ -63,7 +72,18 @@ fn ts_key(ts: i64, id: &[u8]) -> Vec<u8> {
     k
 }
 
-fn prefixed(prefix: &str, rest: &[u8]) -> Vec<u8> {
+/// The failures index key: the status's timestamp (BE) + wamid.
+fn failed_key(id: &str, ts: i64) -> Vec<u8> {
+    ts_key(ts, id.as_bytes())
+}
+
+fn failed_key_raw(id: &[u8], ts_be: &[u8]) -> Vec<u8> {
+    let mut k = ts_be.to_vec();
+    k.extend_from_slice(id);
+    k
+}
+
+pub(super) fn prefixed(prefix: &str, rest: &[u8]) -> Vec<u8> {
     let mut k = prefix.as_bytes().to_vec();
     k.push(0);
     k.extend_from_slice(rest);
@@ -74,7 +94,7 @@ fn json<V: Serialize>(v: &V) -> Vec<u8> {
     serde_json::to_vec(v).expect("serialisable")
 }
 
-fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, StoreError> {
+pub(super) fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Decode(e.to_string()))
 }
 
@@ -87,7 +107,7 @@ pub fn encode_cursor(suffix: &[u8]) -> String {
     )
 }
 
-fn decode_cursor(cursor: &str) -> Vec<u8> {
+pub(super) fn decode_cursor(cursor: &str) -> Vec<u8> {
     match cursor.split_once('_') {
         Some((ts, id)) => ts_key(ts.parse().unwrap_or(i64::MAX), id.as_bytes()),
         None => ts_key(cursor.parse().unwrap_or(i64::MAX), b""),
@@ -121,6 +141,13 @@ impl Changes {
         k.push(rank);
         k.extend_from_slice(s.status.status.as_bytes());
         self.put(T::Statuses, k, json(s));
+        if s.status.status == "failed" {
+            self.put(
+                T::StatusesFailed,
+                failed_key(&s.status.id, s.status.timestamp),
+                [],
+            );
+        }
     }
 
     pub fn put_current_status(&mut self, id: &str, status: &str) {
@@ -271,6 +298,9 @@ impl Store {
             }
             if expired {
                 changes.del(T::Statuses, &k);
+                if rest.ends_with(b"failed") {
+                    changes.del(T::StatusesFailed, failed_key_raw(id, &rest[..8]));
+                }
                 n += 1;
             }
             if i + 1 == budget {
@@ -299,39 +329,69 @@ impl Store {
         before: Option<&str>,
         limit: usize,
     ) -> Result<MessagePage, StoreError> {
+        let filter = MessageFilter {
+            contact,
+            msg_type,
+            ..MessageFilter::default()
+        };
+        let scan = self.messages_where(&filter, before, limit, usize::MAX, |_| true)?;
+        Ok(MessagePage {
+            messages: scan.items,
+            next_before: scan.next_before,
+        })
+    }
+
+    /// Newest first, the messages `keep` accepts, looking at no more than `budget`
+    /// index entries (a bounded scan, for text search). When the budget runs out
+    /// first, `next_before` is where the scan stopped and `budget_spent` is set.
+    pub fn messages_where(
+        &self,
+        f: &MessageFilter<'_>,
+        before: Option<&str>,
+        limit: usize,
+        budget: usize,
+        keep: impl Fn(&StoredMessage) -> bool,
+    ) -> Result<super::Scan<StoredMessage>, StoreError> {
         let before = before.map(decode_cursor).unwrap_or_else(|| vec![0xff; 9]);
-        let (tree, prefix) = match (contact, msg_type) {
+        let (tree, prefix) = match (f.contact, f.msg_type) {
             (Some(c), _) => (T::MessagesByContact, prefixed(c, b"")),
             (None, Some(t)) => (T::MessagesByType, prefixed(t, b"")),
             (None, None) => (T::MessagesByTime, Vec::new()),
         };
         let mut hi = prefix.clone();
         hi.extend_from_slice(&before);
-        let mut messages = Vec::new();
+        let mut lo = prefix.clone();
+        lo.extend_from_slice(&be(f.since_secs.unwrap_or(0).max(0) as u64));
+        let mut scan = super::Scan::default();
         let mut last_suffix = None;
-        for kv in self.tree(tree).range(prefix.clone()..hi).rev() {
+        for (i, kv) in self.tree(tree).range(lo..hi).rev().enumerate() {
             let (k, _) = kv?;
             let suffix = &k[prefix.len()..];
+            if i == budget {
+                scan.next_before = Some(encode_cursor(suffix));
+                scan.budget_spent = true;
+                return Ok(scan);
+            }
             let Some(m) = self.message(&String::from_utf8_lossy(&suffix[8..]))? else {
                 continue;
             };
             // Contact and type together: walk the contact's index, filter by type.
-            if msg_type.is_some_and(|t| contact.is_some() && m.message.msg_type != t) {
+            if f.msg_type
+                .is_some_and(|t| f.contact.is_some() && m.message.msg_type != t)
+                || !keep(&m)
+            {
                 continue;
             }
-            messages.push(m);
+            scan.items.push(m);
             last_suffix = Some(suffix.to_vec());
-            if messages.len() == limit {
+            if scan.items.len() == limit {
                 break;
             }
         }
-        let next_before = (messages.len() == limit)
+        scan.next_before = (scan.items.len() == limit)
             .then(|| last_suffix.map(|s| encode_cursor(&s)))
             .flatten();
-        Ok(MessagePage {
-            messages,
-            next_before,
-        })
+        Ok(scan)
     }
 
     /// The timeline of `id`, in (timestamp, status order).

@@ -17,6 +17,11 @@ impl Changes {
         if let Some(k) = &e.request.idempotency_key {
             self.put(T::OutboxKeys, k.as_bytes(), id);
         }
+        self.put(
+            T::OutboxByRecipient,
+            super::model::prefixed(&e.request.recipient, &id),
+            [],
+        );
         if let Some(w) = &e.wamid {
             self.put(T::OutboxByWamid, w.as_bytes(), id);
         }

@@ -52,29 +52,37 @@ impl Cidr {
     }
 }
 
+/// The client's IP: the peer's, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(peer: SocketAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer.ip()) {
+        return peer.ip();
+    }
+    forwarded_for
+        .and_then(|chain| {
+            chain
+                .split(',')
+                .rev()
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .find(|ip| !is_trusted(*ip))
+        })
+        .unwrap_or(peer.ip())
+}
+
 /// The client address to record: the peer, or, when the peer is a trusted proxy, the
-/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// client it forwarded for ("client (via proxy)").
 pub fn client_addr(
     peer: Option<SocketAddr>,
     forwarded_for: Option<&str>,
     trusted: &[Cidr],
 ) -> Option<String> {
     let peer = peer?;
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
-    if !is_trusted(peer.ip()) {
-        return Some(peer.to_string());
-    }
-    let Some(chain) = forwarded_for else {
-        return Some(peer.to_string());
-    };
-    let client = chain
-        .split(',')
-        .rev()
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .find(|ip| !is_trusted(*ip));
-    Some(match client {
-        Some(ip) => format!("{ip} (via {peer})"),
-        None => peer.to_string(),
+    let ip = client_ip(peer, forwarded_for, trusted);
+    Some(if ip == peer.ip() {
+        peer.to_string()
+    } else {
+        format!("{ip} (via {peer})")
     })
 }
 

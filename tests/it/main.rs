@@ -5,6 +5,8 @@ mod acme;
 mod acme_pebble;
 mod cli;
 mod crash;
+mod dashboard;
+mod dashboard_pages;
 mod disk_full;
 mod events;
 mod fake_graph;

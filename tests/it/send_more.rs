@@ -190,7 +190,7 @@ async fn retry_after_http_date_is_honoured() {
     // Loose: a loaded CI machine may be late; `chosen` below pins the delay itself.
     assert!(got[1].at < due + Duration::from_secs(5), "{gap:?}");
     // The date is at most 2 s away; under load the answer may be read late.
-    assert!((1..=2000).contains(&chosen), "{chosen} ms");
+    assert!(chosen <= 2000, "{chosen} ms");
 }
 
 #[tokio::test]
