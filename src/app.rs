@@ -58,6 +58,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Dashboard login: password hash, session key, throttling.
     pub dashboard: Arc<crate::dashboard::auth::Auth>,
+    /// The ACME certificate manager's status, once it runs (set by `main`).
+    pub acme: Arc<std::sync::OnceLock<watch::Receiver<crate::acme::AcmeStatus>>>,
 }
 
 /// A running application: its state plus the workers to stop on shutdown.
@@ -148,6 +150,7 @@ impl App {
             applied,
             started: Instant::now(),
             metrics: Arc::default(),
+            acme: Arc::default(),
             dashboard: Arc::new(dashboard),
         };
         Ok(App {

@@ -218,7 +218,11 @@ fn serve() -> ExitCode {
                 app.shutdown().await;
                 return ExitCode::from(2);
             }
-            Some(Ok(acme)) => Some(acme),
+            Some(Ok(acme)) => {
+                // Metrics and the dashboard show the certificate and renewals.
+                let _ = app.state.acme.set(acme.status());
+                Some(acme)
+            }
             None => None,
         };
         wagate::serve_with_tls(listener, app, tls, wagate::shutdown_signal()).await;

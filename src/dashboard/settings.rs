@@ -11,6 +11,8 @@ use crate::config::Secret;
 #[template(path = "dash/settings.html")]
 struct Settings {
     chrome: Chrome,
+    /// The ACME certificate's status rows, when ACME runs.
+    certificate: Option<Vec<(&'static str, String)>>,
     config: Vec<(&'static str, String)>,
     retention: Vec<(&'static str, String)>,
     keys: Vec<String>,
@@ -70,6 +72,13 @@ pub async fn page(ctx: Ctx) -> Response {
                 .map(|(a, b)| format!("{} / {}", a.display(), b.display()))
                 .unwrap_or("plain HTTP".into()),
         ),
+        (
+            "WAGATE_ACME_DOMAIN",
+            c.acme
+                .as_ref()
+                .map(|a| format!("{} (CA {})", a.domains.join(", "), a.directory))
+                .unwrap_or("not set".into()),
+        ),
         ("WAGATE_TRUSTED_PROXIES", format!("{:?}", c.trusted_proxies)),
         ("WAGATE_MAX_BODY", page::size(c.max_body as u64)),
         ("WAGATE_SEGMENT_SIZE", page::size(c.segment_size)),
@@ -87,6 +96,14 @@ pub async fn page(ctx: Ctx) -> Response {
         ("WAGATE_SEND_MAX_AGE", dur(c.send.max_age)),
         ("WAGATE_MEDIA_HOSTS", c.media.hosts.join(", ")),
         ("WAGATE_MEDIA_CONCURRENCY", c.media.concurrency.to_string()),
+        (
+            "WAGATE_CLAMD",
+            c.media
+                .clamd
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or("not set (media is not scanned)".into()),
+        ),
         ("dashboard session idle timeout", dur(c.dashboard_idle)),
     ];
     let retention = vec![
@@ -119,7 +136,9 @@ pub async fn page(ctx: Ctx) -> Response {
         ],
         None,
     ));
+    let certificate = state.acme.get().map(|rx| acme_rows(&rx.borrow()));
     let view = Settings {
+        certificate,
         chrome: Chrome::new(&ctx, "settings").await,
         config,
         retention,
@@ -131,4 +150,35 @@ pub async fn page(ctx: Ctx) -> Response {
         free: free.map(page::size).unwrap_or("unknown".into()),
     };
     render(&view)
+}
+
+fn acme_rows(s: &crate::acme::AcmeStatus) -> Vec<(&'static str, String)> {
+    let when = |t: i64| crate::api::rfc3339(t.saturating_mul(1_000_000));
+    let mut rows = Vec::new();
+    match &s.certificate {
+        Some(c) => {
+            rows.push(("names", c.names.join(", ")));
+            rows.push(("issuer", c.issuer.clone()));
+            rows.push(("valid until", when(c.not_after)));
+        }
+        None => rows.push(("certificate", "none yet (ordering)".into())),
+    }
+    if let Some(at) = s.next_order_at {
+        rows.push(("next order", when(at)));
+    }
+    rows.push((
+        "orders / issued since start",
+        format!("{} / {}", s.orders, s.issued),
+    ));
+    if s.failures > 0 {
+        rows.push((
+            "failed orders in a row",
+            format!(
+                "{}: {}",
+                s.failures,
+                s.last_error.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    rows
 }

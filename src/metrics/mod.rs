@@ -183,6 +183,9 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
         m.handshakes_refused.load(Ordering::Relaxed)
     );
     render_media_and_sends(&mut out, state, &stats.counters);
+    if let Some(acme) = state.acme.get() {
+        render_acme(&mut out, &acme.borrow());
+    }
     let dir = state.config.data_dir.clone();
     let usage = tokio::task::spawn_blocking(move || {
         ["journal", "quarantine", "state", "media"].map(|d| (d, dir_bytes(&dir.join(d))))
@@ -324,4 +327,42 @@ fn counter(out: &mut String, name: &str, help: &str, v: u64) {
 
 fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// The ACME certificate: when it expires, the next order, orders and failures.
+fn render_acme(out: &mut String, s: &crate::acme::AcmeStatus) {
+    if let Some(c) = &s.certificate {
+        gauge(
+            out,
+            "wagate_acme_certificate_expiry_timestamp_seconds",
+            "When the certificate being served expires (unix seconds).",
+            c.not_after.max(0) as u64,
+        );
+    }
+    if let Some(at) = s.next_order_at {
+        gauge(
+            out,
+            "wagate_acme_next_order_timestamp_seconds",
+            "When the next ACME order (renewal or retry) is due (unix seconds).",
+            at.max(0) as u64,
+        );
+    }
+    counter(
+        out,
+        "wagate_acme_orders_total",
+        "ACME orders started since start.",
+        s.orders,
+    );
+    counter(
+        out,
+        "wagate_acme_issued_total",
+        "Certificates issued since start.",
+        s.issued,
+    );
+    gauge(
+        out,
+        "wagate_acme_failures",
+        "Consecutive failed ACME orders (0 after a success).",
+        u64::from(s.failures),
+    );
 }

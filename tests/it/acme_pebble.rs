@@ -115,6 +115,25 @@ async fn acme_issues_through_pebble_and_a_restart_reuses_the_certificate() {
         .unwrap();
     let status = post_signed_webhook(&client, &format!("https://{DOMAIN}:{port}")).await;
     assert_eq!(status, 200);
+    // The certificate and its orders are in the metrics.
+    let metrics = client
+        .get(format!("https://{DOMAIN}:{port}/metrics"))
+        .bearer_auth(crate::support::API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expiry = format!(
+        "\nwagate_acme_certificate_expiry_timestamp_seconds {}\n",
+        info.not_after
+    );
+    assert!(metrics.contains(&expiry), "{metrics}");
+    assert!(
+        metrics.contains("\nwagate_acme_issued_total 1\n"),
+        "{metrics}"
+    );
     // Stored privately: the account and the certificate with its key.
     let cert_file = stored_certificate(data.path(), &pebble);
     assert_eq!(leaf_of(&cert_file), issued);
