@@ -3,6 +3,7 @@
 
 mod acme;
 mod acme_pebble;
+mod browser;
 mod cli;
 mod crash;
 mod dashboard;
