@@ -74,12 +74,14 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Reje
     if let Some(e) = rejection.find::<ApiError>() {
         return Ok(error_response(e));
     }
-    let (status, message) = if rejection.is_not_found() {
-        (StatusCode::NOT_FOUND, "no such endpoint".to_string())
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+    // warp reports "method not allowed" when any route's method filter rejected,
+    // even for a path no route has (GET /favicon.ico): the honest answer is 404.
+    let (status, message) = if rejection.is_not_found()
+        || rejection.find::<warp::reject::MethodNotAllowed>().is_some()
+    {
         (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed".to_string(),
+            StatusCode::NOT_FOUND,
+            "no such endpoint (for this method)".to_string(),
         )
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
         (StatusCode::BAD_REQUEST, format!("invalid query: {e}"))

@@ -59,3 +59,23 @@ async fn metrics_show_the_traffic() {
     assert!(text.lines().any(|l| l == "wagate_disk_low 0"), "{text}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn unknown_paths_are_404_whatever_the_method() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/favicon.ico"),
+        (reqwest::Method::GET, "/nope"),
+        (reqwest::Method::POST, "/nope"),
+        (reqwest::Method::PUT, "/webhook"),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{method} {path}");
+    }
+    app.stop().await;
+}
