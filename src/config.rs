@@ -275,6 +275,36 @@ impl Config {
     }
 }
 
+/// A whole number in `range` (e.g. a concurrency), if the variable is set.
+fn count_var<N>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<N>,
+    target: &mut N,
+) -> Result<(), ConfigError>
+where
+    N: std::str::FromStr + PartialOrd + fmt::Display,
+{
+    if let Some(v) = get(name) {
+        *target = v
+            .trim()
+            .parse::<N>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                bad(
+                    name,
+                    format!(
+                        "'{v}' is not a number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                )
+            })?;
+    }
+    Ok(())
+}
+
 fn duration_var(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -360,6 +390,8 @@ mod tests {
             ("WAGATE_SEND_RATE", "0"),
             ("WAGATE_SEND_MAX_ATTEMPTS", "0"),
             ("WAGATE_SEND_BACKOFF_CAP", "1ms"),
+            ("WAGATE_FORWARD_CONCURRENCY", "0"),
+            ("WAGATE_FORWARD_CONCURRENCY", "65"),
         ] {
             assert_eq!(cfg(&[(name, value)]).unwrap_err().name, name);
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{bad, duration_var, ConfigError, Secret};
+use super::{bad, count_var, duration_var, ConfigError, Secret};
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_GRAPH_VERSION: &str = "v23.0";
@@ -130,19 +130,12 @@ pub(super) fn read_send(
             "must not be shorter than WAGATE_SEND_BACKOFF_BASE",
         ));
     }
-    if let Some(v) = get("WAGATE_SEND_MAX_ATTEMPTS") {
-        s.max_attempts = v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "WAGATE_SEND_MAX_ATTEMPTS",
-                    format!("'{v}' is not a number from 1 to 1000"),
-                )
-            })?;
-    }
+    count_var(
+        get,
+        "WAGATE_SEND_MAX_ATTEMPTS",
+        1..=1000,
+        &mut s.max_attempts,
+    )?;
     duration_var(get, "WAGATE_SEND_MAX_AGE", &mut s.max_age)?;
     duration_var(get, "WAGATE_SENT_TIMEOUT", &mut s.sent_timeout)
 }

@@ -3,16 +3,21 @@
 //! - `record.rs`: the journal payloads (`Kind::ForwardUpdate`) and derived entries.
 //! - `apply.rs`: the applier's side: new items queued per target (atomically with
 //!   their dedup keys), unrouted items recorded, updates applied.
-//! - `worker.rs`: one task per target: in order, one entry at a time, backoff with
-//!   full jitter, `Retry-After`, `410` disables, pause and probe, dead letters.
+//! - `worker.rs`: one task per target: in queue order, a few entries in flight
+//!   (never two of one contact), backoff with full jitter, `Retry-After`, `410`
+//!   disables, pause and probe, dead letters.
+//! - `attempt.rs`: one attempt at an entry (requests built, signed, sent), what a
+//!   failure costs, which contacts an entry concerns.
 //! - `replay.rs`: replays asked for through the API, journaled then queued.
 //! - `http.rs`: `/api/forward/...` and the `wagate_forward_*` metrics.
 //!
 //! Delivery is at least once: an entry leaves its queue only when a `Delivered`
-//! record is journaled after the target's `2xx`. After a crash, the entry in flight
-//! (sent, answer not yet journaled) is sent again; nothing else is.
+//! record is journaled after the target's `2xx`. After a crash, the entries in
+//! flight and those whose `Delivered` record was not yet synced are sent again
+//! (at most `WAGATE_FORWARD_CONCURRENCY` + `worker::MAX_UNSYNCED`); nothing else is.
 
 pub mod apply;
+mod attempt;
 mod http;
 pub mod record;
 mod replay;
@@ -26,6 +31,7 @@ use tokio::sync::{watch, Notify};
 
 pub use http::{render_metrics, routes};
 pub use replay::ReplayRequest;
+pub use worker::MAX_UNSYNCED;
 
 use crate::config::{ForwardConfig, ForwardTarget};
 use crate::delivery::Delivery;

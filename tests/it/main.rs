@@ -16,6 +16,7 @@ mod forward;
 mod forward_crash;
 mod forward_pywa;
 mod forward_retry;
+mod forward_window;
 mod media;
 mod media_crypto;
 mod media_files;
