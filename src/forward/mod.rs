@@ -39,7 +39,7 @@ use crate::journal::{Journal, JournalError, Kind, Stream};
 use crate::pipeline::Applied;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
-use record::{encode, ForwardUpdate};
+use record::{encode, ForwardUpdate, TargetState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -70,6 +70,29 @@ pub struct Live {
     /// Failing for longer than `WAGATE_FORWARD_PAUSE_AFTER`: only probed.
     pub paused: bool,
     pub next_attempt_at_micros: Option<i64>,
+}
+
+/// A target as the API and the dashboard show it: its configuration, its durable
+/// state, and what this process has seen of it.
+pub struct TargetStatus {
+    pub target: ForwardTarget,
+    pub state: TargetState,
+    pub live: Live,
+}
+
+impl TargetStatus {
+    /// `active`, `retrying`, `paused` or `disabled`.
+    pub fn state_name(&self) -> &'static str {
+        if self.state.disabled.is_some() {
+            "disabled"
+        } else if self.live.paused {
+            "paused"
+        } else if self.live.consecutive_failures > 0 {
+            "retrying"
+        } else {
+            "active"
+        }
+    }
 }
 
 pub struct Forwarder {
@@ -148,6 +171,32 @@ impl Forwarder {
             .lock()
             .map(|l| l.get(id).cloned().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// Every configured target with its state.
+    pub async fn statuses(&self) -> Result<Vec<TargetStatus>, StoreError> {
+        let (targets, st) = (self.config.targets.clone(), self.store.clone());
+        let states = crate::store::blocking(move || {
+            targets
+                .into_iter()
+                .map(|t| {
+                    let s = st.forward_target(&t.id)?.unwrap_or_else(|| TargetState {
+                        target: t.id.clone(),
+                        ..Default::default()
+                    });
+                    Ok((t, s))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await?;
+        Ok(states
+            .into_iter()
+            .map(|(target, state)| TargetStatus {
+                live: self.live(&target.id),
+                target,
+                state,
+            })
+            .collect())
     }
 
     fn update_live(&self, id: &str, f: impl FnOnce(&mut Live)) {

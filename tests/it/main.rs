@@ -6,6 +6,7 @@ mod acme_pebble;
 mod cli;
 mod crash;
 mod dashboard;
+mod dashboard_forward;
 mod dashboard_pages;
 mod disk_full;
 mod events;
