@@ -4,6 +4,7 @@
 //! cargo run --release --example forward_bench                    # 5,000 deliveries, 1 contact, answers at once
 //! cargo run --release --example forward_bench -- 5000 1000 0     # deliveries, contacts, receiver delay (ms)
 //! cargo run --release --example forward_bench -- 2000 1000 20    # a receiver taking 20 ms per request
+//! cargo run --release --example forward_bench -- 2000 1000 20 1  # WAGATE_FORWARD_CONCURRENCY=1
 //! ```
 //!
 //! Starts wagate in this process on 127.0.0.1:0 (temporary data directory) with
@@ -67,6 +68,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, d: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let (total, contacts, delay_ms) = (arg(0, 5000), arg(1, 1).max(1), arg(2, 0));
+    let concurrency = arg(3, 4).clamp(1, 64);
 
     // The receiver: 410 until told otherwise, then 200 after `delay_ms`.
     let received: Arc<Mutex<Received>> = Arc::default();
@@ -103,6 +105,7 @@ async fn main() {
     let mut config = Config::new(dir.path());
     config.app_secrets = vec![Secret::new(SECRET)];
     config.api_token = Some(Secret::new(TOKEN));
+    config.forward.concurrency = concurrency;
     config.forward.targets = vec![ForwardTarget::new(
         "bench",
         &target_url,
@@ -176,7 +179,7 @@ async fn main() {
         (r.requests, r.counts.values().filter(|n| **n > 1).count())
     };
     println!(
-        "{total} deliveries, {contacts} contact(s), receiver delay {delay_ms} ms: {:.2} s, {:.0} entries/s ({} requests, {twice} sent twice)",
+        "{total} deliveries, {contacts} contact(s), receiver delay {delay_ms} ms, concurrency {concurrency}: {:.2} s, {:.0} entries/s ({} requests, {twice} sent twice)",
         took.as_secs_f64(),
         total as f64 / took.as_secs_f64(),
         requests,

@@ -39,7 +39,7 @@ const BATCH: usize = 64;
 const LOOKAHEAD: usize = 256;
 /// Outcome records journaled but not yet synced, at most: bounds what a crash
 /// sends again (with the entries in flight).
-pub const MAX_UNSYNCED: usize = 32;
+pub const MAX_UNSYNCED: usize = 16;
 
 /// Counts the worker as stopped when dropped.
 struct Running(Arc<Forwarder>);
