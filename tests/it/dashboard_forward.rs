@@ -59,12 +59,20 @@ async fn the_page_shows_targets_and_replays_from_it_reach_the_target() {
     app.deliver(messages_body("111", &["wamid.DF1"])).await;
     let unrouted = messages_body("333", &["wamid.DF_UNROUTED"]);
     app.deliver(unrouted.clone()).await;
+    // A hostile phone number id in the unrouted list is shown as text.
+    app.deliver(messages_body(
+        "\"><script>alert(1)</script>",
+        &["wamid.DF_X"],
+    ))
+    .await;
     t.wait_for(1).await;
     app.wait_applied().await;
     poll_target(&app, "bot", |t| t["delivered"] == 1).await;
 
     let mut b = Browser::logged_in(&app).await;
     let html = b.page("/dashboard/forward").await;
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(html.contains("&#60;script&#62;alert(1)"), "{html}");
     assert!(
         html.contains("href=\"/dashboard/forward\" aria-current=\"page\">Forwarding</a>"),
         "nav link: {html}"
