@@ -17,6 +17,13 @@ pub use forward::{ForwardConfig, ForwardMode, ForwardTarget};
 #[path = "config_acme.rs"]
 mod acme;
 pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
+#[path = "config_send.rs"]
+mod send;
+pub use send::{GraphConfig, SendConfig, DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION};
+#[path = "config_values.rs"]
+mod values;
+use values::{count_var, duration_var};
+pub use values::{parse_duration, parse_size};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,34 +102,6 @@ pub struct Config {
     pub dashboard_idle: Duration,
 }
 
-/// Where and how wagate calls the Graph API.
-#[derive(Debug, Clone)]
-pub struct GraphConfig {
-    /// Base URL without the version, e.g. `https://graph.facebook.com`.
-    pub url: String,
-    /// API version path segment, e.g. `v23.0`.
-    pub version: String,
-    /// System-user access token (`WHATSAPP_TOKEN`); sending is refused without it.
-    pub token: Option<Secret>,
-    /// The sender's phone number id when a request does not name one.
-    pub phone_number_id: Option<String>,
-    /// Whole-request timeout of one call.
-    pub timeout: Duration,
-}
-
-/// The outbox's pacing, retries and limits.
-#[derive(Debug, Clone)]
-pub struct SendConfig {
-    /// Messages (attempts) per second, over all recipients.
-    pub rate: f64,
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
-    pub max_attempts: u32,
-    pub max_age: Duration,
-    /// An accepted message with no `sent` status after this long is flagged.
-    pub sent_timeout: Duration,
-}
-
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 pub const DEFAULT_QUARANTINE_MAX: u64 = 256 * 1024 * 1024;
@@ -130,8 +109,6 @@ pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 pub const DEFAULT_MIN_FREE: u64 = 512 * 1024 * 1024;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
-pub const DEFAULT_GRAPH_VERSION: &str = "v23.0";
 
 impl Config {
     /// Defaults suitable for a run from the checkout (and for tests).
@@ -154,21 +131,8 @@ impl Config {
             media_key_file: None,
             tls: None,
             acme: None,
-            graph: GraphConfig {
-                url: DEFAULT_GRAPH_URL.into(),
-                version: DEFAULT_GRAPH_VERSION.into(),
-                token: None,
-                phone_number_id: None,
-                timeout: Duration::from_secs(30),
-            },
-            send: SendConfig {
-                rate: 80.0,
-                backoff_base: Duration::from_millis(250),
-                backoff_cap: Duration::from_secs(10),
-                max_attempts: 10,
-                max_age: Duration::from_secs(3600),
-                sent_timeout: Duration::from_secs(600),
-            },
+            graph: GraphConfig::default(),
+            send: SendConfig::default(),
             media: MediaConfig::default(),
             forward: ForwardConfig::default(),
             admin_password: None,
@@ -271,8 +235,8 @@ impl Config {
         if let Some(v) = get("WAGATE_MIN_FREE") {
             config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;
         }
-        read_graph(&get, &mut config.graph)?;
-        read_send(&get, &mut config.send)?;
+        send::read_graph(&get, &mut config.graph)?;
+        send::read_send(&get, &mut config.send)?;
         match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {
             (Some(c), Some(k)) => {
                 config.tls = Some((PathBuf::from(c.trim()), PathBuf::from(k.trim())))
@@ -313,129 +277,6 @@ impl Config {
         }
         Ok(config)
     }
-}
-
-fn duration_var(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    target: &mut Duration,
-) -> Result<(), ConfigError> {
-    if let Some(v) = get(name) {
-        *target = parse_duration(&v).map_err(|m| bad(name, m))?;
-    }
-    Ok(())
-}
-
-fn read_graph(
-    get: &impl Fn(&str) -> Option<String>,
-    g: &mut GraphConfig,
-) -> Result<(), ConfigError> {
-    if let Some(v) = get("WAGATE_GRAPH_URL") {
-        let v = v.trim().trim_end_matches('/');
-        if !(v.starts_with("http://") || v.starts_with("https://"))
-            || v.contains(char::is_whitespace)
-        {
-            return Err(bad(
-                "WAGATE_GRAPH_URL",
-                format!("'{v}' is not an http(s) URL"),
-            ));
-        }
-        g.url = v.to_string();
-    }
-    if let Some(v) = get("WAGATE_GRAPH_VERSION") {
-        let v = v.trim();
-        let ok = v.strip_prefix('v').is_some_and(|n| {
-            n.split('.').count() == 2
-                && n.split('.')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        });
-        if !ok {
-            return Err(bad(
-                "WAGATE_GRAPH_VERSION",
-                format!("'{v}' is not a version like v23.0"),
-            ));
-        }
-        g.version = v.to_string();
-    }
-    g.token = get("WHATSAPP_TOKEN").map(|t| Secret::new(t.trim()));
-    if let Some(v) = get("WAGATE_PHONE_NUMBER_ID") {
-        if !v.trim().bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad(
-                "WAGATE_PHONE_NUMBER_ID",
-                "must be digits (Meta's phone number id)",
-            ));
-        }
-        g.phone_number_id = Some(v.trim().to_string());
-    }
-    duration_var(get, "WAGATE_GRAPH_TIMEOUT", &mut g.timeout)
-}
-
-fn read_send(get: &impl Fn(&str) -> Option<String>, s: &mut SendConfig) -> Result<(), ConfigError> {
-    if let Some(v) = get("WAGATE_SEND_RATE") {
-        s.rate = v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|r| r.is_finite() && *r > 0.0 && *r <= 10_000.0)
-            .ok_or_else(|| {
-                bad(
-                    "WAGATE_SEND_RATE",
-                    format!("'{v}' is not a rate between 0 and 10000 messages/s"),
-                )
-            })?;
-    }
-    duration_var(get, "WAGATE_SEND_BACKOFF_BASE", &mut s.backoff_base)?;
-    duration_var(get, "WAGATE_SEND_BACKOFF_CAP", &mut s.backoff_cap)?;
-    if s.backoff_cap < s.backoff_base {
-        return Err(bad(
-            "WAGATE_SEND_BACKOFF_CAP",
-            "must not be shorter than WAGATE_SEND_BACKOFF_BASE",
-        ));
-    }
-    if let Some(v) = get("WAGATE_SEND_MAX_ATTEMPTS") {
-        s.max_attempts = v
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "WAGATE_SEND_MAX_ATTEMPTS",
-                    format!("'{v}' is not a number from 1 to 1000"),
-                )
-            })?;
-    }
-    duration_var(get, "WAGATE_SEND_MAX_AGE", &mut s.max_age)?;
-    duration_var(get, "WAGATE_SENT_TIMEOUT", &mut s.sent_timeout)
-}
-
-/// Parses `30s`, `15m`, `7d`, `1h30m` (humantime syntax).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text.trim())
-        .map_err(|e| format!("'{text}' is not a duration like 30s, 15m or 7d ({e})"))?;
-    if d.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(d)
-}
-
-/// Parses a byte size: `4194304`, `512KiB`, `4MiB`, `1GiB` (also `KB`/`MB`/`GB`, `K`/`M`/`G`).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size like 4MiB"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("'{text}': unknown unit (use KiB, MiB or GiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 #[cfg(test)]
@@ -483,6 +324,8 @@ mod tests {
             ("WAGATE_SEND_RATE", "0"),
             ("WAGATE_SEND_MAX_ATTEMPTS", "0"),
             ("WAGATE_SEND_BACKOFF_CAP", "1ms"),
+            ("WAGATE_FORWARD_CONCURRENCY", "0"),
+            ("WAGATE_FORWARD_CONCURRENCY", "65"),
         ] {
             assert_eq!(cfg(&[(name, value)]).unwrap_err().name, name);
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{bad, duration_var, ConfigError, Secret};
+use super::{bad, count_var, duration_var, ConfigError, Secret};
 
 /// How a target receives events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +102,8 @@ pub struct ForwardConfig {
     pub probe_every: Duration,
     /// An event not delivered this long after it was received goes to the dead letters.
     pub max_age: Duration,
+    /// Entries in flight at once per target (never two of the same contact).
+    pub concurrency: usize,
 }
 
 impl Default for ForwardConfig {
@@ -114,6 +116,7 @@ impl Default for ForwardConfig {
             pause_after: Duration::from_secs(600),
             probe_every: Duration::from_secs(300),
             max_age: Duration::from_secs(3 * 86400),
+            concurrency: 4,
         }
     }
 }
@@ -158,6 +161,12 @@ pub(super) fn read_forward(
     duration_var(get, "WAGATE_FORWARD_PAUSE_AFTER", &mut f.pause_after)?;
     duration_var(get, "WAGATE_FORWARD_PROBE_EVERY", &mut f.probe_every)?;
     duration_var(get, "WAGATE_FORWARD_MAX_AGE", &mut f.max_age)?;
+    count_var(
+        get,
+        "WAGATE_FORWARD_CONCURRENCY",
+        1..=64,
+        &mut f.concurrency,
+    )?;
     let mode = match get("WAGATE_FORWARD_MODE").as_deref().map(str::trim) {
         None | Some("meta") => ForwardMode::Meta,
         Some("events") => ForwardMode::Events,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{bad, duration_var, ConfigError};
+use super::{bad, count_var, duration_var, ConfigError};
 use crate::media::scan::ClamdAddr;
 
 /// Meta's media download hosts.
@@ -93,19 +93,7 @@ pub(super) fn read_media(
         m.clamd = Some(ClamdAddr::parse(&v).map_err(|e| bad("WAGATE_CLAMD", e))?);
     }
     duration_var(get, "WAGATE_CLAMD_TIMEOUT", &mut m.clamd_timeout)?;
-    if let Some(v) = get("WAGATE_MEDIA_CONCURRENCY") {
-        m.concurrency = v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=64).contains(n))
-            .ok_or_else(|| {
-                bad(
-                    "WAGATE_MEDIA_CONCURRENCY",
-                    format!("'{v}' is not a number from 1 to 64"),
-                )
-            })?;
-    }
+    count_var(get, "WAGATE_MEDIA_CONCURRENCY", 1..=64, &mut m.concurrency)?;
     Ok(())
 }
 

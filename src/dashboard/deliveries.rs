@@ -121,6 +121,8 @@ struct Detail {
     raw: String,
     items: Vec<(String, String, String)>,
     findings: Vec<Finding>,
+    /// Forwarding targets it can be replayed to (an accepted delivery only).
+    forward_targets: Vec<String>,
 }
 
 pub async fn detail(ctx: Ctx, id: u64) -> Response {
@@ -237,6 +239,15 @@ async fn detail_inner(ctx: Ctx, id: u64) -> Result<Response, ApiError> {
         raw,
         items,
         findings,
+        forward_targets: match meta.verdict.is_accepted() {
+            true => state
+                .forward
+                .targets()
+                .iter()
+                .map(|t| t.id.clone())
+                .collect(),
+            false => Vec::new(),
+        },
     };
     Ok(render(&view))
 }

@@ -10,6 +10,7 @@ pub mod auth;
 mod codes;
 mod deliveries;
 mod events;
+mod forward;
 mod media;
 mod messages;
 mod overview;
@@ -34,7 +35,7 @@ type Response = warp::reply::Response;
 /// Content-Security-Policy of every dashboard answer: no inline script or style.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'self'";
 
-/// Largest form body accepted (login, logout, re-verify).
+/// Largest form body accepted (login, logout, re-verify, replay, enable).
 const MAX_FORM: u64 = 16 * 1024;
 
 /// One dashboard request, as the pages see it.
@@ -236,6 +237,12 @@ async fn route(ctx: Ctx, now: i64) -> Response {
         }
         (false, ["dashboard", "events"]) => events::page(ctx).await,
         (false, ["dashboard", "settings"]) => settings::page(ctx).await,
+        (false, ["dashboard", "forward"]) => forward::page(ctx).await,
+        (true, ["dashboard", "forward", "replay"]) => forward::replay(ctx).await,
+        (true, ["dashboard", "forward", "targets", id, "enable"]) => {
+            let id = id.to_string();
+            forward::enable(ctx, &id).await
+        }
         (true, _) => page::not_found(),
         _ => page::not_found(),
     }

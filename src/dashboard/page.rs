@@ -126,6 +126,7 @@ const NAV: &[(&str, &str, &str)] = &[
     ("statuses", "/dashboard/statuses", "Failed statuses"),
     ("media", "/dashboard/media", "Media"),
     ("events", "/dashboard/events", "Account events"),
+    ("forward", "/dashboard/forward", "Forwarding"),
     ("settings", "/dashboard/settings", "Settings"),
 ];
 
@@ -223,6 +224,25 @@ pub fn parse_day(text: &str) -> Option<i64> {
         .map(|d| d.as_secs() as i64)
 }
 
+/// `YYYY-MM-DD HH:MM[:SS]` (or with a `T`, as a `datetime-local` input sends it),
+/// UTC, or plain Unix seconds -> Unix seconds. Without seconds, `end` means the
+/// last second of that minute (an inclusive upper bound).
+pub fn parse_time(text: &str, end: bool) -> Option<i64> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse().ok();
+    }
+    let t = t.replacen('T', " ", 1);
+    let (t, extra) = match t.len() {
+        16 => (format!("{t}:00"), if end { 59 } else { 0 }),
+        _ => (t, 0),
+    };
+    let at = humantime::parse_rfc3339_weak(&t).ok()?;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64 + extra)
+}
+
 /// `key=value&...` for links, each part percent-encoded; empty values left out.
 pub fn query(pairs: &[(&str, &str)]) -> String {
     let kept: Vec<(&str, &str)> = pairs
@@ -242,6 +262,11 @@ mod tests {
         assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(parse_day("2025-06-15"), Some(1_749_945_600));
         assert_eq!(parse_day("junk"), None);
+        assert_eq!(parse_time("2025-06-15T00:01", false), Some(1_749_945_660));
+        assert_eq!(parse_time("2025-06-15 00:01", true), Some(1_749_945_719));
+        assert_eq!(parse_time("2025-06-15 00:01:30", true), Some(1_749_945_690));
+        assert_eq!(parse_time("1749945600", false), Some(1_749_945_600));
+        assert_eq!(parse_time("tomorrow", false), None);
         assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(duration(3700), "1 h 1 min");
         assert_eq!(query(&[("a", "x y&"), ("b", "")]), "a=x+y%26");

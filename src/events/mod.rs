@@ -3,6 +3,7 @@
 //! narrows a payload to some items, or turns items into events, for forwarding.
 
 pub mod apply;
+pub mod identity;
 pub mod model;
 pub mod parse;
 pub mod reshape;

@@ -8,10 +8,9 @@ use warp::filters::BoxedFilter;
 use warp::Filter;
 
 use super::record::{DeadLetter, Disabled, TargetState, Unrouted};
-use super::{ForwardError, Live, ReplayRequest};
+use super::{ForwardError, Live, ReplayRequest, TargetStatus};
 use crate::api::{json_or_error, rfc3339};
 use crate::app::AppState;
-use crate::config::ForwardTarget;
 use crate::store;
 use crate::web::error::ApiError;
 
@@ -54,22 +53,19 @@ struct TargetView {
     next_attempt_at: Option<String>,
 }
 
-fn view(t: &ForwardTarget, s: TargetState, l: Live) -> TargetView {
-    let state = if s.disabled.is_some() {
-        "disabled"
-    } else if l.paused {
-        "paused"
-    } else if l.consecutive_failures > 0 {
-        "retrying"
-    } else {
-        "active"
-    };
+fn view(s: TargetStatus) -> TargetView {
+    let state = s.state_name();
+    let TargetStatus {
+        target: t,
+        state: s,
+        live: l,
+    } = s;
     TargetView {
         id: t.id.clone(),
         url: t.display_url(),
         mode: t.mode.as_str(),
-        phone_number_ids: t.phone_number_ids.clone(),
-        fields: t.fields.clone(),
+        phone_number_ids: t.phone_number_ids,
+        fields: t.fields,
         state,
         queued: s.queued,
         delivered: s.delivered,
@@ -84,31 +80,6 @@ fn view(t: &ForwardTarget, s: TargetState, l: Live) -> TargetView {
         failing_since: l.failing_since_micros.map(rfc3339),
         next_attempt_at: l.next_attempt_at_micros.map(rfc3339),
     }
-}
-
-async fn targets(state: &AppState) -> Result<Vec<(ForwardTarget, TargetState, Live)>, ApiError> {
-    let f = state.forward.clone();
-    let ids: Vec<ForwardTarget> = f.targets().to_vec();
-    let st = state.store.clone();
-    let states = store::blocking(move || {
-        ids.into_iter()
-            .map(|t| {
-                let s = st.forward_target(&t.id)?.unwrap_or_else(|| TargetState {
-                    target: t.id.clone(),
-                    ..Default::default()
-                });
-                Ok((t, s))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await?;
-    Ok(states
-        .into_iter()
-        .map(|(t, s)| {
-            let l = f.live(&t.id);
-            (t, s, l)
-        })
-        .collect())
 }
 
 #[derive(Deserialize)]
@@ -140,11 +111,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .then(move || {
             let s = s.clone();
             async move {
-                json_or_error(targets(&s).await.map(|all| {
-                    let views: Vec<TargetView> =
-                        all.into_iter().map(|(t, st, l)| view(&t, st, l)).collect();
-                    serde_json::json!({ "targets": views })
-                }))
+                json_or_error(
+                    s.forward
+                        .statuses()
+                        .await
+                        .map_err(ApiError::from)
+                        .map(|all| {
+                            let views: Vec<TargetView> = all.into_iter().map(view).collect();
+                            serde_json::json!({ "targets": views })
+                        }),
+                )
             }
         });
     let s = state.clone();
@@ -202,10 +178,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
                 let st = s.store.clone();
                 let limit = q.limit.unwrap_or(50).min(MAX_LIMIT);
                 let r = store::blocking(move || st.unrouted(q.before, limit)).await;
-                json_or_error(r.map_err(ApiError::from).map(|all| {
-                    let next_before = (all.len() == limit)
-                        .then(|| all.last().map(|u| u.delivery))
-                        .flatten();
+                json_or_error(r.map_err(ApiError::from).map(|(all, next_before)| {
                     let views: Vec<UnroutedView> = all
                         .into_iter()
                         .map(|u| UnroutedView {
@@ -230,7 +203,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
 
 /// Appends the `wagate_forward_*` metrics to `out`.
 pub async fn render_metrics(state: &AppState, out: &mut String) -> Result<(), ApiError> {
-    let all = targets(state).await?;
+    let all = state.forward.statuses().await?;
     type Get = fn(&TargetState, &Live) -> u64;
     let series: [(&str, &str, &str, Get); 8] = [
         (
@@ -287,8 +260,13 @@ pub async fn render_metrics(state: &AppState, out: &mut String) -> Result<(), Ap
     ];
     for (name, kind, help, get) in series {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (t, s, l) in &all {
-            let _ = writeln!(out, "{name}{{target=\"{}\"}} {}", t.id, get(s, l));
+        for t in &all {
+            let _ = writeln!(
+                out,
+                "{name}{{target=\"{}\"}} {}",
+                t.target.id,
+                get(&t.state, &t.live)
+            );
         }
     }
     Ok(())

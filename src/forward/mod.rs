@@ -3,16 +3,21 @@
 //! - `record.rs`: the journal payloads (`Kind::ForwardUpdate`) and derived entries.
 //! - `apply.rs`: the applier's side: new items queued per target (atomically with
 //!   their dedup keys), unrouted items recorded, updates applied.
-//! - `worker.rs`: one task per target: in order, one entry at a time, backoff with
-//!   full jitter, `Retry-After`, `410` disables, pause and probe, dead letters.
+//! - `worker.rs`: one task per target: in queue order, a few entries in flight
+//!   (never two of one contact), backoff with full jitter, `Retry-After`, `410`
+//!   disables, pause and probe, dead letters.
+//! - `attempt.rs`: one attempt at an entry (requests built, signed, sent), what a
+//!   failure costs, which contacts an entry concerns.
 //! - `replay.rs`: replays asked for through the API, journaled then queued.
 //! - `http.rs`: `/api/forward/...` and the `wagate_forward_*` metrics.
 //!
 //! Delivery is at least once: an entry leaves its queue only when a `Delivered`
-//! record is journaled after the target's `2xx`. After a crash, the entry in flight
-//! (sent, answer not yet journaled) is sent again; nothing else is.
+//! record is journaled after the target's `2xx`. After a crash, the entries in
+//! flight and those whose `Delivered` record was not yet synced are sent again
+//! (at most `WAGATE_FORWARD_CONCURRENCY` + `worker::MAX_UNSYNCED`); nothing else is.
 
 pub mod apply;
+mod attempt;
 mod http;
 pub mod record;
 mod replay;
@@ -26,6 +31,7 @@ use tokio::sync::{watch, Notify};
 
 pub use http::{render_metrics, routes};
 pub use replay::ReplayRequest;
+pub use worker::MAX_UNSYNCED;
 
 use crate::config::{ForwardConfig, ForwardTarget};
 use crate::delivery::Delivery;
@@ -33,7 +39,7 @@ use crate::journal::{Journal, JournalError, Kind, Stream};
 use crate::pipeline::Applied;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
-use record::{encode, ForwardUpdate};
+use record::{encode, ForwardUpdate, TargetState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -64,6 +70,29 @@ pub struct Live {
     /// Failing for longer than `WAGATE_FORWARD_PAUSE_AFTER`: only probed.
     pub paused: bool,
     pub next_attempt_at_micros: Option<i64>,
+}
+
+/// A target as the API and the dashboard show it: its configuration, its durable
+/// state, and what this process has seen of it.
+pub struct TargetStatus {
+    pub target: ForwardTarget,
+    pub state: TargetState,
+    pub live: Live,
+}
+
+impl TargetStatus {
+    /// `active`, `retrying`, `paused` or `disabled`.
+    pub fn state_name(&self) -> &'static str {
+        if self.state.disabled.is_some() {
+            "disabled"
+        } else if self.live.paused {
+            "paused"
+        } else if self.live.consecutive_failures > 0 {
+            "retrying"
+        } else {
+            "active"
+        }
+    }
 }
 
 pub struct Forwarder {
@@ -142,6 +171,32 @@ impl Forwarder {
             .lock()
             .map(|l| l.get(id).cloned().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// Every configured target with its state.
+    pub async fn statuses(&self) -> Result<Vec<TargetStatus>, StoreError> {
+        let (targets, st) = (self.config.targets.clone(), self.store.clone());
+        let states = crate::store::blocking(move || {
+            targets
+                .into_iter()
+                .map(|t| {
+                    let s = st.forward_target(&t.id)?.unwrap_or_else(|| TargetState {
+                        target: t.id.clone(),
+                        ..Default::default()
+                    });
+                    Ok((t, s))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await?;
+        Ok(states
+            .into_iter()
+            .map(|(target, state)| TargetStatus {
+                live: self.live(&target.id),
+                target,
+                state,
+            })
+            .collect())
     }
 
     fn update_live(&self, id: &str, f: impl FnOnce(&mut Live)) {

@@ -1,49 +1,45 @@
-//! One task per target: takes the queue in order, one entry at a time (so events of
-//! one contact arrive in order), and keeps at the head until it is delivered,
-//! dead-lettered or the target is disabled.
+//! One task per target: takes the queue in order and keeps up to
+//! `WAGATE_FORWARD_CONCURRENCY` entries in flight, never two that concern the same
+//! contact, so each contact's events arrive in order.
 //!
-//! - `2xx`: delivered (journaled, then the next entry).
-//! - `410 Gone`: the target is disabled (journaled); its queue waits for an enable.
-//! - Anything else (other statuses, timeouts, refused connections): retried with
-//!   exponential backoff and full jitter; `Retry-After` on `429`/`503` wins. After
-//!   `pause_after` without a success the target is paused: only probed (the head
-//!   entry is tried again) every `probe_every`; a success resumes it.
+//! - `2xx`: delivered. The `Delivered` record is journaled in the background (the
+//!   next entry does not wait for its fsync); at most [`MAX_UNSYNCED`] such records
+//!   are waiting for their sync at any time.
+//! - `410 Gone`: the target is disabled (journaled); what is in flight finishes, then
+//!   the queue waits for an enable and starts again from its head.
+//! - Anything else (other statuses, timeouts, refused connections): the target backs
+//!   off (exponential backoff with full jitter; `Retry-After` on `429`/`503` wins) and
+//!   then sends one entry at a time, the oldest first, until one is delivered. After
+//!   `pause_after` without a success the target is paused: only probed every
+//!   `probe_every`; a success resumes it.
 //! - An entry older than `max_age` (or whose raw delivery is gone) is dead-lettered.
+//!
+//! After a crash every entry whose outcome was not yet in the journal is sent again:
+//! the ones in flight and the ones whose record was not yet synced, at most
+//! `WAGATE_FORWARD_CONCURRENCY + MAX_UNSYNCED`.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use rand::Rng;
-use sha2::Sha256;
-use tokio::sync::watch;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
-use super::record::{ForwardUpdate, QueueEntry};
-use super::{read_body, Forwarder};
-use crate::config::{ForwardMode, ForwardTarget};
-use crate::events::reshape::{events_for, meta_body};
+use super::attempt::{attempt, failed, order_keys, Attempt, Slot};
+use super::record::ForwardUpdate;
+use super::Forwarder;
+use crate::config::ForwardTarget;
+use crate::store::StoreError;
 
 /// Entries read from the queue at once.
 const BATCH: usize = 64;
-/// `Retry-After` is honoured up to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-enum Outcome {
-    /// Delivered or dead-lettered: on to the next entry.
-    Done,
-    /// The target answered 410.
-    Disabled,
-    Stopped,
-}
-
-/// One HTTP request of an entry: the whole (narrowed) payload in `meta` mode, one
-/// event in `events` mode.
-struct Request {
-    /// The Standard Webhooks message id (`events` mode).
-    event_id: Option<String>,
-    body: Vec<u8>,
-}
+/// Entries read ahead of what is in flight (to find other contacts' entries).
+const LOOKAHEAD: usize = 256;
+/// Outcome records journaled but not yet synced, at most: bounds what a crash
+/// sends again (with the entries in flight).
+pub const MAX_UNSYNCED: usize = 16;
 
 /// Counts the worker as stopped when dropped.
 struct Running(Arc<Forwarder>);
@@ -65,46 +61,265 @@ pub(super) async fn run(f: Arc<Forwarder>, target: ForwardTarget) {
         _ = f.wait_applied() => {}
         _ = stopping.wait_for(|s| *s) => return,
     }
-    let mut after: Option<(u64, u64)> = None;
-    loop {
-        if *stopping.borrow() {
-            return;
-        }
-        let (st, id) = (f.store.clone(), target.id.clone());
-        let read = crate::store::blocking(move || {
-            let state = st.forward_target(&id)?;
-            let batch = st.forward_queue_after(&id, after, BATCH)?;
-            Ok((state, batch))
-        })
-        .await;
-        let (state, batch) = match read {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(target_id = %target.id, error = %e, "cannot read the forward queue");
-                if sleep_or_stop(&mut stopping, Duration::from_secs(1)).await {
+    Worker {
+        f,
+        t: Arc::new(target),
+        stopping,
+        waiting: VecDeque::new(),
+        cursor: None,
+        caught_up: false,
+        refresh_state: true,
+        disabled: false,
+        inflight: FuturesUnordered::new(),
+        busy: Vec::new(),
+        journaling: FuturesUnordered::new(),
+        not_before: None,
+        failing: false,
+        gone: false,
+    }
+    .run(&notify)
+    .await
+}
+
+struct Worker {
+    f: Arc<Forwarder>,
+    t: Arc<ForwardTarget>,
+    stopping: watch::Receiver<bool>,
+    /// Read from the queue, not in flight, in queue order (a failed entry goes back
+    /// to its place).
+    waiting: VecDeque<Slot>,
+    /// The last entry read.
+    cursor: Option<(u64, u64)>,
+    /// The last read found the end of the queue (until the applier wakes us).
+    caught_up: bool,
+    /// Read the target's state (disabled or not) again.
+    refresh_state: bool,
+    disabled: bool,
+    inflight: FuturesUnordered<BoxFuture<'static, (Slot, Attempt)>>,
+    /// The contacts of the entries in flight.
+    busy: Vec<String>,
+    /// Outcome records on their way to the journal.
+    journaling: FuturesUnordered<BoxFuture<'static, ()>>,
+    /// Backing off: nothing starts before this.
+    not_before: Option<Instant>,
+    /// The last outcome was a failure: one entry at a time until one is delivered.
+    failing: bool,
+    /// A `410` was answered: let what is in flight finish, then wait for an enable.
+    gone: bool,
+}
+
+enum Event {
+    Settled(Slot, Attempt),
+    Journaled,
+    Woken,
+    BackoffOver,
+    Stopping,
+}
+
+impl Worker {
+    async fn run(mut self, notify: &Notify) {
+        loop {
+            let stopping = *self.stopping.borrow();
+            if (stopping || self.gone) && self.inflight.is_empty() {
+                while self.journaling.next().await.is_some() {}
+                if stopping {
                     return;
                 }
+                // Disabled: start again from the head once every outcome is applied.
+                tokio::select! {
+                    _ = self.f.wait_applied() => {}
+                    _ = self.stopping.wait_for(|s| *s) => return,
+                }
+                self.waiting.clear();
+                self.cursor = None;
+                self.caught_up = false;
+                self.refresh_state = true;
+                self.gone = false;
                 continue;
             }
-        };
-        if state.is_some_and(|s| s.disabled.is_some()) || batch.is_empty() {
-            tokio::select! {
-                _ = notify.notified() => {}
-                _ = stopping.wait_for(|s| *s) => return,
-            }
-            continue;
-        }
-        for e in batch {
-            match deliver(&f, &target, &e, &mut stopping).await {
-                Outcome::Done => after = Some((e.order, e.delivery)),
-                Outcome::Disabled => {
-                    // Read the state again only once the record is applied.
-                    f.wait_applied().await;
-                    break;
+            if !stopping && !self.gone {
+                if let Err(e) = self.refill().await {
+                    tracing::error!(target_id = %self.t.id, error = %e, "cannot read the forward queue");
+                    self.not_before = Some(Instant::now() + Duration::from_secs(1));
                 }
-                Outcome::Stopped => return,
+                self.start();
+            }
+            let backoff = self.not_before.unwrap_or_else(Instant::now);
+            let event = tokio::select! {
+                Some((slot, a)) = self.inflight.next(), if !self.inflight.is_empty() => Event::Settled(slot, a),
+                Some(()) = self.journaling.next(), if !self.journaling.is_empty() => Event::Journaled,
+                _ = notify.notified() => Event::Woken,
+                _ = tokio::time::sleep_until(backoff), if self.not_before.is_some() => Event::BackoffOver,
+                _ = self.stopping.wait_for(|s| *s), if !stopping => Event::Stopping,
+            };
+            match event {
+                Event::Settled(slot, a) => self.settle(slot, a).await,
+                Event::Woken => {
+                    self.caught_up = false;
+                    self.refresh_state = true;
+                }
+                Event::BackoffOver => self.not_before = None,
+                Event::Journaled | Event::Stopping => {}
             }
         }
+    }
+
+    /// Reads the target's state if asked, and the queue ahead while there is room.
+    async fn refill(&mut self) -> Result<(), StoreError> {
+        loop {
+            let want = !self.disabled && !self.caught_up && self.waiting.len() < LOOKAHEAD;
+            if !want && !self.refresh_state {
+                return Ok(());
+            }
+            let (f, id, after) = (self.f.clone(), self.t.id.clone(), self.cursor);
+            let (refresh, n) = (self.refresh_state, if want { BATCH } else { 0 });
+            let (state, batch) = crate::store::blocking(move || {
+                let state = match refresh {
+                    true => Some(f.store.forward_target(&id)?),
+                    false => None,
+                };
+                let mut batch = Vec::new();
+                if n > 0 {
+                    for e in f.store.forward_queue_after(&id, after, n)? {
+                        let keys = order_keys(&f, &e);
+                        batch.push(Slot::new(e, keys));
+                    }
+                }
+                Ok((state, batch))
+            })
+            .await?;
+            if let Some(s) = state {
+                self.disabled = s.is_some_and(|s| s.disabled.is_some());
+                self.refresh_state = false;
+            }
+            if n > 0 {
+                self.caught_up = batch.len() < n;
+                if let Some(last) = batch.last() {
+                    self.cursor = Some((last.entry.order, last.entry.delivery));
+                }
+                self.waiting.extend(batch);
+            }
+        }
+    }
+
+    /// Starts what may start: in queue order, up to the window (one while failing),
+    /// skipping entries whose contacts have an earlier entry in flight or waiting.
+    fn start(&mut self) {
+        if self.disabled || self.gone || self.not_before.is_some_and(|t| t > Instant::now()) {
+            return;
+        }
+        let limit = if self.failing {
+            1
+        } else {
+            self.f.config.concurrency
+        };
+        let mut blocked: HashSet<String> = self.busy.iter().cloned().collect();
+        let mut i = 0;
+        while i < self.waiting.len()
+            && self.inflight.len() < limit
+            && self.journaling.len() < MAX_UNSYNCED
+        {
+            let keys = &self.waiting[i].keys;
+            if keys.iter().any(|k| blocked.contains(k)) {
+                blocked.extend(keys.iter().cloned());
+                i += 1;
+                continue;
+            }
+            let Some(slot) = self.waiting.remove(i) else {
+                break;
+            };
+            if crate::now_micros() >= slot.give_up_at(&self.f) {
+                let error = slot
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "not delivered within WAGATE_FORWARD_MAX_AGE".into());
+                self.dead_letter(slot, error);
+                continue;
+            }
+            blocked.extend(slot.keys.iter().cloned());
+            self.busy.extend(slot.keys.iter().cloned());
+            self.inflight
+                .push(Box::pin(attempt(self.f.clone(), self.t.clone(), slot)));
+        }
+    }
+
+    async fn settle(&mut self, slot: Slot, outcome: Attempt) {
+        for k in &slot.keys {
+            if let Some(i) = self.busy.iter().position(|b| b == k) {
+                self.busy.swap_remove(i);
+            }
+        }
+        match outcome {
+            Attempt::Delivered => {
+                self.failing = false;
+                let u = ForwardUpdate::Delivered {
+                    target: self.t.id.clone(),
+                    order: slot.entry.order,
+                    delivery: slot.entry.delivery,
+                    attempts: slot.attempts,
+                };
+                self.journal_later(u);
+            }
+            Attempt::Failed { error, retry_after } => {
+                let delay = failed(&self.f, &self.t, &error, retry_after);
+                // Wake in time to dead-letter it at the max age.
+                let left = slot.give_up_at(&self.f).saturating_sub(crate::now_micros());
+                let delay = delay.min(Duration::from_micros(left.max(0) as u64));
+                let at = Instant::now() + delay;
+                let at = self.not_before.map_or(at, |b| b.max(at));
+                self.not_before = Some(at);
+                let micros = crate::now_micros() + (at - Instant::now()).as_micros() as i64;
+                self.f
+                    .update_live(&self.t.id, |l| l.next_attempt_at_micros = Some(micros));
+                self.failing = true;
+                let mut slot = slot;
+                slot.last_error = Some(error);
+                self.put_back(slot);
+            }
+            Attempt::Gone => {
+                if !self.gone {
+                    self.gone = true;
+                    tracing::error!(target_id = %self.t.id, alert = "forwarding target disabled", "the target answered 410 Gone; forwarding to it stops until it is enabled again");
+                    let u = ForwardUpdate::Disabled {
+                        target: self.t.id.clone(),
+                        reason: "the target answered 410 Gone".into(),
+                    };
+                    record(&self.f, &u, &mut self.f.stopping.subscribe()).await;
+                }
+                self.put_back(slot);
+            }
+            Attempt::Unsendable(error) => self.dead_letter(slot, error),
+        }
+    }
+
+    /// Back into `waiting` at its place in queue order.
+    fn put_back(&mut self, slot: Slot) {
+        let key = (slot.entry.order, slot.entry.delivery);
+        let at = self
+            .waiting
+            .partition_point(|s| (s.entry.order, s.entry.delivery) < key);
+        self.waiting.insert(at, slot);
+    }
+
+    fn dead_letter(&mut self, slot: Slot, error: String) {
+        let e = &slot.entry;
+        tracing::warn!(target_id = %self.t.id, delivery = e.delivery, attempts = slot.attempts, error = %error, "forwarding given up: dead letter");
+        self.journal_later(ForwardUpdate::DeadLettered {
+            target: self.t.id.clone(),
+            order: e.order,
+            delivery: e.delivery,
+            attempts: slot.attempts,
+            error,
+        });
+    }
+
+    /// Journals `u` in the background (the entry leaves the queue once it is applied).
+    fn journal_later(&mut self, u: ForwardUpdate) {
+        let f = self.f.clone();
+        let mut stopping = f.stopping.subscribe();
+        self.journaling.push(Box::pin(async move {
+            record(&f, &u, &mut stopping).await;
+        }));
     }
 }
 
@@ -116,227 +331,19 @@ async fn sleep_or_stop(stopping: &mut watch::Receiver<bool>, d: Duration) -> boo
     }
 }
 
-async fn deliver(
-    f: &Forwarder,
-    t: &ForwardTarget,
-    e: &QueueEntry,
-    stopping: &mut watch::Receiver<bool>,
-) -> Outcome {
-    let max_age = f.config.max_age.as_micros().min(i64::MAX as u128) as i64;
-    let give_up_at = e.enqueued_at_micros.saturating_add(max_age);
-    let mut attempts = 0u32;
-    let mut done = 0usize;
-    let mut requests: Option<Vec<Request>> = None;
-    let mut last_error: Option<String> = None;
-    loop {
-        if crate::now_micros() >= give_up_at {
-            let error =
-                last_error.unwrap_or_else(|| "not delivered within WAGATE_FORWARD_MAX_AGE".into());
-            return dead_letter(f, t, e, attempts, error, stopping).await;
-        }
-        if requests.is_none() {
-            match prepare(f, t, e).await {
-                Ok(r) => requests = Some(r),
-                Err(error) => return dead_letter(f, t, e, attempts, error, stopping).await,
-            }
-        }
-        let reqs = requests.as_deref().unwrap_or_default();
-        let mut failure: Option<(String, Option<Duration>)> = None;
-        while done < reqs.len() {
-            attempts += 1;
-            let r = &reqs[done];
-            let headers = sign(t, e, r);
-            let now = crate::now_micros();
-            f.update_live(&t.id, |l| {
-                l.attempts += 1;
-                l.last_attempt_at_micros = Some(now);
-                l.next_attempt_at_micros = None;
-            });
-            let answer = f
-                .upstream
-                .post_to_target(&t.url, &headers, r.body.clone(), f.config.timeout)
-                .await;
-            match answer {
-                Ok(a) if (200..300).contains(&a.status) => {
-                    done += 1;
-                    f.update_live(&t.id, |l| {
-                        if l.paused {
-                            tracing::info!(target_id = %t.id, "forwarding target answers again; resumed");
-                        }
-                        l.consecutive_failures = 0;
-                        l.failing_since_micros = None;
-                        l.paused = false;
-                    });
-                }
-                Ok(a) if a.status == 410 => return disable(f, t, stopping).await,
-                Ok(a) => {
-                    let honour = matches!(a.status, 429 | 503);
-                    let text = format!("HTTP {}: {}", a.status, a.body_start.trim());
-                    failure = Some((text, a.retry_after.filter(|_| honour)));
-                    break;
-                }
-                Err(text) => {
-                    failure = Some((text, None));
-                    break;
-                }
-            }
-        }
-        let Some((error, retry_after)) = failure else {
-            let u = ForwardUpdate::Delivered {
-                target: t.id.clone(),
-                order: e.order,
-                delivery: e.delivery,
-                attempts,
-            };
-            return record(f, &u, stopping).await;
-        };
-        let delay = failed(f, t, &error, retry_after);
-        last_error = Some(error);
-        // Wake in time to dead-letter at the max age.
-        let left =
-            Duration::from_micros(give_up_at.saturating_sub(crate::now_micros()).max(0) as u64);
-        let delay = delay.min(left);
-        let at = crate::now_micros() + delay.as_micros() as i64;
-        f.update_live(&t.id, |l| l.next_attempt_at_micros = Some(at));
-        if sleep_or_stop(stopping, delay).await {
-            return Outcome::Stopped;
-        }
-    }
-}
-
-/// Records a failed request; the delay before the next one.
-fn failed(
-    f: &Forwarder,
-    t: &ForwardTarget,
-    error: &str,
-    retry_after: Option<Duration>,
-) -> Duration {
-    let now = crate::now_micros();
-    let c = &f.config;
-    let mut delay = Duration::ZERO;
-    f.update_live(&t.id, |l| {
-        l.failures += 1;
-        l.consecutive_failures = l.consecutive_failures.saturating_add(1);
-        l.last_error = Some(error.to_string());
-        l.last_error_at_micros = Some(now);
-        let since = *l.failing_since_micros.get_or_insert(now);
-        let pause_after = c.pause_after.as_micros() as i64;
-        if !l.paused && now - since >= pause_after {
-            l.paused = true;
-            tracing::warn!(target_id = %t.id, error, "forwarding target keeps failing; paused, probing every {:?}", c.probe_every);
-        }
-        delay = if l.paused {
-            c.probe_every
-        } else {
-            // Full jitter: uniform in [0, min(cap, base * 2^(n-1))].
-            let n = l.consecutive_failures.saturating_sub(1).min(30);
-            let exp = c.backoff_base.saturating_mul(1u32 << n).min(c.backoff_cap);
-            exp.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
-        };
-    });
-    let delay = retry_after.map_or(delay, |r| r.min(MAX_RETRY_AFTER));
-    tracing::warn!(target_id = %t.id, error, retry_in_ms = delay.as_millis() as u64, "forwarding failed; will retry");
-    delay
-}
-
-/// The requests of an entry; `Err` when it can never be sent (raw delivery gone).
-async fn prepare(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry) -> Result<Vec<Request>, String> {
-    let (journal, store, delivery) = (f.journal.clone(), f.store.clone(), e.delivery);
-    let (body, received) =
-        tokio::task::spawn_blocking(move || read_body(&journal, &store, delivery))
-            .await
-            .map_err(|e| e.to_string())??;
-    match t.mode {
-        ForwardMode::Meta => Ok(meta_body(&body, &e.items)
-            .map_err(|err| err.to_string())?
-            .map(|b| Request {
-                event_id: None,
-                body: b.into_owned(),
-            })
-            .into_iter()
-            .collect()),
-        ForwardMode::Events => Ok(events_for(&body, &e.items, e.delivery, received)
-            .map_err(|err| err.to_string())?
-            .into_iter()
-            .map(|ev| Request {
-                event_id: Some(ev.id),
-                body: ev.body,
-            })
-            .collect()),
-    }
-}
-
-/// The headers that sign one request under the target's secret.
-fn sign(t: &ForwardTarget, e: &QueueEntry, r: &Request) -> Vec<(&'static str, String)> {
-    let key = t.signing_key();
-    let mut headers = vec![("x-wagate-delivery", e.delivery.to_string())];
-    match &r.event_id {
-        None => headers.push((
-            "x-hub-signature-256",
-            crate::webhook::signature::sign(&key, &r.body),
-        )),
-        Some(id) => {
-            let ts = (crate::now_micros() / 1_000_000).to_string();
-            let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
-            mac.update(format!("{id}.{ts}.").as_bytes());
-            mac.update(&r.body);
-            let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-            headers.push(("webhook-id", id.clone()));
-            headers.push(("webhook-timestamp", ts));
-            headers.push(("webhook-signature", format!("v1,{sig}")));
-        }
-    }
-    headers
-}
-
-async fn dead_letter(
-    f: &Forwarder,
-    t: &ForwardTarget,
-    e: &QueueEntry,
-    attempts: u32,
-    error: String,
-    stopping: &mut watch::Receiver<bool>,
-) -> Outcome {
-    tracing::warn!(target_id = %t.id, delivery = e.delivery, attempts, error = %error, "forwarding given up: dead letter");
-    let u = ForwardUpdate::DeadLettered {
-        target: t.id.clone(),
-        order: e.order,
-        delivery: e.delivery,
-        attempts,
-        error,
-    };
-    record(f, &u, stopping).await
-}
-
-async fn disable(
-    f: &Forwarder,
-    t: &ForwardTarget,
-    stopping: &mut watch::Receiver<bool>,
-) -> Outcome {
-    tracing::error!(target_id = %t.id, alert = "forwarding target disabled", "the target answered 410 Gone; forwarding to it stops until it is enabled again");
-    let u = ForwardUpdate::Disabled {
-        target: t.id.clone(),
-        reason: "the target answered 410 Gone".into(),
-    };
-    match record(f, &u, stopping).await {
-        Outcome::Done => Outcome::Disabled,
-        other => other,
-    }
-}
-
 /// Journals `u`, retrying until it is written (or stopping: then the entry is sent
 /// again after the restart, which at-least-once allows).
-async fn record(f: &Forwarder, u: &ForwardUpdate, stopping: &mut watch::Receiver<bool>) -> Outcome {
+async fn record(f: &Forwarder, u: &ForwardUpdate, stopping: &mut watch::Receiver<bool>) {
     let mut n = 0u32;
     loop {
         match f.journal(u).await {
-            Ok(_) => return Outcome::Done,
+            Ok(_) => return,
             Err(e) => {
                 n += 1;
                 tracing::error!(target_id = %u.target(), error = %e, "cannot journal a forwarding outcome; retrying");
                 let d = f.config.backoff_base.saturating_mul(n.min(10));
                 if sleep_or_stop(stopping, d).await {
-                    return Outcome::Stopped;
+                    return;
                 }
             }
         }

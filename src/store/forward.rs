@@ -196,17 +196,28 @@ impl Store {
         Ok(n)
     }
 
-    /// Unrouted items, newest delivery first, deliveries below `before`.
-    pub fn unrouted(&self, before: Option<u64>, limit: usize) -> Result<Vec<Unrouted>, StoreError> {
+    /// Unrouted items of deliveries below `before`, newest delivery first: about
+    /// `limit` of them, the last delivery's all (so a page never splits one), and the
+    /// `before` of the next page when there may be one.
+    pub fn unrouted(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<Unrouted>, Option<u64>), StoreError> {
         let tree = self.tree(T::ForwardUnrouted);
         let iter = match before {
             Some(b) => tree.range(..be(b).to_vec()),
             None => tree.iter(),
         };
-        let mut out = Vec::new();
-        for kv in iter.rev().take(limit) {
-            out.push(decode(&kv?.1)?);
+        let mut out: Vec<Unrouted> = Vec::new();
+        for kv in iter.rev() {
+            let u: Unrouted = decode(&kv?.1)?;
+            if out.len() >= limit.max(1) && out.last().is_some_and(|l| l.delivery != u.delivery) {
+                let next = out.last().map(|l| l.delivery);
+                return Ok((out, next));
+            }
+            out.push(u);
         }
-        Ok(out)
+        Ok((out, None))
     }
 }

@@ -19,6 +19,7 @@ pub const PAGES: &[&str] = &[
     "/dashboard/media",
     "/dashboard/events",
     "/dashboard/settings",
+    "/dashboard/forward",
 ];
 
 /// A browser without JavaScript: keeps the session cookie by hand, follows no
@@ -162,7 +163,12 @@ async fn every_page_needs_a_session() {
         assert_eq!(location(&resp), "/login", "{path}");
         assert_security_headers(&resp, path);
     }
-    for path in ["/logout", "/dashboard/deliveries/reverify"] {
+    for path in [
+        "/logout",
+        "/dashboard/deliveries/reverify",
+        "/dashboard/forward/replay",
+        "/dashboard/forward/targets/default/enable",
+    ] {
         let resp = b.post(path, &[("csrf", "x")]).await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
     }

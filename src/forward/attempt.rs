@@ -1,0 +1,252 @@
+//! One attempt at one queue entry: its requests built from the raw delivery (the
+//! whole narrowed payload in `meta` mode, one event per item in `events` mode),
+//! signed under the target's secret and sent in turn until one fails. Also what a
+//! failure costs (backoff with full jitter, pause) and which contacts an entry
+//! concerns (entries sharing one are sent in queue order).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use sha2::Sha256;
+
+use super::record::QueueEntry;
+use super::{read_body, Forwarder};
+use crate::config::{ForwardMode, ForwardTarget};
+use crate::events::model::Item;
+use crate::events::parse::parse_delivery;
+use crate::events::reshape::{events_for, meta_body};
+
+/// `Retry-After` is honoured up to this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// One HTTP request of an entry.
+pub(super) struct Request {
+    /// The Standard Webhooks message id (`events` mode).
+    event_id: Option<String>,
+    body: Vec<u8>,
+}
+
+/// An entry read from the queue, with what the worker knows of it so far.
+pub(super) struct Slot {
+    pub entry: QueueEntry,
+    /// The contacts its items concern (`""` for items of none, such as account
+    /// events): two entries sharing one are never in flight at once.
+    pub keys: Vec<String>,
+    /// Requests made for it, over all attempts.
+    pub attempts: u32,
+    /// Requests already answered `2xx` (an `events`-mode entry makes one per item;
+    /// a retry goes on from the first that failed).
+    pub done: usize,
+    pub requests: Option<Arc<Vec<Request>>>,
+    pub last_error: Option<String>,
+}
+
+impl Slot {
+    pub fn new(entry: QueueEntry, keys: Vec<String>) -> Slot {
+        Slot {
+            entry,
+            keys,
+            attempts: 0,
+            done: 0,
+            requests: None,
+            last_error: None,
+        }
+    }
+
+    /// When `WAGATE_FORWARD_MAX_AGE` gives up on it (Unix micros).
+    pub fn give_up_at(&self, f: &Forwarder) -> i64 {
+        let max_age = f.config.max_age.as_micros().min(i64::MAX as u128) as i64;
+        self.entry.enqueued_at_micros.saturating_add(max_age)
+    }
+}
+
+pub(super) enum Attempt {
+    /// Every request answered `2xx`.
+    Delivered,
+    /// A request failed: retry, after `Retry-After` if the target sent one.
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// The target answered `410 Gone`.
+    Gone,
+    /// It can never be sent (its raw delivery is gone): a dead letter.
+    Unsendable(String),
+}
+
+/// Sends what is left of `slot` (blocking reads off the async threads).
+pub(super) async fn attempt(
+    f: Arc<Forwarder>,
+    t: Arc<ForwardTarget>,
+    mut slot: Slot,
+) -> (Slot, Attempt) {
+    let reqs = match &slot.requests {
+        Some(r) => r.clone(),
+        None => match prepare(&f, &t, &slot.entry).await {
+            Ok(r) => slot.requests.insert(Arc::new(r)).clone(),
+            Err(error) => return (slot, Attempt::Unsendable(error)),
+        },
+    };
+    while slot.done < reqs.len() {
+        slot.attempts += 1;
+        let r = &reqs[slot.done];
+        let headers = sign(&t, &slot.entry, r);
+        let now = crate::now_micros();
+        f.update_live(&t.id, |l| {
+            l.attempts += 1;
+            l.last_attempt_at_micros = Some(now);
+            l.next_attempt_at_micros = None;
+        });
+        let answer = f
+            .upstream
+            .post_to_target(&t.url, &headers, r.body.clone(), f.config.timeout)
+            .await;
+        match answer {
+            Ok(a) if (200..300).contains(&a.status) => {
+                slot.done += 1;
+                f.update_live(&t.id, |l| {
+                    if l.paused {
+                        tracing::info!(target_id = %t.id, "forwarding target answers again; resumed");
+                    }
+                    l.consecutive_failures = 0;
+                    l.failing_since_micros = None;
+                    l.paused = false;
+                });
+            }
+            Ok(a) if a.status == 410 => return (slot, Attempt::Gone),
+            Ok(a) => {
+                let honour = matches!(a.status, 429 | 503);
+                let error = format!("HTTP {}: {}", a.status, a.body_start.trim());
+                let retry_after = a.retry_after.filter(|_| honour);
+                return (slot, Attempt::Failed { error, retry_after });
+            }
+            Err(error) => {
+                return (
+                    slot,
+                    Attempt::Failed {
+                        error,
+                        retry_after: None,
+                    },
+                )
+            }
+        }
+    }
+    (slot, Attempt::Delivered)
+}
+
+/// Records a failed request; the delay before the target is tried again.
+pub(super) fn failed(
+    f: &Forwarder,
+    t: &ForwardTarget,
+    error: &str,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let now = crate::now_micros();
+    let c = &f.config;
+    let mut delay = Duration::ZERO;
+    f.update_live(&t.id, |l| {
+        l.failures += 1;
+        l.consecutive_failures = l.consecutive_failures.saturating_add(1);
+        l.last_error = Some(error.to_string());
+        l.last_error_at_micros = Some(now);
+        let since = *l.failing_since_micros.get_or_insert(now);
+        let pause_after = c.pause_after.as_micros() as i64;
+        if !l.paused && now - since >= pause_after {
+            l.paused = true;
+            tracing::warn!(target_id = %t.id, error, "forwarding target keeps failing; paused, probing every {:?}", c.probe_every);
+        }
+        delay = if l.paused {
+            c.probe_every
+        } else {
+            // Full jitter: uniform in [0, min(cap, base * 2^(n-1))].
+            let n = l.consecutive_failures.saturating_sub(1).min(30);
+            let exp = c.backoff_base.saturating_mul(1u32 << n).min(c.backoff_cap);
+            exp.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+        };
+    });
+    let delay = retry_after.map_or(delay, |r| r.min(MAX_RETRY_AFTER));
+    tracing::warn!(target_id = %t.id, error, retry_in_ms = delay.as_millis() as u64, "forwarding failed; will retry");
+    delay
+}
+
+/// The contacts the entry's items concern, read from its raw delivery (blocking).
+/// An entry that cannot be read gets none: its attempt dead-letters it.
+pub(super) fn order_keys(f: &Forwarder, e: &QueueEntry) -> Vec<String> {
+    let Ok((body, _)) = read_body(&f.journal, &f.store, e.delivery) else {
+        return Vec::new();
+    };
+    let Ok(items) = parse_delivery(&body) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = e
+        .items
+        .iter()
+        .filter_map(|&i| items.get(i as usize))
+        .map(|item| match item {
+            Item::Message { message, .. } => message.contact_id.clone(),
+            Item::Status { status, .. } => status
+                .recipient_id
+                .clone()
+                .or_else(|| status.recipient_user_id.clone())
+                .unwrap_or_default(),
+            Item::Contact { contact, .. } => contact.contact_id.clone(),
+            Item::Change { .. } => String::new(),
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The requests of an entry; `Err` when it can never be sent (raw delivery gone).
+async fn prepare(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry) -> Result<Vec<Request>, String> {
+    let (journal, store, delivery) = (f.journal.clone(), f.store.clone(), e.delivery);
+    let (body, received) =
+        tokio::task::spawn_blocking(move || read_body(&journal, &store, delivery))
+            .await
+            .map_err(|e| e.to_string())??;
+    match t.mode {
+        ForwardMode::Meta => Ok(meta_body(&body, &e.items)
+            .map_err(|err| err.to_string())?
+            .map(|b| Request {
+                event_id: None,
+                body: b.into_owned(),
+            })
+            .into_iter()
+            .collect()),
+        ForwardMode::Events => Ok(events_for(&body, &e.items, e.delivery, received)
+            .map_err(|err| err.to_string())?
+            .into_iter()
+            .map(|ev| Request {
+                event_id: Some(ev.id),
+                body: ev.body,
+            })
+            .collect()),
+    }
+}
+
+/// The headers that sign one request under the target's secret.
+fn sign(t: &ForwardTarget, e: &QueueEntry, r: &Request) -> Vec<(&'static str, String)> {
+    let key = t.signing_key();
+    let mut headers = vec![("x-wagate-delivery", e.delivery.to_string())];
+    match &r.event_id {
+        None => headers.push((
+            "x-hub-signature-256",
+            crate::webhook::signature::sign(&key, &r.body),
+        )),
+        Some(id) => {
+            let ts = (crate::now_micros() / 1_000_000).to_string();
+            let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+            mac.update(format!("{id}.{ts}.").as_bytes());
+            mac.update(&r.body);
+            let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            headers.push(("webhook-id", id.clone()));
+            headers.push(("webhook-timestamp", ts));
+            headers.push(("webhook-signature", format!("v1,{sig}")));
+        }
+    }
+    headers
+}
