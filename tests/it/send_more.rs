@@ -56,6 +56,19 @@ async fn pair_rate_limit_backs_off_that_recipient_alone() {
     );
 }
 
+/// Polls until the first attempt of `id` has its outcome journaled and applied.
+async fn outcome_recorded(app: &TestApp, id: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = app.get_json(&format!("/api/outbox/{id}")).await;
+        if e["attempts"][0]["http_status"].is_number() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no outcome: {e}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn throughput_error_holds_everyone() {
     // The contrast: 130429 (throughput) backs off every recipient.
@@ -64,6 +77,8 @@ async fn throughput_error_holds_everyone() {
     let app = spawn(&fake, |_| {}).await;
     let a = send(&app, &text("16505550001", "A")).await;
     let first = fake.wait_for(1, true).await;
+    // B goes in once wagate has taken in A's 130429 (before that, nothing can hold it).
+    outcome_recorded(&app, a).await;
     let b = send(&app, &text("16505550002", "B")).await;
     assert_eq!(finished(&app, b).await["state"], "sent");
     assert_eq!(finished(&app, a).await["state"], "sent");
