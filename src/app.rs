@@ -56,6 +56,8 @@ pub struct AppState {
     pub forward: Arc<Forwarder>,
     pub started: Instant,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What the retention sweeps deleted since start.
+    pub retention: Arc<crate::pipeline::retention::RetentionTotals>,
     /// Dashboard login: password hash, session key, throttling.
     pub dashboard: Arc<crate::dashboard::auth::Auth>,
     /// The ACME certificate manager's status, once it runs (set by `main`).
@@ -84,9 +86,11 @@ impl App {
             .map_err(|e| StoreError::Task(e.to_string()))??;
         let journal = Arc::new(journal);
         let (j, s, ttl) = (journal.clone(), store.clone(), config.dedup_ttl);
+        let retention_totals = Arc::new(crate::pipeline::retention::RetentionTotals::default());
         let retention = crate::pipeline::retention::RetentionOptions {
             raw_ttl: config.raw_ttl,
             event_ttl: config.event_ttl,
+            totals: retention_totals.clone(),
         };
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
         let media_apply = crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx));
@@ -151,6 +155,7 @@ impl App {
             started: Instant::now(),
             metrics: Arc::default(),
             acme: Arc::default(),
+            retention: retention_totals,
             dashboard: Arc::new(dashboard),
         };
         Ok(App {

@@ -183,6 +183,13 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
         m.handshakes_refused.load(Ordering::Relaxed)
     );
     render_media_and_sends(&mut out, state, &stats.counters);
+    let _ = writeln!(
+        out,
+        "# HELP wagate_retention_deleted_total What the retention sweeps deleted since start.\n# TYPE wagate_retention_deleted_total counter"
+    );
+    for (what, n) in state.retention.values() {
+        let _ = writeln!(out, "wagate_retention_deleted_total{{what=\"{what}\"}} {n}");
+    }
     if let Some(acme) = state.acme.get() {
         render_acme(&mut out, &acme.borrow());
     }

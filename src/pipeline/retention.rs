@@ -10,10 +10,34 @@ use crate::store::{Store, StoreError};
 const EVERY: Duration = Duration::from_secs(600);
 const BUDGET: usize = 10_000;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RetentionOptions {
     pub raw_ttl: Duration,
     pub event_ttl: Duration,
+    /// What the sweeps deleted since start, for `/metrics`.
+    pub totals: std::sync::Arc<RetentionTotals>,
+}
+
+/// Running totals of the retention sweeps (segments, bytes, deliveries, messages,
+/// statuses, events deleted since start).
+#[derive(Debug, Default)]
+pub struct RetentionTotals {
+    pub deleted: [std::sync::atomic::AtomicU64; 6],
+}
+
+impl RetentionTotals {
+    /// Names and values, in the order of `deleted`.
+    pub fn values(&self) -> [(&'static str, u64); 6] {
+        let v = |i: usize| self.deleted[i].load(std::sync::atomic::Ordering::Relaxed);
+        [
+            ("segments", v(0)),
+            ("bytes", v(1)),
+            ("deliveries", v(2)),
+            ("messages", v(3)),
+            ("statuses", v(4)),
+            ("events", v(5)),
+        ]
+    }
 }
 
 pub struct Retention {
@@ -55,6 +79,17 @@ impl Retention {
         applied: Option<Cursor>,
     ) -> Result<(), StoreError> {
         let report = self.sweep(journal, store, applied, SystemTime::now())?;
+        let counts = [
+            report.segments,
+            report.bytes,
+            report.deliveries,
+            report.messages,
+            report.statuses,
+            report.events,
+        ];
+        for (total, n) in self.options.totals.deleted.iter().zip(counts) {
+            total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
         if report != Report::default() {
             tracing::info!(
                 segments = report.segments,

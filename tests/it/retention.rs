@@ -86,5 +86,18 @@ async fn expired_segments_and_model_entries_are_deleted() {
             "a kept delivery has its body"
         );
     }
+    // The sweep's totals are in the metrics.
+    let m = app.get("/metrics").await.text().await.unwrap();
+    let deleted = |what: &str| -> u64 {
+        let prefix = format!("wagate_retention_deleted_total{{what=\"{what}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {what} in {m}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(deleted("segments") >= 1 && deleted("bytes") > 0, "{m}");
+    assert!(deleted("deliveries") >= 100 - kept.len() as u64, "{m}");
+    assert!(deleted("messages") >= 1, "{m}");
     app.stop().await;
 }
