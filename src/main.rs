@@ -177,30 +177,24 @@ fn serve() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let tls = match &config.tls {
-            Some((cert, key)) => match wagate::web::tls::TlsConfig::new(cert, key) {
-                Ok(t) => {
-                    let t = std::sync::Arc::new(t);
-                    wagate::reload_tls_on_sighup(t.clone());
-                    Some(t)
-                }
-                Err(e) => {
-                    eprintln!("wagate: {e}");
-                    return ExitCode::from(2);
-                }
-            },
-            None if config.acme.is_some() => match wagate::web::tls::TlsConfig::managed() {
-                Ok(t) => {
-                    let t = std::sync::Arc::new(t);
-                    wagate::reload_tls_on_sighup(t.clone());
-                    Some(t)
-                }
-                Err(e) => {
-                    eprintln!("wagate: {e}");
-                    return ExitCode::FAILURE;
-                }
-            },
-            None => None,
+        // Certificate files, or a resolver that ACME fills in; either reloads on SIGHUP.
+        let tls = match (&config.tls, &config.acme) {
+            (Some((cert, key)), _) => {
+                Some(wagate::web::tls::TlsConfig::new(cert, key).map_err(|e| (e, 2)))
+            }
+            (None, Some(_)) => Some(wagate::web::tls::TlsConfig::managed().map_err(|e| (e, 1))),
+            (None, None) => None,
+        };
+        let tls = match tls.transpose() {
+            Ok(t) => t.map(|t| {
+                let t = std::sync::Arc::new(t);
+                wagate::reload_tls_on_sighup(t.clone());
+                t
+            }),
+            Err((e, code)) => {
+                eprintln!("wagate: {e}");
+                return ExitCode::from(code);
+            }
         };
         let acme = config.acme.clone().zip(tls.clone());
         let data_dir = config.data_dir.clone();

@@ -81,15 +81,8 @@ impl Pending {
     pub fn write(&mut self, changes: &mut Changes, counters: &mut Counters) {
         for e in self.entries.values() {
             changes.put_media(e);
-            match self.before.get(&e.media_id).copied().flatten() {
-                Some(old) if old == e.state => {}
-                old => {
-                    if let Some(old) = old {
-                        counters.sub(state_counter(old), 1);
-                    }
-                    counters.add(state_counter(e.state), 1);
-                }
-            }
+            let before = self.before.get(&e.media_id).copied().flatten();
+            counters.moved(before.map(state_counter), state_counter(e.state));
         }
         self.before.clear();
     }

@@ -85,15 +85,8 @@ impl Pending {
     pub fn write(&mut self, changes: &mut Changes, counters: &mut Counters) {
         for e in self.entries.values() {
             changes.put_outbox(e);
-            match self.before.get(&e.id).copied().flatten() {
-                Some(old) if old == e.state => {}
-                old => {
-                    if let Some(old) = old {
-                        counters.sub(old.counter(), 1);
-                    }
-                    counters.add(e.state.counter(), 1);
-                }
-            }
+            let before = self.before.get(&e.id).copied().flatten();
+            counters.moved(before.map(State::counter), e.state.counter());
         }
         self.before.clear();
         if let Some(p) = &self.pause {

@@ -60,11 +60,17 @@ impl Counters {
         self.dirty = true;
     }
 
-    /// For counts that go down (jobs leaving a state).
-    pub fn sub(&mut self, name: &'static str, n: u64) {
-        let v = self.values.entry(name).or_default();
-        *v = v.saturating_sub(n);
-        self.dirty = true;
+    /// One entry moved from the state counted by `from` (none: it is new) to the one
+    /// counted by `to` (per-state gauges such as `media_stored`).
+    pub fn moved(&mut self, from: Option<&'static str>, to: &'static str) {
+        if from == Some(to) {
+            return;
+        }
+        if let Some(from) = from {
+            let v = self.values.entry(from).or_default();
+            *v = v.saturating_sub(1);
+        }
+        self.add(to, 1);
     }
 
     /// Counts a delivery in its receive day (the dashboard's "today").
