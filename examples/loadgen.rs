@@ -12,7 +12,8 @@
 //! Options: `--url` (default `http://127.0.0.1:8080/webhook`), `--secret`,
 //! `--connections` (comma-separated, default `16,64,256`), `--duration` (seconds per
 //! level, default 10), `--warmup` (seconds, default 1), `--size` (body bytes, default
-//! 2048), `--max-requests` (measured requests per level), `--timeout` (seconds per
+//! 2048), `--contacts` (distinct senders, default 1), `--rate` (offered requests/s),
+//! `--max-requests` (measured requests per level), `--timeout` (seconds per
 //! request/connect, default 10), `--threads` (generator threads, default 1), `--once`.
 //!
 //! For every connection count in `--connections` it opens that many keep-alive
@@ -101,6 +102,11 @@ struct Args {
     /// Measured seconds per level.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+
+    /// Distinct senders (`wa_id`s) the messages come from, spread over connections
+    /// and requests.
+    #[arg(long, default_value_t = 1)]
+    contacts: u64,
 
     /// Request body size in bytes (padding in the text body; never below the skeleton).
     #[arg(long, default_value_t = 2048)]
@@ -246,6 +252,8 @@ const BODY_HEAD: &str = concat!(
     r#""phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Load"},"#,
     r#""wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.LOADGEN"#
 );
+/// The sender's number as it appears (twice) in `BODY_HEAD`.
+const SENDER: &str = "16505551234";
 const BODY_AFTER_ID: &str = r#"","timestamp":""#;
 const BODY_AFTER_TS: &str = r#"","text":{"body":""#;
 const BODY_TAIL: &str = r#""},"type":"text"}]},"field":"messages"}]}]}"#;
@@ -262,7 +270,14 @@ struct RequestTemplate {
     conn_at: usize,
     counter_at: usize,
     ts_at: usize,
+    /// Where the sender's number is (contacts[].wa_id and messages[].from): its last
+    /// `CONTACT_DIGITS` digits are the contact number.
+    contact_at: [usize; 2],
+    contacts: u64,
+    conn: u64,
 }
+
+const CONTACT_DIGITS: usize = 7;
 
 fn write_digits(dst: &mut [u8], mut v: u64) {
     for b in dst.iter_mut().rev() {
@@ -272,7 +287,7 @@ fn write_digits(dst: &mut [u8], mut v: u64) {
 }
 
 impl RequestTemplate {
-    fn new(target: &Target, run_id: &str, size: usize) -> Self {
+    fn new(target: &Target, run_id: &str, size: usize, contacts: u64) -> Self {
         let mut body = String::with_capacity(size.max(1024));
         body.push_str(BODY_HEAD);
         body.push_str(run_id);
@@ -308,6 +323,14 @@ impl RequestTemplate {
             conn_at: body_start + conn_at,
             counter_at: body_start + counter_at,
             ts_at: body_start + ts_at,
+            contact_at: {
+                let mut at = BODY_HEAD
+                    .match_indices(SENDER)
+                    .map(|(i, _)| body_start + i + SENDER.len() - CONTACT_DIGITS);
+                [at.next().unwrap_or(0), at.next().unwrap_or(0)]
+            },
+            contacts: contacts.clamp(1, 10u64.pow(CONTACT_DIGITS as u32)),
+            conn: 0,
         }
     }
 
@@ -316,6 +339,7 @@ impl RequestTemplate {
     }
 
     fn set_conn(&mut self, conn: u64) {
+        self.conn = conn;
         write_digits(
             &mut self.buf[self.conn_at..self.conn_at + CONN_DIGITS],
             conn,
@@ -329,6 +353,12 @@ impl RequestTemplate {
             counter,
         );
         write_digits(&mut self.buf[self.ts_at..self.ts_at + TS_DIGITS], unix_secs);
+        if self.contacts > 1 {
+            let contact = (self.conn.wrapping_mul(7919).wrapping_add(counter)) % self.contacts;
+            for at in self.contact_at {
+                write_digits(&mut self.buf[at..at + CONTACT_DIGITS], contact);
+            }
+        }
         let mut mac = mac.clone();
         mac.update(&self.buf[self.body_start..]);
         let tag = mac.finalize().into_bytes();
@@ -840,7 +870,7 @@ async fn run_level(
         interval: (args.rate > 0.0)
             .then(|| Duration::from_secs_f64(connections as f64 / args.rate)),
     });
-    let base = RequestTemplate::new(target, run_id, args.size);
+    let base = RequestTemplate::new(target, run_id, args.size, args.contacts);
     let mut handles = Vec::with_capacity(connections);
     for (i, stream) in streams.into_iter().enumerate() {
         let mut tpl = base.clone();
@@ -938,7 +968,7 @@ async fn run_once(
     args: &Args,
 ) -> ExitCode {
     let timeout = Duration::from_secs_f64(args.timeout);
-    let mut tpl = RequestTemplate::new(target, run_id, args.size);
+    let mut tpl = RequestTemplate::new(target, run_id, args.size, args.contacts);
     tpl.set_conn(0);
     tpl.prepare(1, unix_now(), mac);
     say!(
@@ -996,7 +1026,7 @@ async fn run(args: Args, target: Target) -> ExitCode {
     if args.once {
         return run_once(&target, addr, &mac, &run_id, &args).await;
     }
-    let body_len = RequestTemplate::new(&target, &run_id, args.size).body_len();
+    let body_len = RequestTemplate::new(&target, &run_id, args.size, args.contacts).body_len();
     say!(
         "loadgen: POST http://{}{} via {addr}, body {body_len} bytes, warmup {}s + {}s per level, levels {:?}, run id {run_id}",
         target.host_header, target.path, args.warmup, args.duration, args.connections
@@ -1123,7 +1153,7 @@ mod tests {
     fn template_size_and_signature() {
         let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
         let mac = HmacSha256::new_from_slice(b"k").unwrap();
-        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 2048);
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 2048, 1);
         assert_eq!(tpl.body_len(), 2048);
         tpl.set_conn(42);
         tpl.prepare(7, 1_700_000_000, &mac);
@@ -1140,8 +1170,27 @@ mod tests {
         assert!(head.contains(&format!("X-Hub-Signature-256: sha256={sig}\r\n")));
         assert!(head.contains("Content-Length: 2048\r\n"));
         // Smaller than the skeleton: no padding, still well-formed.
-        let small = RequestTemplate::new(&t, "0123456789ABCDEF", 10);
+        let small = RequestTemplate::new(&t, "0123456789ABCDEF", 10, 1);
         assert!(small.body_len() > 10 && small.body().ends_with(b"}]}]}"));
+    }
+
+    #[test]
+    fn contacts_vary_the_sender_in_both_places() {
+        let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
+        let mac = HmacSha256::new_from_slice(b"k").unwrap();
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 1024, 1000);
+        tpl.set_conn(3);
+        let mut senders = std::collections::HashSet::new();
+        for counter in 0..2000 {
+            tpl.prepare(counter, 1_700_000_000, &mac);
+            let v: serde_json::Value = serde_json::from_slice(tpl.body()).unwrap();
+            let value = &v["entry"][0]["changes"][0]["value"];
+            let wa_id = value["contacts"][0]["wa_id"].as_str().unwrap().to_string();
+            assert_eq!(value["messages"][0]["from"].as_str().unwrap(), wa_id);
+            assert!(wa_id.starts_with("1650"));
+            senders.insert(wa_id);
+        }
+        assert_eq!(senders.len(), 1000);
     }
 
     #[test]

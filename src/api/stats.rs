@@ -18,6 +18,10 @@ pub struct Stats {
     pub applied: u64,
     pub journal_commits: u64,
     pub uptime_seconds: u64,
+    /// `building` (the startup scan runs), `ready` or `off` (over its cap): whether
+    /// new items are known new without a read from the store.
+    pub dedup_filter: crate::events::seen::FilterState,
+    pub dedup_filter_keys: usize,
     #[serde(flatten)]
     pub counters: std::collections::BTreeMap<String, u64>,
 }
@@ -35,7 +39,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
 
 pub async fn stats(state: &AppState) -> Result<Stats, crate::web::error::ApiError> {
     let heads = state.journal.heads().borrow().clone();
-    let applied = state.applied.borrow().overall(&heads);
+    let progress = *state.applied.borrow();
+    let applied = progress.overall(&heads);
     let st = state.store.clone();
     let mut counters = store::blocking(move || {
         let mut out = std::collections::BTreeMap::new();
@@ -52,6 +57,8 @@ pub async fn stats(state: &AppState) -> Result<Stats, crate::web::error::ApiErro
         applied,
         journal_commits: heads.commits,
         uptime_seconds: state.started.elapsed().as_secs(),
+        dedup_filter: progress.dedup_filter,
+        dedup_filter_keys: progress.dedup_filter_keys,
         counters,
     })
 }

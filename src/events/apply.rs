@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::model::{InboundMessage, Item, ItemMeta, MessageContent};
 use super::parse::{parse_delivery, status_rank, status_supersedes};
+use super::seen::SeenFilter;
 use crate::pipeline::Counters;
 use crate::store::{
     Changes, ContactRecord, Store, StoreError, StoredEvent, StoredMessage, StoredStatus,
@@ -31,7 +32,13 @@ struct Layer {
 pub struct Overlay {
     current: Layer,
     committing: Layer,
+    /// Contacts as committed, so a returning contact costs no read from sled (the
+    /// applier is the only writer of contacts). Bounded: emptied when full.
+    committed_contacts: HashMap<String, ContactRecord>,
 }
+
+/// Committed contacts kept in memory at most.
+const COMMITTED_CONTACTS: usize = 50_000;
 
 impl Overlay {
     /// Adds the current step's contacts and current statuses to `changes`.
@@ -51,12 +58,19 @@ impl Overlay {
 
     /// The step handed off is in sled now.
     pub fn committed(&mut self) {
-        self.committing = Layer::default();
+        let step = std::mem::take(&mut self.committing);
+        if self.committed_contacts.len() + step.contacts.len() > COMMITTED_CONTACTS {
+            self.committed_contacts.clear();
+        }
+        self.committed_contacts
+            .extend(step.contacts.into_iter().map(|(id, (c, _))| (id, c)));
     }
 
+    /// After a failed commit: nothing in memory may be trusted over sled.
     pub fn clear(&mut self) {
         self.current = Layer::default();
         self.committing = Layer::default();
+        self.committed_contacts.clear();
     }
 
     fn seen(&self, key: &[u8]) -> bool {
@@ -76,6 +90,7 @@ impl Overlay {
             .get(id)
             .or_else(|| self.committing.contacts.get(id))
             .map(|(c, _)| c)
+            .or_else(|| self.committed_contacts.get(id))
     }
 }
 
@@ -93,6 +108,8 @@ pub struct Applier<'a> {
     pub changes: &'a mut Changes,
     pub counters: &'a mut Counters,
     pub dedup_ttl: Duration,
+    /// Recent dedup keys: spares the read from sled for an item surely new.
+    pub seen: &'a mut SeenFilter,
 }
 
 /// What processing found in a delivery, for its index entry.
@@ -185,17 +202,19 @@ impl Applier<'_> {
         let Some(key) = item.dedup_key() else {
             return Ok(false);
         };
+        let now_secs = d.received_at_micros / 1_000_000;
+        let item_secs = item.timestamp().unwrap_or(now_secs);
         // A stored message is its own dedup key: one write less per message.
         let seen = self.overlay.seen(&key)
-            || match &item {
-                Item::Message { message, .. } => self.store.message_exists(&message.id)?,
-                _ => self.store.item_seen(&key)?,
-            };
+            || (!self.seen.surely_absent(&key, item_secs)
+                && match &item {
+                    Item::Message { message, .. } => self.store.message_exists(&message.id)?,
+                    _ => self.store.item_seen(&key)?,
+                });
         if seen {
             self.counters.add("items_duplicate", 1);
             return Ok(false);
         }
-        let now_secs = d.received_at_micros / 1_000_000;
         if item
             .timestamp()
             .is_some_and(|ts| ts < now_secs - self.dedup_ttl.as_secs() as i64)
@@ -204,6 +223,7 @@ impl Applier<'_> {
             self.counters.add("items_stale", 1);
             return Ok(false);
         }
+        self.seen.insert(&key, item_secs, now_secs);
         self.overlay.current.seen.insert(key.clone());
         if !matches!(item, Item::Message { .. }) {
             self.changes.remember_item(&key, d.received_at_micros);

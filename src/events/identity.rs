@@ -16,7 +16,7 @@ impl Item {
     pub fn dedup_key(&self) -> Option<Vec<u8>> {
         let join = |parts: &[&[u8]]| parts.join(&0u8);
         match self {
-            Item::Message { message, .. } => Some(join(&[b"m", message.id.as_bytes()])),
+            Item::Message { message, .. } => Some(message_key(message.id.as_bytes())),
             Item::Status { status, .. } => Some(join(&[
                 b"s",
                 status.id.as_bytes(),
@@ -95,4 +95,9 @@ pub fn status_supersedes(current: Option<&str>, new: &str) -> bool {
     let Some(current) = current else { return true };
     let (cur, new) = (status_rank(current), status_rank(new));
     cur != 5 && new > cur
+}
+
+/// The dedup key of the message with id `wamid`.
+pub fn message_key(wamid: &[u8]) -> Vec<u8> {
+    [b"m".as_slice(), wamid].join(&0u8)
 }

@@ -152,6 +152,18 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
         "Journal records not processed yet.",
         stats.journal_head.saturating_sub(stats.applied),
     );
+    gauge(
+        &mut out,
+        "wagate_dedup_filter_keys",
+        "Recent dedup keys held in memory (new items need no read from the store).",
+        stats.dedup_filter_keys as u64,
+    );
+    gauge(
+        &mut out,
+        "wagate_dedup_filter_ready",
+        "1 once the dedup filter is built and under its cap; 0 while building or off.",
+        u64::from(stats.dedup_filter == crate::events::seen::FilterState::Ready),
+    );
     let _ = writeln!(
         out,
         "# HELP wagate_items_total Webhook items by outcome.\n# TYPE wagate_items_total counter"

@@ -3,26 +3,34 @@
 //! Re-applying a suffix of the journal is harmless: the cursor and the results of a
 //! step are committed together, so a step is either wholly applied or not at all.
 
+mod committer;
 pub mod counters;
+mod record;
 pub mod retention;
+mod seen_scan;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use committer::Committer;
+
 pub use counters::Counters;
 
-use crate::delivery::Delivery;
-use crate::events::apply::{self as events, Delivered, Overlay};
-use crate::journal::{Cursor, Heads, Journal, Kind, Record, RecordPos, Stream, StreamReader};
-use crate::store::{Changes, DeliveryMeta, Store, StoreError};
+use crate::events::apply::Overlay;
+use crate::events::seen::{FilterState, ScanResult, SeenFilter};
+use crate::journal::{Cursor, Heads, Journal, Stream, StreamReader};
+use crate::store::{Changes, Store, StoreError};
 
 /// How far the applier has got in each stream (last sequence number applied).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Applied {
     pub main: u64,
     pub quarantine: u64,
+    /// The dedup filter: its state and how many keys it holds.
+    pub dedup_filter: FilterState,
+    pub dedup_filter_keys: usize,
 }
 
 impl Applied {
@@ -38,6 +46,14 @@ impl Applied {
             .min()
             .unwrap_or(heads.last_seq)
     }
+}
+
+/// What woke the idle applier.
+enum Wake {
+    /// New records or a stop; `true` when the sender is gone.
+    Changed(bool),
+    /// The startup scan of dedup keys finished (`None`: its thread died).
+    Scanned(Option<Result<ScanResult, StoreError>>),
 }
 
 /// Records applied per commit at most: bounds the size of one sled transaction.
@@ -61,37 +77,9 @@ pub struct Applier {
     expiry_from: Option<Vec<u8>>,
     committer: Option<Committer>,
     retention: retention::Retention,
-}
-
-/// Commits prepared steps on its own thread, so that step k+1 is prepared (read,
-/// parsed, deduplicated) while step k is written: sled's writes are most of the cost.
-struct Committer {
-    work: std::sync::mpsc::SyncSender<Changes>,
-    done: std::sync::mpsc::Receiver<Result<(), StoreError>>,
-    in_flight: Option<(Stream, Cursor)>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Committer {
-    fn start(store: Store) -> std::io::Result<Committer> {
-        let (work, work_rx) = std::sync::mpsc::sync_channel::<Changes>(1);
-        let (done_tx, done) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("committer".into())
-            .spawn(move || {
-                for changes in work_rx {
-                    if done_tx.send(store.commit(changes)).is_err() {
-                        return;
-                    }
-                }
-            })?;
-        Ok(Committer {
-            work,
-            done,
-            in_flight: None,
-            thread: Some(thread),
-        })
-    }
+    seen: SeenFilter,
+    /// The startup scan of the dedup keys in sled, until it is merged into `seen`.
+    seen_scan: Option<tokio::sync::oneshot::Receiver<Result<ScanResult, StoreError>>>,
 }
 
 impl Applier {
@@ -109,6 +97,7 @@ impl Applier {
         let applied = Applied {
             main: main.map_or(0, |c| c.last_seq),
             quarantine: quarantine.map_or(0, |c| c.last_seq),
+            ..Applied::default()
         };
         let (tx, rx) = watch::channel(applied);
         let counters = Counters::load(&store)?;
@@ -132,6 +121,8 @@ impl Applier {
                 expiry_from: None,
                 committer: None,
                 retention: retention::Retention::new(retention),
+                seen: SeenFilter::new(dedup_ttl, crate::now_micros() / 1_000_000),
+                seen_scan: None,
             },
             rx,
         ))
@@ -144,6 +135,7 @@ impl Applier {
             Ok(c) => self.committer = Some(c),
             Err(e) => tracing::warn!(error = %e, "no committer thread; committing inline"),
         }
+        self.start_seen_scan();
         self.apply_until_stopped(runtime, &mut stop);
         if let Some(mut c) = self.committer.take() {
             let thread = c.thread.take();
@@ -193,12 +185,27 @@ impl Applier {
             }
             // A sender gone (the app dropped without a shutdown) means nothing more
             // can arrive: stop rather than spin on a closed channel.
-            let closed = runtime.block_on(async {
+            let seen_scan = &mut self.seen_scan;
+            let wake = runtime.block_on(async {
+                let scanned = async {
+                    match seen_scan {
+                        Some(rx) => rx.await.ok(),
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    r = heads_rx.changed() => r.is_err(),
-                    r = stop.changed() => r.is_err(),
+                    r = heads_rx.changed() => Wake::Changed(r.is_err()),
+                    r = stop.changed() => Wake::Changed(r.is_err()),
+                    r = scanned => Wake::Scanned(r),
                 }
             });
+            let closed = match wake {
+                Wake::Changed(closed) => closed,
+                Wake::Scanned(result) => {
+                    self.seen_scanned(result);
+                    false
+                }
+            };
             if closed {
                 tracing::debug!("applier: the app is gone; stopping");
                 return;
@@ -208,6 +215,7 @@ impl Applier {
 
     /// Applies up to one step of each stream. Returns whether anything was applied.
     pub fn step(&mut self, heads: &Heads) -> Result<bool, StoreError> {
+        self.merge_seen_scan();
         let mut progressed = false;
         for i in 0..self.readers.len() {
             progressed |= self.step_stream(i, heads)?;
@@ -239,6 +247,7 @@ impl Applier {
             }
             // Keep scanning soon while a pass is under way; rest once it is done.
             let pause = if next.is_some() { 1 } else { 60 };
+            self.seen.expire(crate::now_micros() / 1_000_000);
             self.expiry_from = next;
             self.next_expiry = std::time::Instant::now() + Duration::from_secs(pause);
         }
@@ -301,9 +310,13 @@ impl Applier {
     }
 
     fn publish(&self, stream: Stream, cursor: Cursor) {
-        self.applied.send_modify(|a| match stream {
-            Stream::Main => a.main = cursor.last_seq,
-            Stream::Quarantine => a.quarantine = cursor.last_seq,
+        self.applied.send_modify(|a| {
+            match stream {
+                Stream::Main => a.main = cursor.last_seq,
+                Stream::Quarantine => a.quarantine = cursor.last_seq,
+            }
+            a.dedup_filter = self.seen.state();
+            a.dedup_filter_keys = self.seen.len();
         });
     }
 
@@ -367,91 +380,5 @@ impl Applier {
         self.forward.write(&mut changes);
         self.counters.write(&mut changes);
         Ok(Some((changes, cursor)))
-    }
-
-    fn apply_record(
-        &mut self,
-        stream: Stream,
-        record: &Record,
-        pos: RecordPos,
-        changes: &mut Changes,
-    ) -> Result<(), StoreError> {
-        match Kind::from_u8(record.kind) {
-            Some(Kind::Delivery) => {}
-            Some(Kind::MediaUpdate) => return self.media.apply(&self.store, record),
-            Some(Kind::ForwardUpdate) => return self.forward.apply(&self.store, record),
-            Some(kind) => return self.outbox.apply(&self.store, kind, record),
-            None => {
-                tracing::warn!(
-                    seq = record.seq,
-                    kind = record.kind,
-                    "skipping a journal record of unknown kind"
-                );
-                return Ok(());
-            }
-        }
-        let delivery = match Delivery::decode(&record.payload) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(seq = record.seq, error = %e, "journal record could not be decoded");
-                self.counters.add("journal_undecodable", 1);
-                return Ok(());
-            }
-        };
-        let mut meta = DeliveryMeta {
-            id: record.seq,
-            received_at_micros: record.unix_micros,
-            verdict: delivery.verdict,
-            reason: delivery.reason.clone(),
-            size: delivery.received_length,
-            stored_size: delivery.body.len() as u64,
-            peer: delivery.peer.clone(),
-            secret_index: delivery.secret_index,
-            stream,
-            pos,
-            items: None,
-            parse_error: None,
-            reverified_as: None,
-            reverified_from: delivery.reverified_from,
-        };
-        if let Some(original) = delivery.reverified_from {
-            if let Some(mut rejected) = self.store.delivery(original)? {
-                rejected.reverified_as = Some(record.seq);
-                changes.put_delivery(&rejected);
-            }
-        }
-        self.counters
-            .add_day(record.unix_micros, delivery.verdict.is_accepted());
-        if delivery.verdict.is_accepted() {
-            self.counters.add("deliveries_accepted", 1);
-            let outcome = events::Applier {
-                store: &self.store,
-                overlay: &mut self.overlay,
-                media: &mut self.media,
-                changes,
-                counters: &mut self.counters,
-                dedup_ttl: self.dedup_ttl,
-            }
-            .apply(&Delivered {
-                id: record.seq,
-                received_at_micros: record.unix_micros,
-                body: &delivery.body,
-            })?;
-            meta.items = outcome.items;
-            meta.parse_error = outcome.parse_error;
-            let unrouted = self.forward.enqueue(
-                &self.store,
-                record.seq,
-                record.unix_micros,
-                &outcome.fresh,
-            )?;
-            if unrouted > 0 {
-                self.counters.add("forward_unrouted", unrouted);
-            }
-        } else {
-            self.counters.add("deliveries_rejected", 1);
-        }
-        changes.put_delivery(&meta);
-        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! journal is re-applied from there. Keys are big-endian for ordered scans.
 
 mod dashboard;
+mod dedup;
 mod deliveries;
 pub mod forward;
 mod handshakes;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use sled::Transactional;
 
 pub use dashboard::{DayCounts, Scan};
+pub use dedup::RecordedKey;
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
 pub use handshakes::Handshake;
 pub use model::{

@@ -177,43 +177,6 @@ impl Changes {
 }
 
 impl Store {
-    pub fn message_exists(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.tree(T::Messages).contains_key(id)?)
-    }
-
-    pub fn item_seen(&self, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.tree(T::Dedup).contains_key(key)?)
-    }
-
-    /// Forgets dedup keys first seen before `before_micros`, looking at no more than
-    /// `budget` keys after `from` (a rolling scan, so expiry never stalls the
-    /// applier). Returns how many were forgotten and where to continue (`None`: the
-    /// scan reached the end and starts over).
-    pub fn expire_items(
-        &self,
-        before_micros: i64,
-        from: Option<&[u8]>,
-        budget: usize,
-    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
-        let mut changes = Changes::new();
-        let mut n = 0;
-        let mut last = None;
-        let range = self.keys_after(T::Dedup, from);
-        for (i, kv) in range.enumerate() {
-            let (k, v) = kv?;
-            if super::from_be(&v).is_some_and(|seen| (seen as i64) < before_micros) {
-                changes.del(T::Dedup, &k);
-                n += 1;
-            }
-            if i + 1 == budget {
-                last = Some(k.to_vec());
-                break;
-            }
-        }
-        self.commit(changes)?;
-        Ok((n, last))
-    }
-
     /// Deletes messages whose timestamp is before `before_secs`, with their index
     /// entries, `budget` at most. Returns how many.
     pub fn expire_messages(&self, before_secs: i64, budget: usize) -> Result<u64, StoreError> {

@@ -9,6 +9,7 @@ mod crash;
 mod dashboard;
 mod dashboard_forward;
 mod dashboard_pages;
+mod dedup_filter;
 mod disk_full;
 mod events;
 mod fake_graph;

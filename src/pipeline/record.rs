@@ -1,0 +1,97 @@
+//! One journal record into the step's changes: a delivery through event processing
+//! and forwarding, any other kind to the part of the app it belongs to.
+
+use super::Applier;
+use crate::delivery::Delivery;
+use crate::events::apply::{self as events, Delivered};
+use crate::journal::{Kind, Record, RecordPos, Stream};
+use crate::store::{Changes, DeliveryMeta, StoreError};
+
+impl Applier {
+    pub(super) fn apply_record(
+        &mut self,
+        stream: Stream,
+        record: &Record,
+        pos: RecordPos,
+        changes: &mut Changes,
+    ) -> Result<(), StoreError> {
+        match Kind::from_u8(record.kind) {
+            Some(Kind::Delivery) => {}
+            Some(Kind::MediaUpdate) => return self.media.apply(&self.store, record),
+            Some(Kind::ForwardUpdate) => return self.forward.apply(&self.store, record),
+            Some(kind) => return self.outbox.apply(&self.store, kind, record),
+            None => {
+                tracing::warn!(
+                    seq = record.seq,
+                    kind = record.kind,
+                    "skipping a journal record of unknown kind"
+                );
+                return Ok(());
+            }
+        }
+        let delivery = match Delivery::decode(&record.payload) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(seq = record.seq, error = %e, "journal record could not be decoded");
+                self.counters.add("journal_undecodable", 1);
+                return Ok(());
+            }
+        };
+        let mut meta = DeliveryMeta {
+            id: record.seq,
+            received_at_micros: record.unix_micros,
+            verdict: delivery.verdict,
+            reason: delivery.reason.clone(),
+            size: delivery.received_length,
+            stored_size: delivery.body.len() as u64,
+            peer: delivery.peer.clone(),
+            secret_index: delivery.secret_index,
+            stream,
+            pos,
+            items: None,
+            parse_error: None,
+            reverified_as: None,
+            reverified_from: delivery.reverified_from,
+        };
+        if let Some(original) = delivery.reverified_from {
+            if let Some(mut rejected) = self.store.delivery(original)? {
+                rejected.reverified_as = Some(record.seq);
+                changes.put_delivery(&rejected);
+            }
+        }
+        self.counters
+            .add_day(record.unix_micros, delivery.verdict.is_accepted());
+        if delivery.verdict.is_accepted() {
+            self.counters.add("deliveries_accepted", 1);
+            let outcome = events::Applier {
+                store: &self.store,
+                overlay: &mut self.overlay,
+                media: &mut self.media,
+                changes,
+                counters: &mut self.counters,
+                dedup_ttl: self.dedup_ttl,
+                seen: &mut self.seen,
+            }
+            .apply(&Delivered {
+                id: record.seq,
+                received_at_micros: record.unix_micros,
+                body: &delivery.body,
+            })?;
+            meta.items = outcome.items;
+            meta.parse_error = outcome.parse_error;
+            let unrouted = self.forward.enqueue(
+                &self.store,
+                record.seq,
+                record.unix_micros,
+                &outcome.fresh,
+            )?;
+            if unrouted > 0 {
+                self.counters.add("forward_unrouted", unrouted);
+            }
+        } else {
+            self.counters.add("deliveries_rejected", 1);
+        }
+        changes.put_delivery(&meta);
+        Ok(())
+    }
+}
