@@ -20,8 +20,8 @@ use crate::store::{
 struct Layer {
     seen: HashSet<Vec<u8>>,
     current: HashMap<String, String>,
-    /// Contact, and whether its aliases (wa_id, user_id) need writing.
-    contacts: HashMap<String, (ContactRecord, bool)>,
+    /// Contact, and what of it needs writing.
+    contacts: HashMap<String, (ContactRecord, ContactWrite)>,
 }
 
 /// State read and changed by steps whose writes are not in sled yet: the step being
@@ -37,14 +37,26 @@ pub struct Overlay {
     committed_contacts: HashMap<String, ContactRecord>,
 }
 
+/// What a step must write of a contact: nothing when only its messages changed (the
+/// service window comes from the newest message, not from the contact record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ContactWrite {
+    Nothing,
+    Record,
+    /// The record and its alias keys (wa_id, user_id).
+    WithAliases,
+}
+
 /// Committed contacts kept in memory at most.
 const COMMITTED_CONTACTS: usize = 50_000;
 
 impl Overlay {
     /// Adds the current step's contacts and current statuses to `changes`.
     pub fn write(&self, changes: &mut Changes) {
-        for (c, aliases) in self.current.contacts.values() {
-            changes.put_contact(c, *aliases);
+        for (c, write) in self.current.contacts.values() {
+            if *write != ContactWrite::Nothing {
+                changes.put_contact(c, *write == ContactWrite::WithAliases);
+            }
         }
         for (id, status) in &self.current.current {
             changes.put_current_status(id, status);
@@ -143,21 +155,24 @@ impl Applier<'_> {
             }
         };
         let count = items.len() as u32;
-        // A contact entry is as new as the newest message it came with.
-        let mut as_of: HashMap<String, i64> = HashMap::new();
-        for item in &items {
-            if let Item::Message { message, .. } = item {
-                let t = as_of.entry(message.contact_id.clone()).or_insert(i64::MIN);
-                *t = (*t).max(message.timestamp);
-            }
-        }
+        // Each message keeps the profile name its sender had in this delivery: the
+        // contact's name is then its newest message's, whatever the arrival order.
+        let names: HashMap<String, String> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Contact { contact, .. } => {
+                    Some((contact.contact_id.clone(), contact.profile_name.clone()?))
+                }
+                _ => None,
+            })
+            .collect();
         let mut fresh = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
             let route = (!matches!(item, Item::Contact { .. })).then(|| {
                 let meta = item.meta();
                 (meta.phone_number_id.clone(), meta.field.clone())
             });
-            if self.apply_item(d, item, &as_of)? {
+            if self.apply_item(d, item, &names)? {
                 if let Some((phone_number_id, field)) = route {
                     fresh.push(Fresh {
                         index: index as u32,
@@ -179,22 +194,18 @@ impl Applier<'_> {
         &mut self,
         d: &Delivered,
         item: Item,
-        as_of: &HashMap<String, i64>,
+        names: &HashMap<String, String>,
     ) -> Result<bool, StoreError> {
         if let Item::Contact { contact, .. } = &item {
             let mut c = self.contact(&contact.contact_id)?;
             c.wa_id = contact.wa_id.clone().or(c.wa_id);
             c.user_id = contact.user_id.clone().or(c.user_id);
             c.username = contact.username.clone().or(c.username);
-            // The newest name wins whatever the arrival order (ties: the larger name),
-            // so any interleaving of the same deliveries ends in the same state.
-            let at = as_of.get(&contact.contact_id).copied().unwrap_or(0);
-            if let Some(name) = &contact.profile_name {
-                let newer = (at, Some(name)) > (c.profile_name_at, c.profile_name.as_ref());
-                if newer || c.profile_name.is_none() {
-                    c.profile_name = Some(name.clone());
-                    c.profile_name_at = at.max(c.profile_name_at);
-                }
+            // The stored name is only a fallback for a contact with no message (the
+            // newest message's name wins on reading); the larger of two names keeps
+            // it independent of arrival order.
+            if contact.profile_name > c.profile_name {
+                c.profile_name = contact.profile_name.clone();
             }
             self.save_contact(c);
             return Ok(false);
@@ -230,7 +241,10 @@ impl Applier<'_> {
         }
         self.counters.add("items_new", 1);
         match item {
-            Item::Message { meta, message } => self.message(d, meta, message)?,
+            Item::Message { meta, message } => {
+                let name = names.get(&message.contact_id).cloned();
+                self.message(d, meta, message, name)?
+            }
             Item::Status { meta, mut status } => {
                 if status.timestamp <= 0 {
                     status.timestamp = d.received_at_micros / 1_000_000;
@@ -279,6 +293,7 @@ impl Applier<'_> {
         d: &Delivered,
         meta: ItemMeta,
         mut message: InboundMessage,
+        profile_name: Option<String>,
     ) -> Result<(), StoreError> {
         if message.timestamp <= 0 {
             message.timestamp = d.received_at_micros / 1_000_000;
@@ -295,7 +310,6 @@ impl Applier<'_> {
         c.wa_id = message.from.clone().or(c.wa_id);
         c.user_id = message.from_user_id.clone().or(c.user_id);
         c.username = message.username.clone().or(c.username);
-        c.last_inbound_at = Some(c.last_inbound_at.unwrap_or(i64::MIN).max(message.timestamp));
         self.save_contact(c);
         if let Some(job) = crate::media::job_for(&message, d.received_at_micros) {
             self.media.create(self.store, job)?;
@@ -306,6 +320,7 @@ impl Applier<'_> {
             waba_id: meta.waba_id,
             phone_number_id: meta.phone_number_id,
             delivery_id: d.id,
+            profile_name,
         });
         self.counters.add("messages", 1);
         Ok(())
@@ -319,26 +334,39 @@ impl Applier<'_> {
             Some(c) => Some(c.clone()),
             None => self.store.contact(id)?,
         };
-        let c = known.unwrap_or_else(|| ContactRecord {
-            contact_id: id.to_string(),
-            ..Default::default()
-        });
+        let c = known
+            .map(|c| ContactRecord {
+                // Derived from the stored messages when read, never kept.
+                last_inbound_at: None,
+                ..c
+            })
+            .unwrap_or_else(|| ContactRecord {
+                contact_id: id.to_string(),
+                ..Default::default()
+            });
         self.overlay
             .current
             .contacts
-            .insert(id.to_string(), (c.clone(), false));
+            .insert(id.to_string(), (c.clone(), ContactWrite::Nothing));
         Ok(c)
     }
 
+    /// Records `c` for this step; it is written only if it changed.
     fn save_contact(&mut self, c: ContactRecord) {
         let entry = self
             .overlay
             .current
             .contacts
             .entry(c.contact_id.clone())
-            .or_insert_with(|| (ContactRecord::default(), true));
-        let aliases_changed = entry.0.wa_id != c.wa_id || entry.0.user_id != c.user_id;
-        entry.1 |= aliases_changed;
+            .or_insert_with(|| (ContactRecord::default(), ContactWrite::WithAliases));
+        let write = if entry.0.wa_id != c.wa_id || entry.0.user_id != c.user_id {
+            ContactWrite::WithAliases
+        } else if entry.0 != c {
+            ContactWrite::Record
+        } else {
+            ContactWrite::Nothing
+        };
+        entry.1 = entry.1.max(write);
         entry.0 = c;
     }
 }

@@ -57,7 +57,7 @@ enum Wake {
 }
 
 /// Records applied per commit at most: bounds the size of one sled transaction.
-const STEP_RECORDS: usize = 2048;
+const STEP_RECORDS: usize = 256;
 /// Dedup keys looked at per expiry step.
 const EXPIRY_BUDGET: usize = 20_000;
 

@@ -16,6 +16,9 @@ pub struct StoredMessage {
     pub waba_id: String,
     pub phone_number_id: Option<String>,
     pub delivery_id: u64,
+    /// The sender's profile name in the delivery this message came in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -32,10 +35,11 @@ pub struct ContactRecord {
     pub wa_id: Option<String>,
     pub user_id: Option<String>,
     pub username: Option<String>,
+    /// The name in the contact's newest message (see `Store::contact`); stored only
+    /// as a fallback for a contact with no message.
     pub profile_name: Option<String>,
-    /// Timestamp of the message the profile name came from (the newest wins).
-    pub profile_name_at: i64,
-    /// Unix seconds of the newest inbound message.
+    /// Unix seconds of the newest inbound message: derived from the stored messages
+    /// when read (see `Store::contact`), not kept in the record.
     pub last_inbound_at: Option<i64>,
 }
 
@@ -372,19 +376,40 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// By contact id, wa_id or user_id.
+    /// By contact id, wa_id or user_id. `last_inbound_at` and the profile name come
+    /// from the contact's newest stored message, so a message from a known contact
+    /// writes no contact record.
     pub fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
-        if let Some(v) = self.tree(T::Contacts).get(id)? {
-            return decode(&v).map(Some);
+        let stored = match self.tree(T::Contacts).get(id)? {
+            Some(v) => Some(v),
+            // Alias keys are `alias \0 contact id`: the smallest contact id wins.
+            None => match self
+                .tree(T::ContactAlias)
+                .scan_prefix(prefixed(id, b""))
+                .next()
+            {
+                Some(kv) => self.tree(T::Contacts).get(&kv?.0[id.len() + 1..])?,
+                None => None,
+            },
+        };
+        let Some(v) = stored else { return Ok(None) };
+        let mut c: ContactRecord = decode(&v)?;
+        let prefix = prefixed(&c.contact_id, b"");
+        let newest = self
+            .tree(T::MessagesByContact)
+            .scan_prefix(&prefix)
+            .next_back()
+            .transpose()?;
+        c.last_inbound_at = None;
+        if let Some((k, _)) = newest {
+            let suffix = &k[prefix.len()..];
+            c.last_inbound_at = super::from_be(suffix).map(|ts| ts as i64);
+            let wamid = String::from_utf8_lossy(&suffix[8.min(suffix.len())..]);
+            if let Some(name) = self.message(&wamid)?.and_then(|m| m.profile_name) {
+                c.profile_name = Some(name);
+            }
         }
-        match self.tree(T::ContactAlias).get(id)? {
-            Some(cid) => self
-                .tree(T::Contacts)
-                .get(cid)?
-                .map(|v| decode(&v))
-                .transpose(),
-            None => Ok(None),
-        }
+        Ok(Some(c))
     }
 
     /// Newest first, optionally one field.

@@ -5,6 +5,7 @@ mod acme;
 mod acme_pebble;
 mod browser;
 mod cli;
+mod contacts;
 mod crash;
 mod dashboard;
 mod dashboard_forward;
