@@ -18,8 +18,8 @@ use std::time::Duration;
 use super::identity::message_key;
 use crate::store::{RecordedKey, Store, StoreError};
 
-/// Keys remembered at most (10-21 bytes each, so at most about 40 MB): past it the filter turns itself
-/// off and every item is looked up in sled, as before.
+/// Keys remembered at most (10-21 bytes each, so at most about 40 MB): past it the
+/// filter turns itself off and every item is looked up in sled, as before.
 pub const MAX_KEYS: usize = 2_000_000;
 /// How far an item's own time may be ahead of the time it was filed under (Meta's
 /// clock ahead of ours, a key filed by its first-seen time).
