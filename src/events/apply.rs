@@ -214,10 +214,14 @@ impl Applier<'_> {
             return Ok(false);
         };
         let now_secs = d.received_at_micros / 1_000_000;
-        let item_secs = item.timestamp().unwrap_or(now_secs);
+        // Only an item with a time of its own can be placed in the filter's window
+        // (a stored message outlives it); any other is looked up.
+        let surely_new = item
+            .timestamp()
+            .is_some_and(|t| self.seen.surely_absent(&key, t));
         // A stored message is its own dedup key: one write less per message.
         let seen = self.overlay.seen(&key)
-            || (!self.seen.surely_absent(&key, item_secs)
+            || (!surely_new
                 && match &item {
                     Item::Message { message, .. } => self.store.message_exists(&message.id)?,
                     _ => self.store.item_seen(&key)?,
@@ -234,7 +238,8 @@ impl Applier<'_> {
             self.counters.add("items_stale", 1);
             return Ok(false);
         }
-        self.seen.insert(&key, item_secs, now_secs);
+        self.seen
+            .insert(&key, item.timestamp().unwrap_or(now_secs), now_secs);
         self.overlay.current.seen.insert(key.clone());
         if !matches!(item, Item::Message { .. }) {
             self.changes.remember_item(&key, d.received_at_micros);
@@ -332,7 +337,7 @@ impl Applier<'_> {
         }
         let known = match self.overlay.contact(id) {
             Some(c) => Some(c.clone()),
-            None => self.store.contact(id)?,
+            None => self.store.contact_record(id)?,
         };
         let c = known
             .map(|c| ContactRecord {

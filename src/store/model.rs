@@ -376,6 +376,16 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// The stored record of exactly `contact_id` (no alias, nothing derived): what
+    /// the applier merges into, so that its result never depends on which other
+    /// contacts happen to be committed already.
+    pub fn contact_record(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        self.tree(T::Contacts)
+            .get(contact_id)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
     /// By contact id, wa_id or user_id. `last_inbound_at` and the profile name come
     /// from the contact's newest stored message, so a message from a known contact
     /// writes no contact record.
