@@ -5,6 +5,7 @@
 //! they come from, so after a crash sled is at some consistent point and the
 //! journal is re-applied from there. Keys are big-endian for ordered scans.
 
+mod contacts;
 mod dashboard;
 mod dedup;
 mod deliveries;
@@ -19,13 +20,12 @@ use std::sync::Arc;
 
 use sled::Transactional;
 
+pub use contacts::ContactRecord;
 pub use dashboard::{DayCounts, Scan};
 pub use dedup::RecordedKey;
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
 pub use handshakes::Handshake;
-pub use model::{
-    ContactRecord, MessageFilter, MessagePage, StoredEvent, StoredMessage, StoredStatus,
-};
+pub use model::{MessageFilter, MessagePage, StoredEvent, StoredMessage, StoredStatus};
 
 use crate::journal::{Cursor, Stream};
 

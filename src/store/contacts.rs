@@ -1,0 +1,87 @@
+//! Contacts: the record (ids and a fallback name) and its alias keys. What changes
+//! with every message (the last inbound time, the profile name) is read from the
+//! contact's newest message instead, so a message writes no contact.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{decode, json, prefixed};
+use super::{Changes, Store, StoreError, T};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ContactRecord {
+    pub contact_id: String,
+    pub wa_id: Option<String>,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    /// The name in the contact's newest message (see `Store::contact`); stored only
+    /// as a fallback for a contact with no message.
+    pub profile_name: Option<String>,
+    /// Unix seconds of the newest inbound message: derived from the stored messages
+    /// when read (see `Store::contact`), not kept in the record.
+    pub last_inbound_at: Option<i64>,
+}
+
+impl Changes {
+    pub fn put_contact(&mut self, c: &ContactRecord, with_aliases: bool) {
+        self.put(T::Contacts, c.contact_id.as_bytes(), json(c));
+        if with_aliases {
+            // One key per (alias, contact): when two contacts claim one user_id the
+            // lookup picks the smallest contact id, whatever order they arrived in.
+            for alias in [&c.wa_id, &c.user_id].into_iter().flatten() {
+                self.put(
+                    T::ContactAlias,
+                    prefixed(alias, c.contact_id.as_bytes()),
+                    [],
+                );
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The stored record of exactly `contact_id` (no alias, nothing derived): what
+    /// the applier merges into, so that its result never depends on which other
+    /// contacts happen to be committed already.
+    pub fn contact_record(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        self.tree(T::Contacts)
+            .get(contact_id)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// By contact id, wa_id or user_id. `last_inbound_at` and the profile name come
+    /// from the contact's newest stored message, so a message from a known contact
+    /// writes no contact record.
+    pub fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        let stored = match self.tree(T::Contacts).get(id)? {
+            Some(v) => Some(v),
+            // Alias keys are `alias \0 contact id`: the smallest contact id wins.
+            None => match self
+                .tree(T::ContactAlias)
+                .scan_prefix(prefixed(id, b""))
+                .next()
+            {
+                Some(kv) => self.tree(T::Contacts).get(&kv?.0[id.len() + 1..])?,
+                None => None,
+            },
+        };
+        let Some(v) = stored else { return Ok(None) };
+        let mut c: ContactRecord = decode(&v)?;
+        let prefix = prefixed(&c.contact_id, b"");
+        let newest = self
+            .tree(T::MessagesByContact)
+            .scan_prefix(&prefix)
+            .next_back()
+            .transpose()?;
+        c.last_inbound_at = None;
+        if let Some((k, _)) = newest {
+            let suffix = &k[prefix.len()..];
+            c.last_inbound_at = super::from_be(suffix).map(|ts| ts as i64);
+            let wamid = String::from_utf8_lossy(&suffix[8.min(suffix.len())..]);
+            if let Some(name) = self.message(&wamid)?.and_then(|m| m.profile_name) {
+                c.profile_name = Some(name);
+            }
+        }
+        Ok(Some(c))
+    }
+}
