@@ -12,14 +12,16 @@
 //! Options: `--url` (default `http://127.0.0.1:8080/webhook`), `--secret`,
 //! `--connections` (comma-separated, default `16,64,256`), `--duration` (seconds per
 //! level, default 10), `--warmup` (seconds, default 1), `--size` (body bytes, default
-//! 2048), `--contacts` (distinct senders, default 1), `--rate` (offered requests/s),
+//! 2048), `--kind` (`message`, default, or `status`), `--contacts` (distinct senders,
+//! default 1), `--rate` (offered requests/s),
 //! `--max-requests` (measured requests per level), `--timeout` (seconds per
 //! request/connect, default 10), `--threads` (generator threads, default 1), `--once`.
 //!
 //! For every connection count in `--connections` it opens that many keep-alive
 //! HTTP/1.1 connections and has each one send POSTs back to back (one in flight per
 //! connection) for `--warmup` + `--duration` seconds. Every body is a unique, valid
-//! WhatsApp Cloud API webhook (`messages` change with a text message) of about
+//! WhatsApp Cloud API webhook (`messages` change with a text message, or with one
+//! `delivered` status under `--kind status`) of about
 //! `--size` bytes, with a fresh `wamid.LOADGEN<run id><conn><counter>` message id
 //! and the current unix time as its timestamp, signed per request with
 //! `X-Hub-Signature-256: sha256=<hex hmac-sha256(body, secret)>`. The secret comes
@@ -103,8 +105,13 @@ struct Args {
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
 
-    /// Distinct senders (`wa_id`s) the messages come from, spread over connections
-    /// and requests.
+    /// What each delivery carries: one inbound text `message`, or one `status`
+    /// (`delivered`) of an outbound message.
+    #[arg(long, value_enum, default_value_t = Kind::Message)]
+    kind: Kind,
+
+    /// Distinct senders (`wa_id`s) the messages come from (or recipients of the
+    /// statuses), spread over connections and requests.
     #[arg(long, default_value_t = 1)]
     contacts: u64,
 
@@ -252,11 +259,35 @@ const BODY_HEAD: &str = concat!(
     r#""phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Load"},"#,
     r#""wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.LOADGEN"#
 );
-/// The sender's number as it appears (twice) in `BODY_HEAD`.
+/// The contact's number as it appears in a body.
 const SENDER: &str = "16505551234";
 const BODY_AFTER_ID: &str = r#"","timestamp":""#;
 const BODY_AFTER_TS: &str = r#"","text":{"body":""#;
 const BODY_TAIL: &str = r#""},"type":"text"}]},"field":"messages"}]}]}"#;
+const STATUS_HEAD: &str = concat!(
+    r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":"#,
+    r#"{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","#,
+    r#""phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.LOADGEN"#
+);
+const STATUS_AFTER_ID: &str = r#"","status":"delivered","timestamp":""#;
+const STATUS_AFTER_TS: &str = r#"","recipient_id":"16505551234","biz_opaque_callback_data":""#;
+const STATUS_TAIL: &str = r#""}]},"field":"messages"}]}]}"#;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    Message,
+    Status,
+}
+
+impl Kind {
+    /// The body around the id, the timestamp and the padding.
+    fn parts(self) -> [&'static str; 4] {
+        match self {
+            Kind::Message => [BODY_HEAD, BODY_AFTER_ID, BODY_AFTER_TS, BODY_TAIL],
+            Kind::Status => [STATUS_HEAD, STATUS_AFTER_ID, STATUS_AFTER_TS, STATUS_TAIL],
+        }
+    }
+}
 const PADDING: &str = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod \
 tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud \
 exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat. ";
@@ -275,6 +306,8 @@ struct RequestTemplate {
     contact_at: [usize; 2],
     contacts: u64,
     conn: u64,
+    /// Where the message id (`wamid.LOADGEN...`) starts.
+    id_at: usize,
 }
 
 const CONTACT_DIGITS: usize = 7;
@@ -287,21 +320,26 @@ fn write_digits(dst: &mut [u8], mut v: u64) {
 }
 
 impl RequestTemplate {
-    fn new(target: &Target, run_id: &str, size: usize, contacts: u64) -> Self {
+    fn new(target: &Target, run_id: &str, size: usize, contacts: u64, kind: Kind) -> Self {
+        let [head, after_id, after_ts, tail] = kind.parts();
         let mut body = String::with_capacity(size.max(1024));
-        body.push_str(BODY_HEAD);
+        body.push_str(head);
         body.push_str(run_id);
         let conn_at = body.len();
         body.push_str(&"0".repeat(CONN_DIGITS));
         let counter_at = body.len();
         body.push_str(&"0".repeat(COUNTER_DIGITS));
-        body.push_str(BODY_AFTER_ID);
+        body.push_str(after_id);
         let ts_at = body.len();
         body.push_str(&"0".repeat(TS_DIGITS));
-        body.push_str(BODY_AFTER_TS);
-        let pad = size.saturating_sub(body.len() + BODY_TAIL.len());
+        body.push_str(after_ts);
+        let contact_at: Vec<usize> = body
+            .match_indices(SENDER)
+            .map(|(i, _)| i + SENDER.len() - CONTACT_DIGITS)
+            .collect();
+        let pad = size.saturating_sub(body.len() + tail.len());
         body.extend(PADDING.chars().cycle().take(pad));
-        body.push_str(BODY_TAIL);
+        body.push_str(tail);
 
         let mut buf = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: wagate-loadgen\r\n\
@@ -324,13 +362,13 @@ impl RequestTemplate {
             counter_at: body_start + counter_at,
             ts_at: body_start + ts_at,
             contact_at: {
-                let mut at = BODY_HEAD
-                    .match_indices(SENDER)
-                    .map(|(i, _)| body_start + i + SENDER.len() - CONTACT_DIGITS);
-                [at.next().unwrap_or(0), at.next().unwrap_or(0)]
+                let first = contact_at.first().copied().unwrap_or(0);
+                let second = contact_at.get(1).copied().unwrap_or(first);
+                [body_start + first, body_start + second]
             },
             contacts: contacts.clamp(1, 10u64.pow(CONTACT_DIGITS as u32)),
             conn: 0,
+            id_at: body_start + head.len() - "wamid.LOADGEN".len(),
         }
     }
 
@@ -367,8 +405,7 @@ impl RequestTemplate {
     }
 
     fn message_id(&self) -> &str {
-        let start = self.body_start + BODY_HEAD.len() - "wamid.LOADGEN".len();
-        std::str::from_utf8(&self.buf[start..self.counter_at + COUNTER_DIGITS]).unwrap_or("?")
+        std::str::from_utf8(&self.buf[self.id_at..self.counter_at + COUNTER_DIGITS]).unwrap_or("?")
     }
 
     fn body(&self) -> &[u8] {
@@ -870,7 +907,7 @@ async fn run_level(
         interval: (args.rate > 0.0)
             .then(|| Duration::from_secs_f64(connections as f64 / args.rate)),
     });
-    let base = RequestTemplate::new(target, run_id, args.size, args.contacts);
+    let base = RequestTemplate::new(target, run_id, args.size, args.contacts, args.kind);
     let mut handles = Vec::with_capacity(connections);
     for (i, stream) in streams.into_iter().enumerate() {
         let mut tpl = base.clone();
@@ -968,7 +1005,7 @@ async fn run_once(
     args: &Args,
 ) -> ExitCode {
     let timeout = Duration::from_secs_f64(args.timeout);
-    let mut tpl = RequestTemplate::new(target, run_id, args.size, args.contacts);
+    let mut tpl = RequestTemplate::new(target, run_id, args.size, args.contacts, args.kind);
     tpl.set_conn(0);
     tpl.prepare(1, unix_now(), mac);
     say!(
@@ -1026,7 +1063,8 @@ async fn run(args: Args, target: Target) -> ExitCode {
     if args.once {
         return run_once(&target, addr, &mac, &run_id, &args).await;
     }
-    let body_len = RequestTemplate::new(&target, &run_id, args.size, args.contacts).body_len();
+    let body_len =
+        RequestTemplate::new(&target, &run_id, args.size, args.contacts, args.kind).body_len();
     say!(
         "loadgen: POST http://{}{} via {addr}, body {body_len} bytes, warmup {}s + {}s per level, levels {:?}, run id {run_id}",
         target.host_header, target.path, args.warmup, args.duration, args.connections
@@ -1153,7 +1191,7 @@ mod tests {
     fn template_size_and_signature() {
         let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
         let mac = HmacSha256::new_from_slice(b"k").unwrap();
-        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 2048, 1);
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 2048, 1, Kind::Message);
         assert_eq!(tpl.body_len(), 2048);
         tpl.set_conn(42);
         tpl.prepare(7, 1_700_000_000, &mac);
@@ -1170,7 +1208,7 @@ mod tests {
         assert!(head.contains(&format!("X-Hub-Signature-256: sha256={sig}\r\n")));
         assert!(head.contains("Content-Length: 2048\r\n"));
         // Smaller than the skeleton: no padding, still well-formed.
-        let small = RequestTemplate::new(&t, "0123456789ABCDEF", 10, 1);
+        let small = RequestTemplate::new(&t, "0123456789ABCDEF", 10, 1, Kind::Message);
         assert!(small.body_len() > 10 && small.body().ends_with(b"}]}]}"));
     }
 
@@ -1178,7 +1216,7 @@ mod tests {
     fn contacts_vary_the_sender_in_both_places() {
         let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
         let mac = HmacSha256::new_from_slice(b"k").unwrap();
-        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 1024, 1000);
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 1024, 1000, Kind::Message);
         tpl.set_conn(3);
         let mut senders = std::collections::HashSet::new();
         for counter in 0..2000 {
@@ -1191,6 +1229,22 @@ mod tests {
             senders.insert(wa_id);
         }
         assert_eq!(senders.len(), 1000);
+    }
+
+    #[test]
+    fn status_bodies_are_one_signed_status() {
+        let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
+        let mac = HmacSha256::new_from_slice(b"k").unwrap();
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 700, 50, Kind::Status);
+        assert_eq!(tpl.body_len(), 700);
+        tpl.set_conn(1);
+        tpl.prepare(9, 1_700_000_000, &mac);
+        let v: serde_json::Value = serde_json::from_slice(tpl.body()).unwrap();
+        let st = &v["entry"][0]["changes"][0]["value"]["statuses"][0];
+        assert_eq!(st["id"], tpl.message_id());
+        assert_eq!(st["status"], "delivered");
+        assert_eq!(st["timestamp"], "1700000000");
+        assert!(st["recipient_id"].as_str().unwrap().starts_with("1650"));
     }
 
     #[test]

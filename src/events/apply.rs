@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::model::{InboundMessage, Item, ItemMeta, MessageContent};
-use super::parse::{parse_delivery, status_rank, status_supersedes};
+use super::parse::{parse_delivery, status_rank};
 use super::seen::SeenFilter;
 use crate::pipeline::Counters;
 use crate::store::{
@@ -19,15 +19,13 @@ use crate::store::{
 #[derive(Default)]
 struct Layer {
     seen: HashSet<Vec<u8>>,
-    current: HashMap<String, String>,
     /// Contact, and what of it needs writing.
     contacts: HashMap<String, (ContactRecord, ContactWrite)>,
 }
 
 /// State read and changed by steps whose writes are not in sled yet: the step being
 /// prepared, and the one being committed (the applier prepares step k+1 while step
-/// k commits). Contacts and current statuses are written once per step, not once
-/// per item: a busy contact costs one write.
+/// k commits). A contact is written at most once per step, and only when it changed.
 #[derive(Default)]
 pub struct Overlay {
     current: Layer,
@@ -51,15 +49,12 @@ enum ContactWrite {
 const COMMITTED_CONTACTS: usize = 50_000;
 
 impl Overlay {
-    /// Adds the current step's contacts and current statuses to `changes`.
+    /// Adds the current step's changed contacts to `changes`.
     pub fn write(&self, changes: &mut Changes) {
         for (c, write) in self.current.contacts.values() {
             if *write != ContactWrite::Nothing {
                 changes.put_contact(c, *write == ContactWrite::WithAliases);
             }
-        }
-        for (id, status) in &self.current.current {
-            changes.put_current_status(id, status);
         }
     }
 
@@ -87,13 +82,6 @@ impl Overlay {
 
     fn seen(&self, key: &[u8]) -> bool {
         self.current.seen.contains(key) || self.committing.seen.contains(key)
-    }
-
-    fn current_status(&self, id: &str) -> Option<&String> {
-        self.current
-            .current
-            .get(id)
-            .or_else(|| self.committing.current.get(id))
     }
 
     fn contact(&self, id: &str) -> Option<&ContactRecord> {
@@ -254,18 +242,7 @@ impl Applier<'_> {
                 if status.timestamp <= 0 {
                     status.timestamp = d.received_at_micros / 1_000_000;
                 }
-                let current = match self.overlay.current_status(&status.id) {
-                    Some(c) => Some(c.clone()),
-                    None => self.store.current_status(&status.id)?,
-                };
-                let next = status_supersedes(current.as_deref(), &status.status)
-                    .then(|| status.status.clone());
-                if let Some(n) = &next {
-                    self.overlay
-                        .current
-                        .current
-                        .insert(status.id.clone(), n.clone());
-                }
+                // The current status is derived from the timeline when read.
                 let rank = status_rank(&status.status);
                 let stored = StoredStatus {
                     status,

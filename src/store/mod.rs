@@ -72,7 +72,8 @@ pub enum T {
     MessagesByType,
     /// wamid \0 ts + rank + status -> StoredStatus (JSON): the timeline.
     Statuses,
-    /// wamid -> current status name.
+    /// wamid -> current status name: written by older versions only (the current
+    /// status is now derived from `Statuses` when read).
     StatusCurrent,
     /// contact id -> ContactRecord (JSON).
     Contacts,

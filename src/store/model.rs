@@ -140,10 +140,6 @@ impl Changes {
         }
     }
 
-    pub fn put_current_status(&mut self, id: &str, status: &str) {
-        self.put(T::StatusCurrent, id.as_bytes(), status.as_bytes());
-    }
-
     pub fn put_event(&mut self, e: &StoredEvent, digest: &[u8]) {
         let suffix = ts_key(e.event.timestamp.unwrap_or(0), digest);
         self.put(T::Events, &suffix, json(e));
@@ -200,7 +196,8 @@ impl Store {
 
     /// Deletes status timeline entries before `before_secs`, looking at `budget` keys
     /// after `from` (a rolling scan: the timeline is keyed by message id). A message
-    /// left with no status loses its current status too. Returns how many were
+    /// left with no status loses the current status older versions stored beside
+    /// the timeline (now derived from it). Returns how many were
     /// deleted and where to continue (`None`: the pass is complete).
     pub fn expire_statuses(
         &self,
@@ -340,11 +337,29 @@ impl Store {
             .collect()
     }
 
+    /// The message's current status, from its timeline: the highest rank (`failed`
+    /// above all, so it is terminal; an unknown status only when there is nothing
+    /// else; between two unknown ones the larger name). It never goes backwards and
+    /// does not depend on the order statuses arrived in, and recording a status
+    /// needs no read.
     pub fn current_status(&self, id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .tree(T::StatusCurrent)
-            .get(id)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        let prefix = prefixed(id, b"");
+        let mut best: Option<(u8, Vec<u8>)> = None;
+        for kv in self.tree(T::Statuses).scan_prefix(&prefix) {
+            let (k, _) = kv?;
+            // ts (8) + rank (1) + status
+            let Some((&rank, status)) = k[prefix.len()..].get(8..).and_then(|r| r.split_first())
+            else {
+                continue;
+            };
+            if best
+                .as_ref()
+                .is_none_or(|(r, s)| (rank, status) > (*r, s.as_slice()))
+            {
+                best = Some((rank, status.to_vec()));
+            }
+        }
+        Ok(best.map(|(_, s)| String::from_utf8_lossy(&s).into_owned()))
     }
 
     /// Newest first, optionally one field.
