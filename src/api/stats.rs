@@ -18,8 +18,8 @@ pub struct Stats {
     pub applied: u64,
     pub journal_commits: u64,
     pub uptime_seconds: u64,
-    /// `building` (the startup scan runs), `ready` or `off` (over its cap): whether
-    /// new items are known new without a read from the store.
+    /// `building` (the startup scan runs) or `ready`: whether new items are known
+    /// new without a read from the store.
     pub dedup_filter: crate::events::seen::FilterState,
     pub dedup_filter_keys: usize,
     #[serde(flatten)]

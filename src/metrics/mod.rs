@@ -161,7 +161,7 @@ async fn render(state: &AppState) -> Result<String, ApiError> {
     gauge(
         &mut out,
         "wagate_dedup_filter_ready",
-        "1 once the dedup filter is built and under its cap; 0 while building or off.",
+        "1 once the dedup filter is built from the store; 0 while it is building.",
         u64::from(stats.dedup_filter == crate::events::seen::FilterState::Ready),
     );
     let _ = writeln!(
