@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::identity::message_key;
 use crate::store::{RecordedKey, Store, StoreError};
 
-/// Keys remembered at most (15-26 bytes each, so at most about 26 MB). Past it the
+/// Keys remembered at most (19-39 bytes each, so at most about 36 MB). Past it the
 /// oldest minutes go and the floor rises: new items still need no read, older ones
 /// are looked up in sled.
 pub const MAX_KEYS: usize = 1_000_000;
