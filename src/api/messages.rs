@@ -118,7 +118,7 @@ async fn list(state: AppState, q: ListQuery) -> Result<MessageList, ApiError> {
     let page = store::blocking(move || {
         // A contact may be named by wa_id or user_id: resolve to its id first.
         let contact = match contact {
-            Some(c) => Some(st.contact(&c)?.map(|r| r.contact_id).unwrap_or(c)),
+            Some(c) => Some(st.contact_id(&c)?.unwrap_or(c)),
             None => None,
         };
         st.messages(

@@ -153,11 +153,7 @@ async fn list_inner(ctx: Ctx) -> Result<Response, ApiError> {
         let scan = store::blocking(move || {
             let contact_id = match c.as_str() {
                 "" => None,
-                c => Some(
-                    st.contact(c)?
-                        .map(|r| r.contact_id)
-                        .unwrap_or(c.to_string()),
-                ),
+                c => Some(st.contact_id(c)?.unwrap_or(c.to_string())),
             };
             let f = MessageFilter {
                 contact: contact_id.as_deref(),

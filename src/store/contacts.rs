@@ -49,24 +49,35 @@ impl Store {
             .transpose()
     }
 
+    /// The contact id that `id` (a contact id, wa_id or user_id) names: no record
+    /// decoded, nothing derived. For filters that only need the id.
+    pub fn contact_id(&self, id: &str) -> Result<Option<String>, StoreError> {
+        if self.tree(T::Contacts).contains_key(id)? {
+            return Ok(Some(id.to_string()));
+        }
+        // Alias keys are `alias \0 contact id`: the smallest contact id wins.
+        match self
+            .tree(T::ContactAlias)
+            .scan_prefix(prefixed(id, b""))
+            .next()
+        {
+            Some(kv) => Ok(Some(
+                String::from_utf8_lossy(&kv?.0[id.len() + 1..]).into_owned(),
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// By contact id, wa_id or user_id. `last_inbound_at` and the profile name come
     /// from the contact's newest stored message, so a message from a known contact
     /// writes no contact record.
     pub fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError> {
-        let stored = match self.tree(T::Contacts).get(id)? {
-            Some(v) => Some(v),
-            // Alias keys are `alias \0 contact id`: the smallest contact id wins.
-            None => match self
-                .tree(T::ContactAlias)
-                .scan_prefix(prefixed(id, b""))
-                .next()
-            {
-                Some(kv) => self.tree(T::Contacts).get(&kv?.0[id.len() + 1..])?,
-                None => None,
-            },
+        let Some(contact_id) = self.contact_id(id)? else {
+            return Ok(None);
         };
-        let Some(v) = stored else { return Ok(None) };
-        let mut c: ContactRecord = decode(&v)?;
+        let Some(mut c) = self.contact_record(&contact_id)? else {
+            return Ok(None);
+        };
         let prefix = prefixed(&c.contact_id, b"");
         let newest = self
             .tree(T::MessagesByContact)

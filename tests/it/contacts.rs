@@ -40,6 +40,11 @@ async fn a_contact_is_found_by_its_user_id_as_well_as_its_phone_number() {
     assert_eq!(by_user_id["contact_id"], "16505551234");
     assert_eq!(by_user_id["user_id"], "US.13491208655302741918");
     assert_eq!(by_user_id["last_inbound_at"], 1778766865);
+    // A message filter names the contact by either id too.
+    let by_alias = app
+        .get_json("/api/messages?contact=US.13491208655302741918")
+        .await;
+    assert_eq!(by_alias["messages"].as_array().unwrap().len(), 1);
     let missing = app.get("/api/contacts/US.0").await;
     assert_eq!(missing.status(), 404);
     app.stop().await;
