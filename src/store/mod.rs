@@ -72,9 +72,6 @@ pub enum T {
     MessagesByType,
     /// wamid \0 ts + rank + status -> StoredStatus (JSON): the timeline.
     Statuses,
-    /// wamid -> current status name: written by older versions only (the current
-    /// status is now derived from `Statuses` when read).
-    StatusCurrent,
     /// contact id -> ContactRecord (JSON).
     Contacts,
     /// wa_id or user_id \0 contact id -> ().
@@ -123,7 +120,6 @@ const TREE_NAMES: &[&str] = &[
     "messages_by_contact",
     "messages_by_type",
     "statuses",
-    "status_current",
     "contacts",
     "contact_alias",
     "events",
@@ -214,6 +210,9 @@ impl Store {
             .cache_capacity(128 << 20)
             .flush_every_ms(Some(500))
             .open()?;
+        // Older versions kept each message's current status in its own tree; it is
+        // derived from the timeline now.
+        db.drop_tree("status_current")?;
         let trees = TREE_NAMES
             .iter()
             .map(|name| db.open_tree(name))
@@ -301,4 +300,24 @@ pub(crate) fn be(n: u64) -> [u8; 8] {
 
 pub(crate) fn from_be(b: &[u8]) -> Option<u64> {
     b.get(..8)?.try_into().ok().map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_status_tree_of_older_versions_is_dropped_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let old = db.open_tree("status_current").unwrap();
+            old.insert("wamid.X", "read").unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let names = store.inner.db.tree_names();
+        assert!(!names.iter().any(|n| n.as_ref() == b"status_current"));
+        assert!(names.iter().any(|n| n.as_ref() == b"statuses"));
+    }
 }

@@ -195,10 +195,8 @@ impl Store {
     }
 
     /// Deletes status timeline entries before `before_secs`, looking at `budget` keys
-    /// after `from` (a rolling scan: the timeline is keyed by message id). A message
-    /// left with no status loses the current status older versions stored beside
-    /// the timeline (now derived from it). Returns how many were
-    /// deleted and where to continue (`None`: the pass is complete).
+    /// after `from` (a rolling scan: the timeline is keyed by message id). Returns how
+    /// many were deleted and where to continue (`None`: the pass is complete).
     pub fn expire_statuses(
         &self,
         before_secs: i64,
@@ -208,30 +206,13 @@ impl Store {
         let mut changes = Changes::new();
         let mut n = 0;
         let mut last = None;
-        let range = self.keys_after(T::Statuses, from);
-        // Per message id: were all of its entries seen so far expired?
-        let mut group: Option<(Vec<u8>, bool)> = None;
-        let close = |changes: &mut Changes, group: &Option<(Vec<u8>, bool)>| {
-            if let Some((id, true)) = group {
-                changes.del(T::StatusCurrent, id);
-            }
-        };
-        for (i, kv) in range.enumerate() {
+        for (i, kv) in self.keys_after(T::Statuses, from).enumerate() {
             let (k, _) = kv?;
             let Some(sep) = k.iter().position(|&b| b == 0) else {
                 continue;
             };
             let (id, rest) = (&k[..sep], &k[sep + 1..]);
-            let ts = super::from_be(rest).unwrap_or(0) as i64;
-            let expired = ts < before_secs;
-            match &mut group {
-                Some((g, all)) if g.as_slice() == id => *all &= expired,
-                _ => {
-                    close(&mut changes, &group);
-                    group = Some((id.to_vec(), expired));
-                }
-            }
-            if expired {
+            if (super::from_be(rest).unwrap_or(0) as i64) < before_secs {
                 changes.del(T::Statuses, &k);
                 if rest.ends_with(b"failed") {
                     changes.del(T::StatusesFailed, failed_key_raw(id, &rest[..8]));
@@ -240,11 +221,9 @@ impl Store {
             }
             if i + 1 == budget {
                 last = Some(k.to_vec());
-                group = None; // the message may continue in the next pass
                 break;
             }
         }
-        close(&mut changes, &group);
         self.commit(changes)?;
         Ok((n, last))
     }
@@ -401,7 +380,6 @@ impl Store {
             T::MessagesByContact,
             T::MessagesByType,
             T::Statuses,
-            T::StatusCurrent,
             T::Contacts,
             T::ContactAlias,
             T::Events,
