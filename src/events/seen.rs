@@ -14,6 +14,7 @@
 //! item, a filter still building) reads sled, so every answer is the one sled
 //! would give.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
@@ -67,13 +68,15 @@ impl Keys {
             return;
         }
         let minute = secs.div_euclid(MINUTE).clamp(0, i32::MAX as i64) as i32;
-        match self.keys.insert(hash, minute) {
-            Some(old) if old >= minute => {
-                self.keys.insert(hash, old);
-                return;
+        match self.keys.entry(hash) {
+            Entry::Occupied(e) if *e.get() >= minute => return,
+            Entry::Occupied(mut e) => {
+                let old = e.insert(minute);
+                self.uncount(old);
             }
-            Some(old) => self.uncount(old),
-            None => {}
+            Entry::Vacant(e) => {
+                e.insert(minute);
+            }
         }
         *self.minutes.entry(minute).or_default() += 1;
         if self.keys.len() > self.max_keys {

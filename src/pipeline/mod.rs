@@ -315,9 +315,14 @@ impl Applier {
                 Stream::Main => a.main = cursor.last_seq,
                 Stream::Quarantine => a.quarantine = cursor.last_seq,
             }
-            a.dedup_filter = self.seen.state();
-            a.dedup_filter_keys = self.seen.len();
+            self.filter_progress(a);
         });
+    }
+
+    /// The dedup filter's state, for stats.
+    fn filter_progress(&self, a: &mut Applied) {
+        a.dedup_filter = self.seen.state();
+        a.dedup_filter_keys = self.seen.len();
     }
 
     /// After a failed step: nothing uncommitted counts. Start again from the cursors

@@ -51,10 +51,6 @@ impl Applier {
             }
             None => tracing::warn!("the dedup scan stopped; every item is read from the store"),
         }
-        let (state, keys) = (self.seen.state(), self.seen.len());
-        self.applied.send_modify(|a| {
-            a.dedup_filter = state;
-            a.dedup_filter_keys = keys;
-        });
+        self.applied.send_modify(|a| self.filter_progress(a));
     }
 }
