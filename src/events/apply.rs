@@ -202,11 +202,10 @@ impl Applier<'_> {
             return Ok(false);
         };
         let now_secs = d.received_at_micros / 1_000_000;
+        let item_secs = item.timestamp();
         // Only an item with a time of its own can be placed in the filter's window
         // (a stored message outlives it); any other is looked up.
-        let surely_new = item
-            .timestamp()
-            .is_some_and(|t| self.seen.surely_absent(&key, t));
+        let surely_new = item_secs.is_some_and(|t| self.seen.surely_absent(&key, t));
         // A stored message is its own dedup key: one write less per message.
         let seen = self.overlay.seen(&key)
             || (!surely_new
@@ -218,16 +217,13 @@ impl Applier<'_> {
             self.counters.add("items_duplicate", 1);
             return Ok(false);
         }
-        if item
-            .timestamp()
-            .is_some_and(|ts| ts < now_secs - self.dedup_ttl.as_secs() as i64)
-        {
+        if item_secs.is_some_and(|ts| ts < now_secs - self.dedup_ttl.as_secs() as i64) {
             // Older than the dedup horizon: a replay we can no longer tell from new.
             self.counters.add("items_stale", 1);
             return Ok(false);
         }
         self.seen
-            .insert(&key, item.timestamp().unwrap_or(now_secs), now_secs);
+            .insert(&key, item_secs.unwrap_or(now_secs), now_secs);
         self.overlay.current.seen.insert(key.clone());
         if !matches!(item, Item::Message { .. }) {
             self.changes.remember_item(&key, d.received_at_micros);
