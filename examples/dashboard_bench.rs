@@ -103,9 +103,9 @@ async fn post_all(base: &str, bodies: Vec<(Vec<u8>, bool)>) {
                     return;
                 };
                 let sig = if valid {
-                    wagate::webhook::signature::sign(SECRET.as_bytes(), &body)
+                    wagate::events::signature::sign(SECRET.as_bytes(), &body)
                 } else {
-                    wagate::webhook::signature::sign(b"some other secret", &body)
+                    wagate::events::signature::sign(b"some other secret", &body)
                 };
                 let resp = client
                     .post(&url)
@@ -147,7 +147,7 @@ async fn main() -> std::process::ExitCode {
         let _ = stop_rx.await;
     }));
 
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     let started = Instant::now();
     let mut bodies: Vec<(Vec<u8>, bool)> = (0..total / PER_DELIVERY)
         .map(|d| (message_delivery(d * PER_DELIVERY, now, total), true))

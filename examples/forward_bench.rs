@@ -134,14 +134,14 @@ async fn main() {
     };
 
     // Queue up N deliveries behind a disabled target.
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     for i in 0..total {
         let body = delivery(i, contacts, now);
         let resp = client
             .post(format!("{base}/webhook"))
             .header(
                 "x-hub-signature-256",
-                wagate::webhook::signature::sign(SECRET.as_bytes(), &body),
+                wagate::events::signature::sign(SECRET.as_bytes(), &body),
             )
             .body(body)
             .send()

@@ -91,7 +91,7 @@ async fn main() {
         let _ = stop_rx.await;
     }));
 
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     let body = serde_json::json!({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
         "messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},
         "contacts":[{"profile":{"name":"Bench"},"wa_id":"16505551234"}],
@@ -104,7 +104,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (hwm0, rss0) = rss_kib();
     let t = Instant::now();
-    let sig = wagate::webhook::signature::sign(b"bench_secret", &body);
+    let sig = wagate::events::signature::sign(b"bench_secret", &body);
     let resp = client
         .post(format!("{base}/webhook"))
         .header("x-hub-signature-256", sig)

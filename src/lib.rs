@@ -5,29 +5,25 @@
 //! application down cleanly.
 
 pub mod acme;
-pub mod api;
 pub mod app;
-pub mod check;
 pub mod config;
-pub mod dashboard;
-pub mod delivery;
-pub mod disk;
 pub mod events;
 pub mod forward;
-pub mod fsutil;
+pub mod httpkit;
 pub mod journal;
 pub mod media;
-pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
 pub mod store;
+pub mod tls;
 pub mod upstream;
+pub mod util;
 pub mod web;
 pub mod webhook;
 
 use std::future::Future;
 
-pub use app::{App, AppState, StartError};
+pub use app::{App, StartError};
 pub use config::Config;
 
 /// Serves `app` on `listener` until `shutdown` completes; then stops accepting,
@@ -44,7 +40,7 @@ pub async fn serve(
 pub async fn serve_with_tls(
     listener: tokio::net::TcpListener,
     app: App,
-    tls: Option<std::sync::Arc<web::tls::TlsConfig>>,
+    tls: Option<std::sync::Arc<tls::TlsConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let https = tls.is_some();
@@ -63,17 +59,9 @@ pub async fn serve_with_tls(
     app.shutdown().await;
 }
 
-/// Unix time now, in microseconds.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 /// Reloads the TLS certificate files on every SIGHUP, for as long as the process
 /// runs (with ACME there are none; SIGHUP is then only logged, not fatal).
-pub fn reload_tls_on_sighup(tls: std::sync::Arc<web::tls::TlsConfig>) {
+pub fn reload_tls_on_sighup(tls: std::sync::Arc<tls::TlsConfig>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP: certificate reload disabled");

@@ -95,18 +95,18 @@ fn check() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let checks = wagate::check::run(&config);
+    let checks = wagate::app::check::run(&config);
     for c in &checks {
         let tag = match c.level {
-            wagate::check::Level::Ok => "ok",
-            wagate::check::Level::Warning => "warning",
-            wagate::check::Level::Problem => "problem",
+            wagate::app::check::Level::Ok => "ok",
+            wagate::app::check::Level::Warning => "warning",
+            wagate::app::check::Level::Problem => "problem",
         };
         println!("{tag}: {}", c.message);
     }
     if checks
         .iter()
-        .any(|c| c.level == wagate::check::Level::Problem)
+        .any(|c| c.level == wagate::app::check::Level::Problem)
     {
         ExitCode::FAILURE
     } else {
@@ -129,7 +129,7 @@ fn verify_signature(header: Option<String>, file: &std::path::Path) -> ExitCode 
             return ExitCode::from(2);
         }
     };
-    let verifier = wagate::webhook::signature::Verifier::new(&config.app_secrets);
+    let verifier = wagate::events::signature::Verifier::new(&config.app_secrets);
     let len = body.len() as u64;
     let d = wagate::webhook::diagnosis::diagnose(
         &verifier,
@@ -180,9 +180,9 @@ fn serve() -> ExitCode {
         // Certificate files, or a resolver that ACME fills in; either reloads on SIGHUP.
         let tls = match (&config.tls, &config.acme) {
             (Some((cert, key)), _) => {
-                Some(wagate::web::tls::TlsConfig::new(cert, key).map_err(|e| (e, 2)))
+                Some(wagate::tls::TlsConfig::new(cert, key).map_err(|e| (e, 2)))
             }
-            (None, Some(_)) => Some(wagate::web::tls::TlsConfig::managed().map_err(|e| (e, 1))),
+            (None, Some(_)) => Some(wagate::tls::TlsConfig::managed().map_err(|e| (e, 1))),
             (None, None) => None,
         };
         let tls = match tls.transpose() {

@@ -67,7 +67,7 @@ impl CertInfo {
 
 /// A stored certificate file (private key and chain) made servable, with its facts.
 pub fn load_stored(pem: &[u8], name: &str) -> Result<(CertifiedKey, CertInfo), AcmeError> {
-    let certified = crate::web::tls::certified_key(pem, pem, name, name)
+    let certified = crate::tls::certified_key(pem, pem, name, name)
         .map_err(|e| AcmeError::Certificate(e.to_string()))?;
     let leaf = certified
         .cert

@@ -1,8 +1,8 @@
 //! `wagate check`'s view of HTTPS: the certificate files, or the ACME state (the
 //! stored certificate and account, the CA root, the port the CA validates on).
 
-use crate::check::{check, Check, Level};
 use crate::config::Config;
+use crate::util::check::{check, Check, Level};
 
 use super::cert;
 use super::files::AcmeFiles;
@@ -11,7 +11,7 @@ use super::files::AcmeFiles;
 pub fn run(config: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     if let Some((c, k)) = &config.tls {
-        out.push(match crate::web::tls::load(c, k) {
+        out.push(match crate::tls::load(c, k) {
             Ok(_) => check(
                 Level::Ok,
                 format!("HTTPS from {} and {}", c.display(), k.display()),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::AcmeError;
-use crate::fsutil::write_private_atomic;
+use crate::util::fs::write_private_atomic;
 
 #[derive(Serialize, Deserialize)]
 pub struct StoredAccount {

@@ -14,8 +14,8 @@ use instant_acme::{
 use super::files::{AcmeFiles, StoredAccount};
 use super::{cert, AcmeError};
 use crate::config::AcmeConfig;
+use crate::tls::TlsConfig;
 use crate::upstream::acme::AcmeHttp;
-use crate::web::tls::TlsConfig;
 
 /// A newly issued certificate.
 pub struct Issued {

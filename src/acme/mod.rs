@@ -11,6 +11,7 @@ pub mod cert;
 pub mod check;
 pub mod files;
 mod issue;
+pub mod metrics;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,8 +21,8 @@ use rand::Rng;
 use tokio::sync::watch;
 
 use crate::config::AcmeConfig;
+use crate::tls::TlsConfig;
 use crate::upstream::acme::{AcmeHttp, AcmeHttpError};
-use crate::web::tls::TlsConfig;
 use cert::CertInfo;
 use files::AcmeFiles;
 
@@ -73,7 +74,7 @@ impl Drop for Acme {
 }
 
 fn unix_now() -> i64 {
-    crate::now_micros() / 1_000_000
+    crate::util::clock::now_micros() / 1_000_000
 }
 
 impl Acme {

@@ -101,3 +101,11 @@ pub fn status_supersedes(current: Option<&str>, new: &str) -> bool {
 pub fn message_key(wamid: &[u8]) -> Vec<u8> {
     [b"m".as_slice(), wamid].join(&0u8)
 }
+
+/// A new item: its index in the parsed delivery and what targets route on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fresh {
+    pub index: u32,
+    pub phone_number_id: Option<String>,
+    pub field: String,
+}

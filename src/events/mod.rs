@@ -1,11 +1,11 @@
-//! Events: Meta's webhook payloads parsed into items (`parse`, `model`) and applied
-//! to the message, status, contact and account-event model (`apply`); `reshape`
-//! narrows a payload to some items, or turns items into events, for forwarding;
-//! `seen` remembers recent dedup keys so a new item needs no read from sled.
+//! Meta's webhook formats, pure (no I/O): payloads parsed into items (`parse`,
+//! `model`), an item's dedup key and the order of statuses (`identity`), a payload
+//! narrowed to some items or items turned into events for forwarding (`reshape`),
+//! and the `X-Hub-Signature-256` signature (`signature`).
 
-pub mod apply;
 pub mod identity;
 pub mod model;
 pub mod parse;
+mod read;
 pub mod reshape;
-pub mod seen;
+pub mod signature;

@@ -19,7 +19,9 @@ use serde_json::{Map, Value};
 
 pub use super::identity::{canonical_json, status_rank, status_supersedes};
 pub use super::model::*;
-use super::model::{api_error, contact_info, inbound_message, status_update};
+use super::read::{
+    api_error, as_string, as_ts, contact_info, inbound_message, status_update, str_at,
+};
 
 const WABA_OBJECT: &str = "whatsapp_business_account";
 
@@ -366,36 +368,6 @@ fn truncate(mut s: String, max: usize) -> String {
 }
 
 /// A non-empty string, or a number as its decimal text (ids sometimes arrive as numbers).
-pub(super) fn as_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-pub(super) fn str_at(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(as_string)
-}
-
-/// Unix seconds (or any integer) from a string ("1760659300") or a number.
-pub(super) fn as_ts(v: &Value) -> Option<i64> {
-    match v {
-        Value::String(s) => s.trim().parse().ok(),
-        // Saturating cast for floats and integers beyond i64.
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        _ => None,
-    }
-}
-
-pub(super) fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok().filter(|f: &f64| f.is_finite()),
-        _ => None,
-    }
-}
-
 impl Item {
     /// Unix seconds of the item itself: the wire `timestamp` of a message or status, the event
     /// time of a change; `None` when absent (and always for contacts).

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::record::{DeadLetter, Disabled, ForwardUpdate, QueueEntry, TargetState, Unrouted};
 use crate::config::ForwardTarget;
-use crate::events::apply::Fresh;
+use crate::events::identity::Fresh;
 use crate::journal::Record;
 use crate::store::{Changes, Store, StoreError};
 

@@ -94,7 +94,7 @@ pub(super) async fn attempt(
         slot.attempts += 1;
         let r = &reqs[slot.done];
         let headers = sign(&t, &slot.entry, r);
-        let now = crate::now_micros();
+        let now = crate::util::clock::now_micros();
         f.update_live(&t.id, |l| {
             l.attempts += 1;
             l.last_attempt_at_micros = Some(now);
@@ -144,7 +144,7 @@ pub(super) fn failed(
     error: &str,
     retry_after: Option<Duration>,
 ) -> Duration {
-    let now = crate::now_micros();
+    let now = crate::util::clock::now_micros();
     let c = &f.config;
     let mut delay = Duration::ZERO;
     f.update_live(&t.id, |l| {
@@ -235,10 +235,10 @@ fn sign(t: &ForwardTarget, e: &QueueEntry, r: &Request) -> Vec<(&'static str, St
     match &r.event_id {
         None => headers.push((
             "x-hub-signature-256",
-            crate::webhook::signature::sign(&key, &r.body),
+            crate::events::signature::sign(&key, &r.body),
         )),
         Some(id) => {
-            let ts = (crate::now_micros() / 1_000_000).to_string();
+            let ts = (crate::util::clock::now_micros() / 1_000_000).to_string();
             let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
             mac.update(format!("{id}.{ts}.").as_bytes());
             mac.update(&r.body);

@@ -1,18 +1,17 @@
-//! `/api/forward/...` (behind the API token, mounted by `api::routes`) and the
-//! `wagate_forward_*` metrics.
+//! `/api/forward/...` (behind the API token, which the caller checks).
 
-use std::fmt::Write;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use warp::filters::BoxedFilter;
 use warp::Filter;
 
-use super::record::{DeadLetter, Disabled, TargetState, Unrouted};
-use super::{ForwardError, Live, ReplayRequest, TargetStatus};
-use crate::api::{json_or_error, rfc3339};
-use crate::app::AppState;
-use crate::store;
-use crate::web::error::ApiError;
+use super::record::{DeadLetter, Disabled, Unrouted};
+use super::{ForwardError, Forwarder, ReplayRequest, TargetStatus};
+use crate::httpkit::error::ApiError;
+use crate::httpkit::json_or_error;
+use crate::store::{self, Store};
+use crate::util::time::rfc3339;
 
 const MAX_LIMIT: usize = 500;
 
@@ -104,7 +103,15 @@ struct UnroutedView {
     received_at: String,
 }
 
-pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+/// What the forwarding routes use: the forwarder (targets, replays, enabling)
+/// and the store (dead letters, unrouted items).
+#[derive(Clone)]
+pub struct Handles {
+    pub forward: Arc<Forwarder>,
+    pub store: Store,
+}
+
+pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let s = state.clone();
     let list = warp::get()
         .and(warp::path!("forward" / "targets"))
@@ -199,75 +206,4 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(unrouted)
         .unify()
         .boxed()
-}
-
-/// Appends the `wagate_forward_*` metrics to `out`.
-pub async fn render_metrics(state: &AppState, out: &mut String) -> Result<(), ApiError> {
-    let all = state.forward.statuses().await?;
-    type Get = fn(&TargetState, &Live) -> u64;
-    let series: [(&str, &str, &str, Get); 8] = [
-        (
-            "wagate_forward_queue_depth",
-            "gauge",
-            "Entries waiting per target.",
-            |s, _| s.queued,
-        ),
-        (
-            "wagate_forward_delivered_total",
-            "counter",
-            "Entries delivered per target.",
-            |s, _| s.delivered,
-        ),
-        (
-            "wagate_forward_dead_letters_total",
-            "counter",
-            "Entries dead-lettered per target.",
-            |s, _| s.dead_lettered,
-        ),
-        (
-            "wagate_forward_attempts_total",
-            "counter",
-            "Requests made per target since start.",
-            |_, l| l.attempts,
-        ),
-        (
-            "wagate_forward_failures_total",
-            "counter",
-            "Failed requests per target since start.",
-            |_, l| l.failures,
-        ),
-        (
-            "wagate_forward_paused",
-            "gauge",
-            "1 while a target is paused (only probed).",
-            |_, l| u64::from(l.paused),
-        ),
-        (
-            "wagate_forward_disabled",
-            "gauge",
-            "1 while a target is disabled (it answered 410).",
-            |s, _| u64::from(s.disabled.is_some()),
-        ),
-        (
-            "wagate_forward_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last delivery per target (0: none).",
-            |s, _| {
-                s.last_success_micros
-                    .map_or(0, |m| (m / 1_000_000).max(0) as u64)
-            },
-        ),
-    ];
-    for (name, kind, help, get) in series {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for t in &all {
-            let _ = writeln!(
-                out,
-                "{name}{{target=\"{}\"}} {}",
-                t.target.id,
-                get(&t.state, &t.live)
-            );
-        }
-    }
-    Ok(())
 }

@@ -9,7 +9,7 @@
 //! - `attempt.rs`: one attempt at an entry (requests built, signed, sent), what a
 //!   failure costs, which contacts an entry concerns.
 //! - `replay.rs`: replays asked for through the API, journaled then queued.
-//! - `http.rs`: `/api/forward/...` and the `wagate_forward_*` metrics.
+//! - `http.rs`: `/api/forward/...`; `metrics.rs` the `wagate_forward_*` metrics.
 //!
 //! Delivery is at least once: an entry leaves its queue only when a `Delivered`
 //! record is journaled after the target's `2xx`. After a crash, the entries in
@@ -19,6 +19,7 @@
 pub mod apply;
 mod attempt;
 mod http;
+pub mod metrics;
 pub mod record;
 mod replay;
 mod worker;
@@ -29,14 +30,14 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
-pub use http::{render_metrics, routes};
+pub use http::{routes, Handles};
 pub use replay::ReplayRequest;
 pub use worker::MAX_UNSYNCED;
 
 use crate::config::{ForwardConfig, ForwardTarget};
-use crate::delivery::Delivery;
+use crate::journal::delivery::Delivery;
 use crate::journal::{Journal, JournalError, Kind, Stream};
-use crate::pipeline::Applied;
+use crate::store::Applied;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 use record::{encode, ForwardUpdate, TargetState};
@@ -211,7 +212,7 @@ impl Forwarder {
             .append(
                 Stream::Main,
                 Kind::ForwardUpdate,
-                crate::now_micros(),
+                crate::util::clock::now_micros(),
                 encode(u),
             )
             .await

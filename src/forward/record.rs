@@ -8,67 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One delivery's items waiting for one target. Ordered by (`order`, `delivery`):
-/// `order` is the journal sequence of the record that queued it (the delivery
-/// itself, or a replay).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct QueueEntry {
-    pub target: String,
-    pub order: u64,
-    pub delivery: u64,
-    /// Indexes of the items in the parsed delivery.
-    pub items: Vec<u32>,
-    /// The delivery's receive time, or the replay's: `WAGATE_FORWARD_MAX_AGE` counts from it.
-    pub enqueued_at_micros: i64,
-    #[serde(default)]
-    pub replay: bool,
-}
-
-/// An entry given up after `WAGATE_FORWARD_MAX_AGE` (or whose raw delivery is gone).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DeadLetter {
-    /// The journal sequence of the record that dead-lettered it.
-    pub id: u64,
-    pub target: String,
-    pub delivery: u64,
-    pub items: Vec<u32>,
-    pub enqueued_at_micros: i64,
-    pub dead_at_micros: i64,
-    pub attempts: u32,
-    pub error: String,
-    #[serde(default)]
-    pub replayed_at_micros: Option<i64>,
-}
-
-/// A target's durable state (derived from the journal).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct TargetState {
-    pub target: String,
-    /// Queue entries waiting.
-    pub queued: u64,
-    /// Entries delivered (all time).
-    pub delivered: u64,
-    pub dead_lettered: u64,
-    pub last_success_micros: Option<i64>,
-    /// Set by a `410 Gone`; cleared by `POST /api/forward/targets/{id}/enable`.
-    pub disabled: Option<Disabled>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Disabled {
-    pub reason: String,
-    pub at_micros: i64,
-}
-
-/// A new item whose phone number no target claims.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Unrouted {
-    pub delivery: u64,
-    pub item: u32,
-    pub phone_number_id: Option<String>,
-    pub field: String,
-    pub received_at_micros: i64,
-}
+pub use crate::store::forward::{DeadLetter, Disabled, QueueEntry, TargetState, Unrouted};
 
 /// The items of one delivery to queue again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -228,7 +228,7 @@ impl Worker {
             let Some(slot) = self.waiting.remove(i) else {
                 break;
             };
-            if crate::now_micros() >= slot.give_up_at(&self.f) {
+            if crate::util::clock::now_micros() >= slot.give_up_at(&self.f) {
                 let error = slot
                     .last_error
                     .clone()
@@ -263,12 +263,15 @@ impl Worker {
             Attempt::Failed { error, retry_after } => {
                 let delay = failed(&self.f, &self.t, &error, retry_after);
                 // Wake in time to dead-letter it at the max age.
-                let left = slot.give_up_at(&self.f).saturating_sub(crate::now_micros());
+                let left = slot
+                    .give_up_at(&self.f)
+                    .saturating_sub(crate::util::clock::now_micros());
                 let delay = delay.min(Duration::from_micros(left.max(0) as u64));
                 let at = Instant::now() + delay;
                 let at = self.not_before.map_or(at, |b| b.max(at));
                 self.not_before = Some(at);
-                let micros = crate::now_micros() + (at - Instant::now()).as_micros() as i64;
+                let micros =
+                    crate::util::clock::now_micros() + (at - Instant::now()).as_micros() as i64;
                 self.f
                     .update_live(&self.t.id, |l| l.next_attempt_at_micros = Some(micros));
                 self.failing = true;

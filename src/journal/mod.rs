@@ -5,6 +5,7 @@
 //! deliveries (kept until retention), `quarantine` holds rejected ones in a bounded
 //! budget (oldest segments dropped first) so junk can never fill the disk.
 
+pub mod delivery;
 mod record;
 mod segment;
 mod writer;
@@ -95,7 +96,7 @@ pub struct JournalOptions {
 }
 
 pub struct Journal {
-    fsync_latency: Arc<crate::metrics::Histogram>,
+    fsync_latency: Arc<crate::util::histogram::Histogram>,
     tx: mpsc::Sender<writer::Msg>,
     heads: watch::Receiver<Heads>,
     root: PathBuf,
@@ -169,7 +170,7 @@ impl Journal {
         };
         let (heads_tx, heads_rx) = watch::channel(initial);
         let (tx, rx) = mpsc::channel(16 * 1024);
-        let fsync_latency = Arc::new(crate::metrics::Histogram::latency());
+        let fsync_latency = Arc::new(crate::util::histogram::Histogram::latency());
         let histogram = fsync_latency.clone();
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
@@ -208,7 +209,7 @@ impl Journal {
     }
 
     /// Duration of each group commit (write + fdatasync).
-    pub fn fsync_latency(&self) -> &crate::metrics::Histogram {
+    pub fn fsync_latency(&self) -> &crate::util::histogram::Histogram {
         &self.fsync_latency
     }
 

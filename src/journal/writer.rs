@@ -78,7 +78,7 @@ pub(super) fn run(
     mut streams: [StreamState; 2],
     mut next_seq: u64,
     heads: watch::Sender<Heads>,
-    fsync_latency: &crate::metrics::Histogram,
+    fsync_latency: &crate::util::histogram::Histogram,
 ) {
     let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut waiters: Vec<(oneshot::Sender<Result<Appended, JournalError>>, Appended)> = Vec::new();

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::record::{MediaEntry, MediaState, MediaUpdate};
 use crate::journal::Record;
-use crate::pipeline::Counters;
+use crate::store::Counters;
 use crate::store::{Changes, Store, StoreError};
 
 #[derive(Default)]

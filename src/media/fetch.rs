@@ -298,7 +298,7 @@ fn outcome_of(e: FetchError, entry: &MediaEntry) -> Outcome {
             backoff: true,
             after: None,
         },
-        FetchError::Gone(m) if crate::now_micros() >= entry.id_expires_at_micros => {
+        FetchError::Gone(m) if crate::util::clock::now_micros() >= entry.id_expires_at_micros => {
             final_(MediaState::Expired, format!("media id expired: {m}"))
         }
         FetchError::Gone(m) => final_(MediaState::Failed, format!("media id not found: {m}")),

@@ -8,11 +8,14 @@ use serde::Serialize;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
+use std::sync::Arc;
+
 use super::record::{MediaEntry, MediaState};
-use crate::api::rfc3339;
-use crate::app::AppState;
-use crate::store;
-use crate::web::error::ApiError;
+use super::MediaFiles;
+use crate::httpkit::error::ApiError;
+use crate::httpkit::json_or_error;
+use crate::store::{self, Store};
+use crate::util::time::rfc3339;
 
 /// What the API shows of a media job.
 #[derive(Debug, Serialize)]
@@ -69,16 +72,17 @@ impl MediaView {
     }
 }
 
-pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
-    let s = state.clone();
+/// The routes under `/api` (the caller checks the token): they read media jobs
+/// from the store and stored files through `files`.
+pub fn routes(store: Store, files: Arc<MediaFiles>) -> BoxedFilter<(warp::reply::Response,)> {
+    let st = store.clone();
     let meta = warp::get()
         .and(warp::path!("media" / String))
         .then(move |id: String| {
-            let s = s.clone();
+            let st = st.clone();
             async move {
-                let st = s.store.clone();
                 let r = store::blocking(move || st.media_entry(&id)).await;
-                crate::api::json_or_error(match r {
+                json_or_error(match r {
                     Ok(Some(e)) => Ok(MediaView::of(e)),
                     Ok(None) => Err(ApiError::NotFound),
                     Err(e) => Err(e.into()),
@@ -88,9 +92,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     let content = warp::get()
         .and(warp::path!("media" / String / "content"))
         .then(move |id: String| {
-            let s = state.clone();
+            let (store, files) = (store.clone(), files.clone());
             async move {
-                match content(s, id).await {
+                match content(&store, files, id).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
                 }
@@ -113,8 +117,13 @@ fn safe_mime(m: Option<&str>) -> &str {
     m.filter(ok).unwrap_or("application/octet-stream")
 }
 
-pub async fn content(state: AppState, id: String) -> Result<warp::reply::Response, ApiError> {
-    let st = state.store.clone();
+/// The decrypted bytes of a stored media file, streamed once it is authenticated.
+pub async fn content(
+    store: &Store,
+    files: Arc<MediaFiles>,
+    id: String,
+) -> Result<warp::reply::Response, ApiError> {
+    let st = store.clone();
     let key = id.clone();
     let entry = store::blocking(move || st.media_entry(&key))
         .await?
@@ -126,7 +135,6 @@ pub async fn content(state: AppState, id: String) -> Result<warp::reply::Respons
             entry.state.as_str()
         )));
     };
-    let files = state.media.clone();
     // The whole file is authenticated first (a damaged file serves nothing); then a
     // second pass decrypts and streams it, 64 KiB at a time, re-authenticating each
     // chunk: memory stays at a few chunks whatever the file's size.

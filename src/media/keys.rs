@@ -249,7 +249,8 @@ impl KeyStore {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let ring = Keyring::generate();
-                crate::fsutil::write_private_atomic(path, ring.to_text().as_bytes()).map_err(io)?;
+                crate::util::fs::write_private_atomic(path, ring.to_text().as_bytes())
+                    .map_err(io)?;
                 tracing::info!(path = %path.display(), "generated a media master key (k1)");
                 ring
             }
@@ -282,7 +283,7 @@ impl KeyStore {
         };
         let mut ring = Keyring::clone(&guard);
         let id = ring.rotate();
-        crate::fsutil::write_private_atomic(&self.path, ring.to_text().as_bytes()).map_err(
+        crate::util::fs::write_private_atomic(&self.path, ring.to_text().as_bytes()).map_err(
             |source| KeyError::Io {
                 path: self.path.display().to_string(),
                 source,

@@ -17,6 +17,7 @@ mod fetch;
 pub mod files;
 mod http;
 pub mod keys;
+pub mod metrics;
 pub mod record;
 pub mod scan;
 mod sweep;

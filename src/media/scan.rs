@@ -8,46 +8,9 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where clamd listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClamdAddr {
-    Unix(PathBuf),
-    Tcp(String),
-}
-
-impl ClamdAddr {
-    /// `unix:/path`, an absolute path, `tcp:host:port` or `host:port`.
-    pub fn parse(s: &str) -> Result<ClamdAddr, String> {
-        let s = s.trim();
-        if let Some(p) = s.strip_prefix("unix:") {
-            return Ok(ClamdAddr::Unix(PathBuf::from(p)));
-        }
-        if s.starts_with('/') {
-            return Ok(ClamdAddr::Unix(PathBuf::from(s)));
-        }
-        let hp = s.strip_prefix("tcp:").unwrap_or(s);
-        match hp.rsplit_once(':') {
-            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
-                Ok(ClamdAddr::Tcp(hp.to_string()))
-            }
-            _ => Err(format!(
-                "'{s}' is neither a socket path (unix:/run/clamav/clamd.ctl) nor host:port"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for ClamdAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClamdAddr::Unix(p) => write!(f, "unix:{}", p.display()),
-            ClamdAddr::Tcp(a) => write!(f, "tcp:{a}"),
-        }
-    }
-}
+pub use crate::config::ClamdAddr;
 
 /// What clamd said about a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

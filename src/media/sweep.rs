@@ -21,7 +21,7 @@ pub struct TtlReport {
 /// at start, before any download runs).
 pub async fn sweep(w: &MediaWorker, min_age: Duration) -> TtlReport {
     let mut report = TtlReport::default();
-    let now = crate::now_micros();
+    let now = crate::util::clock::now_micros();
     let ttl = w.fetcher.config.ttl.as_micros().min(i64::MAX as u128) as i64;
     let st = w.store.clone();
     let expired = crate::store::blocking(move || {

@@ -18,7 +18,7 @@ use super::fetch::{infected, Fetcher, Outcome, CLEAN};
 use super::record::{encode, MediaEntry, MediaState, MediaUpdate};
 use super::scan::Verdict;
 use crate::journal::{Journal, JournalError, Kind, Stream};
-use crate::pipeline::Applied;
+use crate::store::Applied;
 use crate::store::Store;
 
 pub struct MediaWorker {
@@ -69,7 +69,7 @@ impl MediaWorker {
             .append(
                 Stream::Main,
                 Kind::MediaUpdate,
-                crate::now_micros(),
+                crate::util::clock::now_micros(),
                 encode(u),
             )
             .await
@@ -95,7 +95,7 @@ impl MediaWorker {
         let mut warned = false;
         loop {
             let d = dir.clone();
-            let free = tokio::task::spawn_blocking(move || crate::disk::free_bytes(&d))
+            let free = tokio::task::spawn_blocking(move || crate::util::disk::free_bytes(&d))
                 .await
                 .ok()
                 .and_then(Result::ok);
@@ -228,7 +228,7 @@ async fn job(w: Arc<MediaWorker>, entry: MediaEntry, sem: Arc<Semaphore>) {
     let mut url = entry.webhook_url.clone().filter(|_| attempt == 0);
     let mut quick_retry_used = false;
     loop {
-        if crate::now_micros() >= entry.id_expires_at_micros {
+        if crate::util::clock::now_micros() >= entry.id_expires_at_micros {
             let reason = "media id expired (Meta keeps inbound media ids for 7 days)".to_string();
             finish(&w, &id, attempt, MediaState::Expired, reason, None).await;
             return;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::record::{OutboxEntry, Pause, SendRequest, SendUpdate, State};
 use crate::journal::{Kind, Record};
-use crate::pipeline::Counters;
+use crate::store::Counters;
 use crate::store::{Changes, Store, StoreError};
 
 #[derive(Default)]

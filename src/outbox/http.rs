@@ -7,10 +7,23 @@ use serde_json::{Map, Value};
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
+use std::sync::Arc;
+
 use super::record::{OutboxEntry, Pause, SendRequest};
-use crate::api::json_or_error;
-use crate::app::AppState;
-use crate::web::error::ApiError;
+use super::Outbox;
+use crate::config::Secret;
+use crate::httpkit::error::ApiError;
+use crate::httpkit::{authorized, json_or_error};
+use crate::store::Store;
+
+/// What the outbox's routes use: the outbox, the store (the window check and
+/// status joins), and the phone number id to send from when a request names none.
+#[derive(Clone)]
+pub struct Handles {
+    pub outbox: Arc<Outbox>,
+    pub store: Store,
+    pub default_phone: Option<String>,
+}
 
 const MAX_REQUEST: u64 = 1 << 20;
 
@@ -41,7 +54,8 @@ struct ListQuery {
     before: Option<u64>,
 }
 
-pub fn api_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+/// The routes under `/api` (the caller checks the token).
+pub fn api_routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let s = state.clone();
     let post = warp::post()
         .and(warp::path("messages"))
@@ -104,7 +118,7 @@ pub fn api_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
 }
 
 /// `POST /{version}/{phone_number_id}/messages`: queue, wait, answer as Meta did.
-pub fn graph_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+pub fn graph_routes(state: Handles, token: Secret) -> BoxedFilter<(warp::reply::Response,)> {
     warp::post()
         .and(warp::path!(String / String / "messages"))
         .and_then(|version: String, phone: String| async move {
@@ -114,7 +128,7 @@ pub fn graph_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
                 Err(warp::reject::not_found())
             }
         })
-        .and(crate::api::authorized(state.clone()))
+        .and(authorized(token))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(warp::body::content_length_limit(MAX_REQUEST))
         .and(warp::body::bytes())
@@ -126,7 +140,7 @@ pub fn graph_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
 }
 
 async fn graph_send(
-    s: AppState,
+    s: Handles,
     phone: String,
     key: Option<String>,
     body: Bytes,
@@ -155,7 +169,7 @@ async fn graph_send(
 
 /// Validates, checks the window, journals. `(id, newly created)`.
 async fn submit(
-    s: &AppState,
+    s: &Handles,
     body: Bytes,
     path_phone: Option<String>,
     key: Option<String>,
@@ -166,7 +180,7 @@ async fn submit(
         ));
     }
     let graph = path_phone.is_some();
-    let default_phone = s.config.graph.phone_number_id.clone();
+    let default_phone = s.default_phone.clone();
     let req = parse_request(&body, path_phone.or(default_phone), key, graph)?;
     let (force, recipient, msg) = (req.force, req.recipient.clone(), req.message.clone());
     if !force && needs_window(&msg) && !recipient.is_empty() {
@@ -237,7 +251,7 @@ fn needs_window(msg: &Value) -> bool {
     msg.get("status").is_none() && msg.get("type").and_then(Value::as_str) != Some("template")
 }
 
-async fn window_check(s: &AppState, recipient: String) -> Result<(), ApiError> {
+async fn window_check(s: &Handles, recipient: String) -> Result<(), ApiError> {
     let st = s.store.clone();
     let who = recipient.clone();
     let contact = crate::store::blocking(move || {
@@ -249,22 +263,23 @@ async fn window_check(s: &AppState, recipient: String) -> Result<(), ApiError> {
         }
     })
     .await?;
-    let last = contact.and_then(|c| c.last_inbound_at);
-    let now = crate::now_micros() / 1_000_000;
-    let window = crate::api::SERVICE_WINDOW_SECS;
-    match last {
-        Some(t) if now < t + window => Ok(()),
-        Some(t) => Err(ApiError::Conflict(format!(
-            "the 24-hour customer service window with {recipient} closed at {} (last message from them + 24 h); send a template, or set \"force\": true",
-            crate::api::rfc3339((t + window) * 1_000_000)
-        ))),
-        None => Err(ApiError::Conflict(format!(
-            "{recipient} has never written to this number, so no customer service window is open; send a template, or set \"force\": true"
-        ))),
+    let contact = contact.unwrap_or_default();
+    let now = crate::util::clock::now_micros() / 1_000_000;
+    if contact.window_open(now) {
+        return Ok(());
     }
+    Err(ApiError::Conflict(match contact.window_closes_at() {
+        Some(closed) => format!(
+            "the 24-hour customer service window with {recipient} closed at {} (last message from them + 24 h); send a template, or set \"force\": true",
+            crate::util::time::rfc3339(closed.saturating_mul(1_000_000))
+        ),
+        None => format!(
+            "{recipient} has never written to this number, so no customer service window is open; send a template, or set \"force\": true"
+        ),
+    }))
 }
 
-pub async fn view(s: &AppState, entry: OutboxEntry) -> Result<EntryView, ApiError> {
+pub async fn view(s: &Handles, entry: OutboxEntry) -> Result<EntryView, ApiError> {
     let st = s.store.clone();
     let wamid = entry.wamid.clone();
     let current = crate::store::blocking(move || match wamid {
@@ -279,7 +294,7 @@ pub async fn view(s: &AppState, entry: OutboxEntry) -> Result<EntryView, ApiErro
     })
 }
 
-async fn list(s: AppState, q: ListQuery) -> Result<OutboxList, ApiError> {
+async fn list(s: Handles, q: ListQuery) -> Result<OutboxList, ApiError> {
     let st = s.store.clone();
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let entries = crate::store::blocking(move || st.outbox_list(q.before, limit)).await?;
@@ -293,7 +308,7 @@ async fn list(s: AppState, q: ListQuery) -> Result<OutboxList, ApiError> {
     })
 }
 
-async fn one(s: AppState, id: u64) -> Result<EntryView, ApiError> {
+async fn one(s: Handles, id: u64) -> Result<EntryView, ApiError> {
     let entry = s
         .outbox
         .entry_when_applied(id)

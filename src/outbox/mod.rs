@@ -9,6 +9,7 @@
 
 pub mod apply;
 mod http;
+pub mod metrics;
 pub mod record;
 mod recover;
 mod sender;
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use http::{api_routes, graph_routes, view, EntryView};
+pub use http::{api_routes, graph_routes, view, EntryView, Handles};
 use record::{encode, Pause, SendRequest, SendUpdate, State};
 pub use sender::Job;
 
@@ -61,7 +62,7 @@ pub struct Outbox {
     config: SendConfig,
     sent_timeout_micros: i64,
     attempt_timeout: std::time::Duration,
-    applied: watch::Receiver<crate::pipeline::Applied>,
+    applied: watch::Receiver<crate::store::Applied>,
     tx: mpsc::UnboundedSender<sender::Msg>,
     shared: Mutex<Shared>,
     /// One submission with an idempotency key at a time (check, then journal).
@@ -82,7 +83,7 @@ impl Outbox {
         store: Store,
         upstream: Upstream,
         config: &crate::config::Config,
-        applied: watch::Receiver<crate::pipeline::Applied>,
+        applied: watch::Receiver<crate::store::Applied>,
     ) -> Arc<Outbox> {
         let (tx, rx) = mpsc::unbounded_channel();
         let outbox = Arc::new(Outbox {
@@ -135,7 +136,7 @@ impl Outbox {
                 return Ok((id, false));
             }
         }
-        let now = crate::now_micros();
+        let now = crate::util::clock::now_micros();
         let appended = self
             .journal
             .append(Stream::Main, Kind::SendRequest, now, encode(&req))
@@ -242,7 +243,7 @@ impl Outbox {
         e.state == State::Sent
             && !has_status
             && e.finished_at_micros
-                .is_some_and(|t| crate::now_micros() - t > self.sent_timeout_micros)
+                .is_some_and(|t| crate::util::clock::now_micros() - t > self.sent_timeout_micros)
     }
 
     async fn update(&self, u: &SendUpdate) -> Result<(), JournalError> {
@@ -250,7 +251,7 @@ impl Outbox {
             .append(
                 Stream::Main,
                 Kind::SendUpdate,
-                crate::now_micros(),
+                crate::util::clock::now_micros(),
                 encode(u),
             )
             .await

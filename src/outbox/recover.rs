@@ -65,7 +65,7 @@ pub(super) async fn recover(ob: &Outbox) -> Result<(Vec<Job>, bool), OutboxError
             .last()
             .and_then(|a| Some((a.ended_at_micros?, a.result.retry_in_ms?)))
         {
-            let due = d.0 + d.1 as i64 * 1000 - crate::now_micros();
+            let due = d.0 + d.1 as i64 * 1000 - crate::util::clock::now_micros();
             job.not_before = Instant::now() + Duration::from_micros(due.max(0) as u64);
         }
         ob.lock().live.insert(e.id);

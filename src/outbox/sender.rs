@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::record::{AttemptResult, SendRequest, SendUpdate, State};
 use super::{answer, Outbox};
 use crate::journal::Journal;
-use crate::pipeline::Applied;
+use crate::store::Applied;
 use crate::upstream::{CallError, Class};
 
 /// Attempts in flight at once, over all recipients.
@@ -224,7 +224,9 @@ pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
 async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
     let n = job.attempts + 1;
     let cfg = &ob.config;
-    let age = Duration::from_micros((crate::now_micros() - job.created_at_micros).max(0) as u64);
+    let age = Duration::from_micros(
+        (crate::util::clock::now_micros() - job.created_at_micros).max(0) as u64,
+    );
     if age >= cfg.max_age {
         let reason = format!(
             "gave up: older than WAGATE_SEND_MAX_AGE ({})",
@@ -305,7 +307,7 @@ async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
         }
         _ => {
             delay = wait;
-            let due = crate::now_micros() + delay.as_micros() as i64;
+            let due = crate::util::clock::now_micros() + delay.as_micros() as i64;
             if due - job.created_at_micros >= cfg.max_age.as_micros() as i64 {
                 // The next attempt would be too late: give up now, with Meta's error.
                 result.error = Some(format!(
@@ -385,7 +387,7 @@ async fn pause(ob: &Outbox, reason: &str) {
     }
     let p = super::record::Pause {
         reason,
-        since_micros: crate::now_micros(),
+        since_micros: crate::util::clock::now_micros(),
         token_fingerprint,
     };
     ob.pause.send_replace(Some(p.clone()));

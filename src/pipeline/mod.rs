@@ -4,9 +4,11 @@
 //! step are committed together, so a step is either wholly applied or not at all.
 
 mod committer;
-pub mod counters;
+pub mod items;
+pub mod metrics;
 mod record;
 pub mod retention;
+pub mod seen;
 mod seen_scan;
 
 use std::sync::Arc;
@@ -15,38 +17,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use committer::Committer;
+use items::Overlay;
+use seen::{ScanResult, SeenFilter};
 
-pub use counters::Counters;
-
-use crate::events::apply::Overlay;
-use crate::events::seen::{FilterState, ScanResult, SeenFilter};
 use crate::journal::{Cursor, Heads, Journal, Stream, StreamReader};
+use crate::store::{Applied, Counters};
 use crate::store::{Changes, Store, StoreError};
-
-/// How far the applier has got in each stream (last sequence number applied).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Applied {
-    pub main: u64,
-    pub quarantine: u64,
-    /// The dedup filter: its state and how many keys it holds.
-    pub dedup_filter: FilterState,
-    pub dedup_filter_keys: usize,
-}
-
-impl Applied {
-    /// The largest sequence number such that everything up to it is applied.
-    pub fn overall(&self, heads: &Heads) -> u64 {
-        let lagging = [
-            (self.main < heads.main).then_some(self.main),
-            (self.quarantine < heads.quarantine).then_some(self.quarantine),
-        ];
-        lagging
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(heads.last_seq)
-    }
-}
 
 /// What woke the idle applier.
 enum Wake {
@@ -121,7 +97,7 @@ impl Applier {
                 expiry_from: None,
                 committer: None,
                 retention: retention::Retention::new(retention),
-                seen: SeenFilter::new(dedup_ttl, crate::now_micros() / 1_000_000),
+                seen: SeenFilter::new(dedup_ttl, crate::util::clock::now_micros() / 1_000_000),
                 seen_scan: None,
             },
             rx,
@@ -238,7 +214,7 @@ impl Applier {
             self.retention.run(&self.journal, &self.store, committed)?;
         }
         if std::time::Instant::now() >= self.next_expiry {
-            let horizon = crate::now_micros() - self.dedup_ttl.as_micros() as i64;
+            let horizon = crate::util::clock::now_micros() - self.dedup_ttl.as_micros() as i64;
             let (n, next) =
                 self.store
                     .expire_items(horizon, self.expiry_from.as_deref(), EXPIRY_BUDGET)?;
@@ -247,7 +223,8 @@ impl Applier {
             }
             // Keep scanning soon while a pass is under way; rest once it is done.
             let pause = if next.is_some() { 1 } else { 60 };
-            self.seen.expire(crate::now_micros() / 1_000_000);
+            self.seen
+                .expire(crate::util::clock::now_micros() / 1_000_000);
             self.expiry_from = next;
             self.next_expiry = std::time::Instant::now() + Duration::from_secs(pause);
         }

@@ -2,9 +2,9 @@
 //! and forwarding, any other kind to the part of the app it belongs to.
 
 use super::Applier;
-use crate::delivery::Delivery;
-use crate::events::apply::{self as events, Delivered};
+use crate::journal::delivery::Delivery;
 use crate::journal::{Kind, Record, RecordPos, Stream};
+use crate::pipeline::items::{self as events, Delivered};
 use crate::store::{Changes, DeliveryMeta, StoreError};
 
 impl Applier {

@@ -1,7 +1,7 @@
 //! Building the applier's dedup filter from sled at start, on a thread of its own.
 
 use super::Applier;
-use crate::events::seen::{self, ScanResult};
+use crate::pipeline::seen::{self, ScanResult};
 use crate::store::StoreError;
 
 impl Applier {

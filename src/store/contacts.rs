@@ -21,6 +21,24 @@ pub struct ContactRecord {
     pub last_inbound_at: Option<i64>,
 }
 
+/// Meta's customer service window: free-form messages may be sent for 24 hours
+/// after the contact's last inbound message.
+pub const SERVICE_WINDOW_SECS: i64 = 24 * 3600;
+
+impl ContactRecord {
+    /// When the customer service window closes (unix seconds), if one was ever
+    /// opened. The one place the 24-hour rule is written.
+    pub fn window_closes_at(&self) -> Option<i64> {
+        self.last_inbound_at
+            .map(|t| t.saturating_add(SERVICE_WINDOW_SECS))
+    }
+
+    /// Whether free-form messages may be sent at `now_secs`.
+    pub fn window_open(&self, now_secs: i64) -> bool {
+        self.window_closes_at().is_some_and(|c| now_secs < c)
+    }
+}
+
 impl Changes {
     pub fn put_contact(&mut self, c: &ContactRecord, with_aliases: bool) {
         self.put(T::Contacts, c.contact_id.as_bytes(), json(c));

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::model::{decode, prefixed};
 use super::{be, from_be, Changes, DeliveryMeta, Store, StoreError, StoredStatus, T};
-use crate::media::record::MediaEntry;
-use crate::outbox::record::OutboxEntry;
+use crate::store::media::MediaEntry;
+use crate::store::outbox::OutboxEntry;
 
 /// A page of a listing, and where the next one starts.
 #[derive(Debug)]

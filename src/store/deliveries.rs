@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{be, from_be, Changes, Store, StoreError, T};
-use crate::delivery::Verdict;
+use crate::journal::delivery::Verdict;
 use crate::journal::{RecordPos, Stream};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

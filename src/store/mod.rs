@@ -6,26 +6,30 @@
 //! journal is re-applied from there. Keys are big-endian for ordered scans.
 
 mod contacts;
+pub mod counters;
 mod dashboard;
 mod dedup;
 mod deliveries;
 pub mod forward;
 mod handshakes;
-mod media;
+pub mod media;
 mod model;
-mod outbox;
+pub mod outbox;
+mod progress;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use sled::Transactional;
 
-pub use contacts::ContactRecord;
+pub use contacts::{ContactRecord, SERVICE_WINDOW_SECS};
+pub use counters::Counters;
 pub use dashboard::{DayCounts, Scan};
 pub use dedup::RecordedKey;
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
 pub use handshakes::Handshake;
 pub use model::{MessageFilter, MessagePage, StoredEvent, StoredMessage, StoredStatus};
+pub use progress::{Applied, FilterState};
 
 use crate::journal::{Cursor, Stream};
 

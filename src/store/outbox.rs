@@ -2,7 +2,102 @@
 //! set (what the sender resumes after a restart) and the outbox-wide pause.
 
 use super::{be, from_be, Changes, Store, StoreError, T};
-use crate::outbox::record::{OutboxEntry, Pause};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::upstream::Class;
+
+/// `Kind::SendRequest` payload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SendRequest {
+    pub idempotency_key: Option<String>,
+    pub phone_number_id: String,
+    /// Who it goes to (`to` or `recipient`): the per-recipient order key.
+    pub recipient: String,
+    /// The Graph message object, sent as is.
+    pub message: Value,
+    pub force: bool,
+    /// Came through the Graph-compatible endpoint.
+    #[serde(default)]
+    pub graph_compatible: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+    Unknown,
+}
+
+impl State {
+    /// The applier's counter of sends in this state (a gauge in `/metrics`).
+    pub fn counter(self) -> &'static str {
+        match self {
+            State::Queued => "sends_queued",
+            State::Sending => "sends_sending",
+            State::Sent => "sends_sent",
+            State::Failed => "sends_failed",
+            State::Unknown => "sends_unknown",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Sent | State::Failed | State::Unknown)
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct AttemptResult {
+    pub http_status: Option<u16>,
+    /// `error.code` from Meta's body.
+    pub error_code: Option<i64>,
+    pub error: Option<String>,
+    pub class: Option<Class>,
+    /// Meta's answer.
+    pub body: Option<Value>,
+    pub wamid: Option<String>,
+    /// Delay chosen before the next attempt.
+    pub retry_in_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub started_at_micros: i64,
+    pub ended_at_micros: Option<i64>,
+    #[serde(flatten)]
+    pub result: AttemptResult,
+}
+
+/// The outbox's view of one message (derived; kept in the store).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutboxEntry {
+    pub id: u64,
+    pub created_at_micros: i64,
+    #[serde(flatten)]
+    pub request: SendRequest,
+    pub state: State,
+    pub attempts: Vec<Attempt>,
+    /// Meta's last answer (status and body), the wamid once accepted.
+    pub response_status: Option<u16>,
+    pub response: Option<Value>,
+    pub wamid: Option<String>,
+    /// Why it failed or is unknown.
+    pub reason: Option<String>,
+    pub finished_at_micros: Option<i64>,
+}
+
+/// The outbox-wide pause (token error), derived from `Paused`/`Resumed`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pause {
+    pub reason: String,
+    pub since_micros: i64,
+    pub token_fingerprint: Option<String>,
+}
 
 const PAUSE_KEY: &[u8] = b"outbox/pause";
 

@@ -1,38 +1,38 @@
-//! The HTTP layer: composes every feature's routes in one place.
+//! The HTTP layer: the server, and every feature's routes composed in one place,
+//! with the cross-feature reads (`api`), the dashboard and `/metrics`.
 
-pub mod client_ip;
-pub mod error;
+pub mod api;
+pub mod dashboard;
+pub mod metrics;
 pub mod server;
-pub mod tls;
+mod state;
+
+pub use state::WebState;
 
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
-use crate::app::AppState;
+use crate::httpkit::error;
 
-/// The connection's remote address (set by `server::run`).
-pub fn peer(
-) -> impl Filter<Extract = (Option<std::net::SocketAddr>,), Error = std::convert::Infallible> + Clone
-{
-    warp::ext::optional::<server::PeerAddr>().map(|p: Option<server::PeerAddr>| p.map(|p| p.0))
-}
-
-pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
     let health = warp::get()
         .and(warp::path("healthz"))
         .and(warp::path::end())
         .map(|| warp::reply::with_header("ok", "content-type", "text/plain").into_response())
         .boxed();
     health
-        .or(crate::webhook::routes(state.clone()))
+        .or(crate::webhook::routes(state.webhook.clone()))
         .unify()
-        .or(crate::metrics::routes(state.clone()))
+        .or(metrics::routes(state.clone()))
         .unify()
-        .or(crate::api::routes(state.clone()))
+        .or(api::routes(state.clone()))
         .unify()
-        .or(crate::outbox::graph_routes(state.clone()))
+        .or(crate::outbox::graph_routes(
+            state.outbox_handles(),
+            state.api_token.clone(),
+        ))
         .unify()
-        .or(crate::dashboard::routes(state))
+        .or(dashboard::routes(state))
         .unify()
         .recover(error::recover)
         .unify()

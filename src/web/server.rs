@@ -3,7 +3,7 @@
 //! warp filter through hyper (HTTP/1.1 and HTTP/2), with graceful shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,11 +12,8 @@ use hyper_util::server::conn::auto;
 use tower_service::Service;
 use warp::filters::BoxedFilter;
 
-use super::tls::TlsConfig;
-
-/// The connection's remote address, put in every request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
+use crate::httpkit::PeerAddr;
+use crate::tls::TlsConfig;
 
 /// How long a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,7 +71,7 @@ pub async fn run(
                                 return;
                             }
                         };
-                    if stream.get_ref().1.alpn_protocol() == Some(super::tls::ACME_TLS_ALPN) {
+                    if stream.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
                         // A CA's TLS-ALPN-01 validation: the handshake was the answer.
                         tracing::debug!(%peer, "ACME TLS-ALPN-01 validation handshake");
                         let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;

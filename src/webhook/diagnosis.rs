@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use super::signature::Verifier;
-use crate::delivery::Verdict;
+use crate::events::signature::Verifier;
+use crate::journal::delivery::Verdict;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -249,7 +249,7 @@ fn unescape_non_ascii(b: &[u8]) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::config::Secret;
-    use crate::webhook::signature::sign;
+    use crate::events::signature::sign;
 
     const ORIGINAL: &str = r#"{"a":"caf\u00e9 \ud83d\ude2e","u":"https:\/\/x.y\/z","n":1}"#;
 

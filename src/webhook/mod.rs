@@ -2,7 +2,7 @@
 //! A POST is answered only after its record is synced to the journal.
 
 pub mod diagnosis;
-pub mod signature;
+mod metrics;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,33 +14,52 @@ use subtle::ConstantTimeEq;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
-use crate::app::AppState;
-use crate::delivery::{Delivery, Verdict};
-use crate::journal::{Kind, Stream};
-use crate::store::Handshake;
-use crate::web::client_ip::client_addr;
+use std::sync::Arc;
+
+use crate::config::Secret;
+use crate::events::signature::Verifier;
+use crate::httpkit::client_ip::client_addr;
+use crate::journal::delivery::{Delivery, Verdict};
+use crate::journal::{Journal, Kind, Stream};
+use crate::store::{Handshake, Store};
+use crate::util::cidr::Cidr;
+pub use metrics::WebhookMetrics;
 
 /// A too-large body keeps this much, enough to see what it was.
 pub const TOO_LARGE_KEEP: usize = 64 * 1024;
 
-pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+/// What the webhook's routes use. Built once by the application.
+pub struct Webhook {
+    pub journal: Arc<Journal>,
+    /// Handshake attempts are recorded here.
+    pub store: Store,
+    pub verifier: Arc<Verifier>,
+    /// `WHATSAPP_VERIFY_TOKEN`: the handshake is refused without it.
+    pub verify_token: Option<Secret>,
+    /// `WAGATE_MAX_BODY`.
+    pub max_body: usize,
+    pub trusted_proxies: Vec<Cidr>,
+    pub metrics: WebhookMetrics,
+}
+
+pub fn routes(state: Arc<Webhook>) -> BoxedFilter<(warp::reply::Response,)> {
     let s = state.clone();
     let handshake = warp::get()
         .and(warp::path("webhook"))
         .and(warp::path::end())
         .and(warp::query::<HashMap<String, String>>())
-        .and(crate::web::peer())
+        .and(crate::httpkit::peer())
         .and(warp::header::optional::<String>("x-forwarded-for"))
         .then(
             move |q: HashMap<String, String>, peer: Option<SocketAddr>, fwd: Option<String>| {
-                let peer = client_addr(peer, fwd.as_deref(), &s.config.trusted_proxies);
+                let peer = client_addr(peer, fwd.as_deref(), &s.trusted_proxies);
                 handshake(s.clone(), q, peer)
             },
         );
     let receive = warp::post()
         .and(warp::path("webhook"))
         .and(warp::path::end())
-        .and(crate::web::peer())
+        .and(crate::httpkit::peer())
         .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(move |peer, headers, body| receive(state.clone(), peer, headers, body));
@@ -48,14 +67,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
 }
 
 async fn handshake(
-    state: AppState,
+    state: Arc<Webhook>,
     q: HashMap<String, String>,
     peer: Option<String>,
 ) -> warp::reply::Response {
     let mode = q.get("hub.mode").map(String::as_str);
     let token = q.get("hub.verify_token").map(String::as_str).unwrap_or("");
     let challenge = q.get("hub.challenge");
-    let outcome = match (&state.config.verify_token, mode, challenge) {
+    let outcome = match (&state.verify_token, mode, challenge) {
         (None, _, _) => Err("no verify token configured (set WHATSAPP_VERIFY_TOKEN)"),
         (_, m, _) if m != Some("subscribe") => Err("hub.mode is not 'subscribe'"),
         (_, _, None) => Err("no hub.challenge"),
@@ -68,7 +87,7 @@ async fn handshake(
         }
     };
     let attempt = Handshake {
-        at_micros: crate::now_micros(),
+        at_micros: crate::util::clock::now_micros(),
         peer,
         accepted: outcome.is_ok(),
         reason: outcome.err().unwrap_or("").to_string(),
@@ -153,7 +172,7 @@ where
 }
 
 async fn receive<S, B>(
-    state: AppState,
+    state: Arc<Webhook>,
     peer: Option<SocketAddr>,
     headers: HeaderMap,
     body: S,
@@ -167,7 +186,7 @@ where
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let read = match read_body(body, state.config.max_body, declared).await {
+    let read = match read_body(body, state.max_body, declared).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(peer = ?peer, error = %e, "webhook body could not be read");
@@ -176,12 +195,12 @@ where
     };
     let outcome =
         if read.too_large {
-            signature::Outcome {
+            crate::events::signature::Outcome {
                 verdict: Verdict::TooLarge,
                 secret_index: None,
                 reason: format!(
                 "body of {} bytes is over the {} byte limit (WAGATE_MAX_BODY); first {} bytes kept",
-                read.received, state.config.max_body, read.bytes.len()
+                read.received, state.max_body, read.bytes.len()
             ),
             }
         } else {
@@ -190,7 +209,7 @@ where
         };
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let delivery = Delivery {
-        peer: client_addr(peer, forwarded, &state.config.trusted_proxies),
+        peer: client_addr(peer, forwarded, &state.trusted_proxies),
         verdict: outcome.verdict,
         reason: outcome.reason,
         secret_index: outcome.secret_index,
@@ -214,7 +233,7 @@ where
         .append(
             stream,
             Kind::Delivery,
-            crate::now_micros(),
+            crate::util::clock::now_micros(),
             delivery.encode(),
         )
         .await;

@@ -11,7 +11,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::sync::oneshot;
-use wagate::web::tls::TlsConfig;
+use wagate::tls::TlsConfig;
 
 use crate::support::test_config;
 
@@ -110,8 +110,7 @@ fn self_signed(domain: &str) -> (String, rustls::sign::CertifiedKey) {
         .self_signed(&key)
         .unwrap();
     let pem = format!("{}{}", key.serialize_pem(), cert.pem());
-    let certified =
-        wagate::web::tls::certified_key(pem.as_bytes(), pem.as_bytes(), "c", "k").unwrap();
+    let certified = wagate::tls::certified_key(pem.as_bytes(), pem.as_bytes(), "c", "k").unwrap();
     (pem, certified)
 }
 

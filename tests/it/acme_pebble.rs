@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use wagate::acme::{Acme, AcmeStatus};
 use wagate::config::AcmeConfig;
-use wagate::web::tls::TlsConfig;
+use wagate::tls::TlsConfig;
 
 use crate::acme::{handshake, wagate, Running, DOMAIN, HTTP, OTHER_DOMAIN};
 use crate::pebble::{free_port, Pebble};
@@ -168,7 +168,7 @@ async fn acme_issues_through_pebble_and_a_restart_reuses_the_certificate() {
         issued
     );
     let status = wait_status(&acme, "renewal planned", |s| s.next_order_at.is_some()).await;
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     assert!(status.next_order_at.unwrap() > now + 86400, "{status:?}");
     assert_eq!((status.orders, status.issued), (0, 0));
     assert_eq!(status.certificate.unwrap().not_after, info.not_after);
@@ -230,7 +230,7 @@ async fn acme_renews_a_stored_certificate_near_expiry() {
     assert_eq!(leaf_of(&cert_file), renewed);
     let info = status.certificate.unwrap();
     assert!(
-        info.not_after > wagate::now_micros() / 1_000_000 + 30 * 86400,
+        info.not_after > wagate::util::clock::now_micros() / 1_000_000 + 30 * 86400,
         "{info:?}"
     );
     // The next renewal is planned for later, not now.

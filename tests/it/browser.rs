@@ -44,7 +44,7 @@ async fn app_with_data() -> (TestApp, FakeMedia) {
         assert_eq!(status, 200, "{file}");
     }
     let body = br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec();
-    let sig = wagate::webhook::signature::sign(b"a-secret-wagate-does-not-know", &body);
+    let sig = wagate::events::signature::sign(b"a-secret-wagate-does-not-know", &body);
     assert_eq!(app.post_webhook(body, Some(&sig)).await.status(), 403);
     app.wait_applied().await;
     (app, fake)

@@ -53,7 +53,7 @@ async fn a_contact_is_found_by_its_user_id_as_well_as_its_phone_number() {
 #[tokio::test]
 async fn the_window_follows_the_newest_message_and_messages_write_no_contact() {
     let app = TestApp::spawn().await;
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     app.deliver(text_from("16505550001", "wamid.W1", now - 3600, "Ana"))
         .await;
     app.wait_applied().await;

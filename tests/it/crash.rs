@@ -107,7 +107,7 @@ pub(crate) async fn all_accepted_bodies(client: &reqwest::Client, base: &str) ->
 fn body(run: u32, worker: usize, n: usize) -> Vec<u8> {
     format!(
         "{{\"object\":\"whatsapp_business_account\",\"entry\":[{{\"id\":\"102290129340398\",\"changes\":[{{\"value\":{{\"messaging_product\":\"whatsapp\",\"metadata\":{{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"106540352242922\"}},\"messages\":[{{\"from\":\"16505551234\",\"id\":\"wamid.CRASH{run}x{worker}x{n}\",\"timestamp\":\"{}\",\"text\":{{\"body\":\"crash test\"}},\"type\":\"text\"}}]}},\"field\":\"messages\"}}]}}]}}",
-        wagate::now_micros() / 1_000_000
+        wagate::util::clock::now_micros() / 1_000_000
     )
     .into_bytes()
 }

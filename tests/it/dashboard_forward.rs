@@ -26,7 +26,7 @@ async fn spawn_with_dashboard(
 
 /// `2025-06-15T21:45:36` (UTC, as a `datetime-local` input sends it) `secs` from now.
 fn local_time(secs_from_now: i64) -> String {
-    let t = wagate::now_micros() / 1_000_000 + secs_from_now;
+    let t = wagate::util::clock::now_micros() / 1_000_000 + secs_from_now;
     let at = std::time::UNIX_EPOCH + Duration::from_secs(t as u64);
     humantime::format_rfc3339_seconds(at)
         .to_string()

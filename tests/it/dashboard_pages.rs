@@ -162,7 +162,7 @@ async fn a_rejected_delivery_is_diagnosed_and_reverified() {
     // Signed with a secret wagate does not know yet.
     let new_secret = "the-rotated-secret";
     let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},"messages":[{"from":"15550001111","id":"wamid.REVERIFY1","timestamp":"1750000000","type":"text","text":{"body":"after the fix"}}]}}]}]}"#.to_vec();
-    let sig = wagate::webhook::signature::sign(new_secret.as_bytes(), &body);
+    let sig = wagate::events::signature::sign(new_secret.as_bytes(), &body);
     assert_eq!(
         app.post_webhook(body.clone(), Some(&sig)).await.status(),
         403

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{corpus, TestApp};
-use wagate::events::seen::FilterState;
+use wagate::store::FilterState;
 
 /// The corpus' timestamps are years old: a horizon that keeps them inside the window.
 const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86400);

@@ -63,7 +63,7 @@ fn fill(dir: &Path) -> PathBuf {
 fn body(n: usize) -> Vec<u8> {
     format!(
         "{{\"object\":\"whatsapp_business_account\",\"entry\":[{{\"id\":\"1\",\"changes\":[{{\"value\":{{\"messaging_product\":\"whatsapp\",\"metadata\":{{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"106540352242922\"}},\"messages\":[{{\"from\":\"16505551234\",\"id\":\"wamid.DISKFULL{n}\",\"timestamp\":\"{}\",\"text\":{{\"body\":\"{}\"}},\"type\":\"text\"}}]}},\"field\":\"messages\"}}]}}]}}",
-        wagate::now_micros() / 1_000_000,
+        wagate::util::clock::now_micros() / 1_000_000,
         "x".repeat(2000)
     )
     .into_bytes()

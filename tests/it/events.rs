@@ -226,7 +226,7 @@ async fn username_only_contacts_are_found_by_user_id() {
 #[tokio::test]
 async fn a_fresh_message_opens_the_service_window() {
     let app = spawn().await;
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     let body = format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"1","phone_number_id":"2"}},"contacts":[{{"profile":{{"name":"Ana"}},"wa_id":"16505550000"}}],"messages":[{{"from":"16505550000","id":"wamid.FRESH","timestamp":"{now}","text":{{"body":"hi"}},"type":"text"}}]}},"field":"messages"}}]}}]}}"#
     );

@@ -117,7 +117,7 @@ fn verify(secret: &str, headers: &http::HeaderMap, body: &[u8]) -> bool {
     };
     let ts_ok = ts
         .parse::<i64>()
-        .is_ok_and(|t| (t - wagate::now_micros() / 1_000_000).abs() < 300);
+        .is_ok_and(|t| (t - wagate::util::clock::now_micros() / 1_000_000).abs() < 300);
     let expected = base64::engine::general_purpose::STANDARD
         .encode(mac(&key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]));
     ts_ok && sig.split(' ').any(|s| s == format!("v1,{expected}"))

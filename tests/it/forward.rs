@@ -40,7 +40,7 @@ pub fn messages_body(phone: &str, ids: &[&str]) -> Vec<u8> {
 
 /// The same, from contact `from`.
 pub fn messages_body_from(phone: &str, from: &str, ids: &[&str]) -> Vec<u8> {
-    let ts = wagate::now_micros() / 1_000_000;
+    let ts = wagate::util::clock::now_micros() / 1_000_000;
     let messages: Vec<_> = ids
         .iter()
         .map(|id| json!({"from": from, "id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": format!("hi {id}")}}))
@@ -217,7 +217,7 @@ async fn replay_a_delivery_and_a_time_range() {
     assert_eq!(r.0, 200, "{}", r.1);
     let got = t.wait_for(4).await;
     assert_eq!(got[3].body, first, "the delivery again, byte for byte");
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     let r = replay(
         &app,
         json!({"target": "bot", "from": now - 60, "to": now + 1}),

@@ -28,7 +28,7 @@ pub(crate) fn payload(url: Option<&str>, age_secs: i64) -> Vec<u8> {
     let raw = std::fs::read(data_path("payloads/msg_image_roundtrip.json")).unwrap();
     let mut v: Value = serde_json::from_slice(&raw).unwrap();
     let m = &mut v["entry"][0]["changes"][0]["value"]["messages"][0];
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     m["timestamp"] = (now - age_secs).to_string().into();
     match url {
         Some(u) => m["image"]["url"] = u.into(),

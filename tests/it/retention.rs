@@ -30,7 +30,7 @@ async fn expired_segments_and_model_entries_are_deleted() {
         c.dedup_ttl = Duration::from_secs(3650 * DAY);
     };
     let app = TestApp::spawn_with(tweak).await;
-    let now = wagate::now_micros() as u64 / 1_000_000;
+    let now = wagate::util::clock::now_micros() as u64 / 1_000_000;
     for i in 0..100 {
         app.deliver(body(i, now - 2 * DAY)).await;
     }

@@ -38,7 +38,7 @@ pub async fn spawn(fake: &FakeGraph, tweak: impl FnOnce(&mut Config)) -> TestApp
 pub fn inbound(from: &str, wamid: &str) -> Vec<u8> {
     format!(
         "{{\"object\":\"whatsapp_business_account\",\"entry\":[{{\"id\":\"102290129340398\",\"changes\":[{{\"value\":{{\"messaging_product\":\"whatsapp\",\"metadata\":{{\"display_phone_number\":\"15550783881\",\"phone_number_id\":\"{PHONE_ID}\"}},\"contacts\":[{{\"profile\":{{\"name\":\"T\"}},\"wa_id\":\"{from}\"}}],\"messages\":[{{\"from\":\"{from}\",\"id\":\"{wamid}\",\"timestamp\":\"{}\",\"text\":{{\"body\":\"hi\"}},\"type\":\"text\"}}]}},\"field\":\"messages\"}}]}}]}}",
-        wagate::now_micros() / 1_000_000
+        wagate::util::clock::now_micros() / 1_000_000
     )
     .into_bytes()
 }

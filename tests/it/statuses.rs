@@ -11,7 +11,7 @@ fn status(wamid: &str, status: &str, ts: i64) -> String {
 
 async fn current_after(order: &[(&str, i64)]) -> (serde_json::Value, usize) {
     let app = TestApp::spawn().await;
-    let now = wagate::now_micros() / 1_000_000;
+    let now = wagate::util::clock::now_micros() / 1_000_000;
     for (s, dt) in order {
         app.deliver(status("wamid.S1", s, now + dt)).await;
     }

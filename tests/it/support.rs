@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::sync::oneshot;
-use wagate::{App, AppState, Config};
+use wagate::web::WebState;
+use wagate::{App, Config};
 
 pub const SECRET: &str = "test_app_secret_do_not_use";
 pub const VERIFY_TOKEN: &str = "verify-token-for-tests";
@@ -20,7 +21,7 @@ pub fn data_path(rel: &str) -> PathBuf {
 }
 
 pub fn sign(body: &[u8]) -> String {
-    wagate::webhook::signature::sign(SECRET.as_bytes(), body)
+    wagate::events::signature::sign(SECRET.as_bytes(), body)
 }
 
 pub fn test_config(dir: &Path) -> Config {
@@ -37,7 +38,7 @@ pub fn test_config(dir: &Path) -> Config {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub state: AppState,
+    pub state: WebState,
     pub dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,

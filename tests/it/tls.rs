@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
-use wagate::web::tls::TlsConfig;
+use wagate::tls::TlsConfig;
 
 use crate::support::{post_signed_webhook, test_config};
 

@@ -77,7 +77,7 @@ async fn rejections_are_kept_with_their_reason() {
             .status(),
         403
     );
-    let wrong = wagate::webhook::signature::sign(b"another secret", &body);
+    let wrong = wagate::events::signature::sign(b"another secret", &body);
     assert_eq!(
         app.post_webhook(body.clone(), Some(&wrong)).await.status(),
         403

@@ -1,0 +1,131 @@
+//! `wagate check`: validates the configuration and the data directory before a
+//! start (or in a health probe), and explains what is wrong.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::config::Config;
+
+pub use crate::util::check::{check, Check, Level};
+
+/// Runs every check (read-only: nothing is created or changed).
+pub fn run(config: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(match config.app_secrets.len() {
+        0 => check(
+            Level::Warning,
+            "META_APP_SECRET is not set: every delivery will be kept as rejected",
+        ),
+        n => check(Level::Ok, format!("{n} app secret(s) configured")),
+    });
+    if config.verify_token.is_none() {
+        out.push(check(
+            Level::Warning,
+            "WHATSAPP_VERIFY_TOKEN is not set: Meta's handshake will be refused",
+        ));
+    }
+    out.extend(crate::acme::check::run(config));
+    let dir = &config.data_dir;
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => out.push(check(
+            Level::Problem,
+            format!("{} is not a directory", dir.display()),
+        )),
+        Ok(m) => {
+            out.push(writable(dir));
+            if m.permissions().mode() & 0o077 != 0 {
+                out.push(check(
+                    Level::Warning,
+                    format!("{} is readable by other users (mode {:o}): it holds personal data; chmod 700 it", dir.display(), m.permissions().mode() & 0o777),
+                ));
+            }
+        }
+        Err(_) => {
+            let parent = dir
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            out.push(if parent.exists() {
+                check(
+                    Level::Ok,
+                    format!(
+                        "{} does not exist yet; it will be created on start",
+                        dir.display()
+                    ),
+                )
+            } else {
+                check(
+                    Level::Problem,
+                    format!("neither {} nor its parent exists", dir.display()),
+                )
+            });
+        }
+    }
+    let token = dir.join("api-token");
+    if let Ok(m) = std::fs::metadata(&token) {
+        if m.permissions().mode() & 0o077 != 0 {
+            out.push(check(
+                Level::Problem,
+                format!(
+                    "{} is readable by other users: chmod 600 it",
+                    token.display()
+                ),
+            ));
+        }
+    }
+    let probe = if dir.exists() {
+        dir.as_path()
+    } else {
+        dir.parent().unwrap_or(Path::new("."))
+    };
+    match crate::util::disk::free_bytes(if probe.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        probe
+    }) {
+        Ok(free) if free < config.min_free => out.push(check(
+            Level::Problem,
+            format!(
+                "only {} MiB free, below WAGATE_MIN_FREE ({} MiB)",
+                free >> 20,
+                config.min_free >> 20
+            ),
+        )),
+        Ok(free) => out.push(check(Level::Ok, format!("{} MiB free", free >> 20))),
+        Err(e) => out.push(check(
+            Level::Warning,
+            format!("cannot read free space: {e}"),
+        )),
+    }
+    if let Some(addr) = &config.media.clamd {
+        let scanner = crate::media::scan::Scanner {
+            addr: addr.clone(),
+            timeout: config
+                .media
+                .clamd_timeout
+                .min(std::time::Duration::from_secs(5)),
+        };
+        out.push(match scanner.ping() {
+            Ok(()) => check(Level::Ok, format!("clamd answers at {addr}")),
+            Err(e) => check(
+                Level::Problem,
+                format!("WAGATE_CLAMD: {e}; media downloads will retry until it answers"),
+            ),
+        });
+    }
+    out
+}
+
+fn writable(dir: &Path) -> Check {
+    let probe = dir.join(format!(".wagate-check-{}", std::process::id()));
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            check(Level::Ok, format!("{} is writable", dir.display()))
+        }
+        Err(e) => check(
+            Level::Problem,
+            format!("cannot write in {}: {e}", dir.display()),
+        ),
+    }
+}

@@ -1,0 +1,343 @@
+//! Applies the items of one accepted delivery: per-item dedup (atomic with the
+//! item, since both go into the same commit), stale replays, the model.
+//!
+//! "Now" is the delivery's receive time, not the clock, so re-applying the journal
+//! gives the same answers.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::seen::SeenFilter;
+use crate::events::identity::Fresh;
+use crate::events::model::{InboundMessage, Item, ItemMeta, MessageContent};
+use crate::events::parse::{parse_delivery, status_rank};
+use crate::store::Counters;
+use crate::store::{
+    Changes, ContactRecord, Store, StoreError, StoredEvent, StoredMessage, StoredStatus,
+};
+
+/// One step's reads and changes that sled cannot show yet.
+#[derive(Default)]
+struct Layer {
+    seen: HashSet<Vec<u8>>,
+    /// Contact, and what of it needs writing.
+    contacts: HashMap<String, (ContactRecord, ContactWrite)>,
+}
+
+/// State read and changed by steps whose writes are not in sled yet: the step being
+/// prepared, and the one being committed (the applier prepares step k+1 while step
+/// k commits). A contact is written at most once per step, and only when it changed.
+#[derive(Default)]
+pub struct Overlay {
+    current: Layer,
+    committing: Layer,
+    /// Contacts as committed, so a returning contact costs no read from sled (the
+    /// applier is the only writer of contacts). Bounded: emptied when full.
+    committed_contacts: HashMap<String, ContactRecord>,
+}
+
+/// What a step must write of a contact: nothing when only its messages changed (the
+/// service window comes from the newest message, not from the contact record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ContactWrite {
+    Nothing,
+    Record,
+    /// The record and its alias keys (wa_id, user_id).
+    WithAliases,
+}
+
+/// Committed contacts kept in memory at most.
+const COMMITTED_CONTACTS: usize = 50_000;
+
+impl Overlay {
+    /// Adds the current step's changed contacts to `changes`.
+    pub fn write(&self, changes: &mut Changes) {
+        for (c, write) in self.current.contacts.values() {
+            if *write != ContactWrite::Nothing {
+                changes.put_contact(c, *write == ContactWrite::WithAliases);
+            }
+        }
+    }
+
+    /// The current step goes to be committed; a new one starts.
+    pub fn hand_off(&mut self) {
+        self.committing = std::mem::take(&mut self.current);
+    }
+
+    /// The step handed off is in sled now.
+    pub fn committed(&mut self) {
+        let step = std::mem::take(&mut self.committing);
+        if self.committed_contacts.len() + step.contacts.len() > COMMITTED_CONTACTS {
+            self.committed_contacts.clear();
+        }
+        self.committed_contacts
+            .extend(step.contacts.into_iter().map(|(id, (c, _))| (id, c)));
+    }
+
+    /// After a failed commit: nothing in memory may be trusted over sled.
+    pub fn clear(&mut self) {
+        self.current = Layer::default();
+        self.committing = Layer::default();
+        self.committed_contacts.clear();
+    }
+
+    fn seen(&self, key: &[u8]) -> bool {
+        self.current.seen.contains(key) || self.committing.seen.contains(key)
+    }
+
+    fn contact(&self, id: &str) -> Option<&ContactRecord> {
+        self.current
+            .contacts
+            .get(id)
+            .or_else(|| self.committing.contacts.get(id))
+            .map(|(c, _)| c)
+            .or_else(|| self.committed_contacts.get(id))
+    }
+}
+
+pub struct Delivered<'a> {
+    pub id: u64,
+    pub received_at_micros: i64,
+    pub body: &'a [u8],
+}
+
+pub struct Applier<'a> {
+    pub store: &'a Store,
+    pub overlay: &'a mut Overlay,
+    /// Media jobs created by media messages.
+    pub media: &'a mut crate::media::apply::Pending,
+    pub changes: &'a mut Changes,
+    pub counters: &'a mut Counters,
+    pub dedup_ttl: Duration,
+    /// Recent dedup keys: spares the read from sled for an item surely new.
+    pub seen: &'a mut SeenFilter,
+}
+
+/// What processing found in a delivery, for its index entry.
+pub struct Outcome {
+    pub items: Option<u32>,
+    pub parse_error: Option<String>,
+    /// The items applied for the first time (not duplicates, not stale): what
+    /// forwarding targets have not seen yet.
+    pub fresh: Vec<Fresh>,
+}
+
+impl Applier<'_> {
+    pub fn apply(&mut self, d: &Delivered) -> Result<Outcome, StoreError> {
+        let items = match parse_delivery(d.body) {
+            Ok(items) => items,
+            Err(e) => {
+                self.counters.add("unparseable", 1);
+                return Ok(Outcome {
+                    items: None,
+                    parse_error: Some(e.to_string()),
+                    fresh: Vec::new(),
+                });
+            }
+        };
+        let count = items.len() as u32;
+        // Each message keeps the profile name its sender had in this delivery: the
+        // contact's name is then its newest message's, whatever the arrival order.
+        let names: HashMap<String, String> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Contact { contact, .. } => {
+                    Some((contact.contact_id.clone(), contact.profile_name.clone()?))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut fresh = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let route = (!matches!(item, Item::Contact { .. })).then(|| {
+                let meta = item.meta();
+                (meta.phone_number_id.clone(), meta.field.clone())
+            });
+            if self.apply_item(d, item, &names)? {
+                if let Some((phone_number_id, field)) = route {
+                    fresh.push(Fresh {
+                        index: index as u32,
+                        phone_number_id,
+                        field,
+                    });
+                }
+            }
+        }
+        Ok(Outcome {
+            items: Some(count),
+            parse_error: None,
+            fresh,
+        })
+    }
+
+    /// Applies one item; whether it was new.
+    fn apply_item(
+        &mut self,
+        d: &Delivered,
+        item: Item,
+        names: &HashMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        if let Item::Contact { contact, .. } = &item {
+            let mut c = self.contact(&contact.contact_id)?;
+            c.wa_id = contact.wa_id.clone().or(c.wa_id);
+            c.user_id = contact.user_id.clone().or(c.user_id);
+            c.username = contact.username.clone().or(c.username);
+            // The stored name is only a fallback for a contact with no message (the
+            // newest message's name wins on reading); the larger of two names keeps
+            // it independent of arrival order.
+            if contact.profile_name > c.profile_name {
+                c.profile_name = contact.profile_name.clone();
+            }
+            self.save_contact(c);
+            return Ok(false);
+        }
+        let Some(key) = item.dedup_key() else {
+            return Ok(false);
+        };
+        let now_secs = d.received_at_micros / 1_000_000;
+        let item_secs = item.timestamp();
+        // Only an item with a time of its own can be placed in the filter's window
+        // (a stored message outlives it); any other is looked up.
+        let surely_new = item_secs.is_some_and(|t| self.seen.surely_absent(&key, t));
+        // A stored message is its own dedup key: one write less per message.
+        let seen = self.overlay.seen(&key)
+            || (!surely_new
+                && match &item {
+                    Item::Message { message, .. } => self.store.message_exists(&message.id)?,
+                    _ => self.store.item_seen(&key)?,
+                });
+        if seen {
+            self.counters.add("items_duplicate", 1);
+            return Ok(false);
+        }
+        if item_secs.is_some_and(|ts| ts < now_secs - self.dedup_ttl.as_secs() as i64) {
+            // Older than the dedup horizon: a replay we can no longer tell from new.
+            self.counters.add("items_stale", 1);
+            return Ok(false);
+        }
+        self.seen
+            .insert(&key, item_secs.unwrap_or(now_secs), now_secs);
+        self.overlay.current.seen.insert(key.clone());
+        if !matches!(item, Item::Message { .. }) {
+            self.changes.remember_item(&key, d.received_at_micros);
+        }
+        self.counters.add("items_new", 1);
+        match item {
+            Item::Message { meta, message } => {
+                let name = names.get(&message.contact_id).cloned();
+                self.message(d, meta, message, name)?
+            }
+            Item::Status { meta, mut status } => {
+                if status.timestamp <= 0 {
+                    status.timestamp = d.received_at_micros / 1_000_000;
+                }
+                // The current status is derived from the timeline when read.
+                let rank = status_rank(&status.status);
+                let stored = StoredStatus {
+                    status,
+                    phone_number_id: meta.phone_number_id,
+                    delivery_id: d.id,
+                };
+                self.changes.put_status(&stored, rank);
+                self.counters.add("statuses", 1);
+            }
+            Item::Change { meta, mut event } => {
+                // Without a time of its own (value.errors[]), an event is as old as
+                // its delivery: that keeps its place and its retention deterministic.
+                event.timestamp = event.timestamp.or(Some(d.received_at_micros / 1_000_000));
+                let stored = StoredEvent {
+                    event,
+                    waba_id: meta.waba_id,
+                    phone_number_id: meta.phone_number_id,
+                    delivery_id: d.id,
+                };
+                self.changes.put_event(&stored, &key[2..]);
+                self.counters.add("events", 1);
+            }
+            Item::Contact { .. } => {}
+        }
+        Ok(true)
+    }
+
+    fn message(
+        &mut self,
+        d: &Delivered,
+        meta: ItemMeta,
+        mut message: InboundMessage,
+        profile_name: Option<String>,
+    ) -> Result<(), StoreError> {
+        if message.timestamp <= 0 {
+            message.timestamp = d.received_at_micros / 1_000_000;
+        }
+        // The verbatim object stays in the journal (the API reads it from there); sled
+        // keeps the parsed content, unless the type is one the parser does not know.
+        if !matches!(
+            message.content,
+            MessageContent::Unknown { .. } | MessageContent::Unsupported { .. }
+        ) {
+            message.raw = serde_json::Value::Null;
+        }
+        let mut c = self.contact(&message.contact_id)?;
+        c.wa_id = message.from.clone().or(c.wa_id);
+        c.user_id = message.from_user_id.clone().or(c.user_id);
+        c.username = message.username.clone().or(c.username);
+        self.save_contact(c);
+        if let Some(job) = crate::media::job_for(&message, d.received_at_micros) {
+            self.media.create(self.store, job)?;
+        }
+        self.changes.put_message(&StoredMessage {
+            message,
+            direction: "inbound".into(),
+            waba_id: meta.waba_id,
+            phone_number_id: meta.phone_number_id,
+            delivery_id: d.id,
+            profile_name,
+        });
+        self.counters.add("messages", 1);
+        Ok(())
+    }
+
+    fn contact(&mut self, id: &str) -> Result<ContactRecord, StoreError> {
+        if let Some((c, _)) = self.overlay.current.contacts.get(id) {
+            return Ok(c.clone());
+        }
+        let known = match self.overlay.contact(id) {
+            Some(c) => Some(c.clone()),
+            None => self.store.contact_record(id)?,
+        };
+        let c = known
+            .map(|c| ContactRecord {
+                // Derived from the stored messages when read, never kept.
+                last_inbound_at: None,
+                ..c
+            })
+            .unwrap_or_else(|| ContactRecord {
+                contact_id: id.to_string(),
+                ..Default::default()
+            });
+        self.overlay
+            .current
+            .contacts
+            .insert(id.to_string(), (c.clone(), ContactWrite::Nothing));
+        Ok(c)
+    }
+
+    /// Records `c` for this step; it is written only if it changed.
+    fn save_contact(&mut self, c: ContactRecord) {
+        let entry = self
+            .overlay
+            .current
+            .contacts
+            .entry(c.contact_id.clone())
+            .or_insert_with(|| (ContactRecord::default(), ContactWrite::WithAliases));
+        let write = if entry.0.wa_id != c.wa_id || entry.0.user_id != c.user_id {
+            ContactWrite::WithAliases
+        } else if entry.0 != c {
+            ContactWrite::Record
+        } else {
+            ContactWrite::Nothing
+        };
+        entry.1 = entry.1.max(write);
+        entry.0 = c;
+    }
+}

@@ -1,0 +1,324 @@
+//! Hashes of the dedup keys recorded lately, so that the applier knows a new item
+//! (nearly every item) is new without reading sled.
+//!
+//! Why it pays: once sled has run one transaction, every read takes its global
+//! lock, and the committer holds that lock for a whole step. With a read per item,
+//! preparing step k+1 waited for step k's commit, so the two never overlapped.
+//!
+//! Only "absent" is ever trusted, and only when it is certain: once the startup
+//! scan of sled has been merged, and for items whose own time is at or after the
+//! filter's floor. Every key is filed under a minute no earlier than its item's
+//! time, and keys leave only with whole minutes below the floor (expiry after the
+//! dedup TTL, or the oldest minutes when over the cap), so an item at or after the
+//! floor that sled holds is in the filter. Anything else (a hash match, an older
+//! item, a filter still building) reads sled, so every answer is the one sled
+//! would give.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use crate::events::identity::message_key;
+use crate::store::{FilterState, RecordedKey, Store, StoreError};
+
+/// Keys remembered at most (19-39 bytes each, so at most about 36 MB). Past it the
+/// oldest minutes go and the floor rises: new items still need no read, older ones
+/// are looked up in sled.
+pub const MAX_KEYS: usize = 1_000_000;
+/// How far an item's own time may be ahead of its first-seen time (Meta's clock
+/// ahead of ours): keys found in the dedup tree are filed that much later.
+const SKEW_SECS: i64 = 86_400;
+const MINUTE: i64 = 60;
+
+/// Key hashes filed by minute, with the floor below which nothing is promised.
+struct Keys {
+    /// Key hash -> minute (unix seconds / 60) it is filed under.
+    keys: HashMap<u64, i32>,
+    /// Minute -> how many keys are filed under it.
+    minutes: BTreeMap<i32, usize>,
+    /// Every key filed at or after this time (unix seconds) is here.
+    floor_secs: i64,
+    max_keys: usize,
+}
+
+impl Keys {
+    fn new(floor_secs: i64, max_keys: usize) -> Keys {
+        Keys {
+            keys: HashMap::new(),
+            minutes: BTreeMap::new(),
+            floor_secs,
+            max_keys,
+        }
+    }
+
+    /// Files `hash` under the minute of `secs` (a later minute wins over an earlier).
+    fn insert(&mut self, hash: u64, secs: i64) {
+        if secs < self.floor_secs {
+            return;
+        }
+        let minute = secs.div_euclid(MINUTE).clamp(0, i32::MAX as i64) as i32;
+        match self.keys.entry(hash) {
+            Entry::Occupied(e) if *e.get() >= minute => return,
+            Entry::Occupied(mut e) => {
+                let old = e.insert(minute);
+                self.uncount(old);
+            }
+            Entry::Vacant(e) => {
+                e.insert(minute);
+            }
+        }
+        *self.minutes.entry(minute).or_default() += 1;
+        if self.keys.len() > self.max_keys {
+            self.evict(self.max_keys * 3 / 4);
+        }
+    }
+
+    fn uncount(&mut self, minute: i32) {
+        if let Some(n) = self.minutes.get_mut(&minute) {
+            *n -= 1;
+            if *n == 0 {
+                self.minutes.remove(&minute);
+            }
+        }
+    }
+
+    /// Drops every key filed before `secs` and raises the floor to it.
+    fn drop_before(&mut self, secs: i64) {
+        let keep_from = secs.div_euclid(MINUTE).clamp(0, i32::MAX as i64) as i32;
+        if self
+            .minutes
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < keep_from)
+        {
+            self.minutes = self.minutes.split_off(&keep_from);
+            self.keys.retain(|_, m| *m >= keep_from);
+        }
+        self.floor_secs = self.floor_secs.max(keep_from as i64 * MINUTE);
+    }
+
+    /// Drops the oldest minutes until at most `target` keys are left.
+    fn evict(&mut self, target: usize) {
+        let mut left = self.keys.len();
+        let mut cut = None;
+        for (&minute, &n) in &self.minutes {
+            if left <= target {
+                break;
+            }
+            left -= n;
+            cut = Some(minute);
+        }
+        if let Some(minute) = cut {
+            self.drop_before((minute as i64 + 1) * MINUTE);
+            tracing::debug!(
+                keys = self.keys.len(),
+                floor = self.floor_secs,
+                "dedup filter at its cap: older items are looked up in the store"
+            );
+        }
+    }
+
+    fn absorb(&mut self, other: Keys) {
+        self.floor_secs = self.floor_secs.max(other.floor_secs);
+        for (hash, minute) in other.keys {
+            self.insert(hash, minute as i64 * MINUTE);
+        }
+        self.drop_before(self.floor_secs);
+    }
+}
+
+pub struct SeenFilter {
+    hasher: RandomState,
+    keys: Keys,
+    keep_secs: i64,
+    state: FilterState,
+}
+
+/// What the startup scan found, to merge into the applier's filter.
+pub struct ScanResult {
+    keys: Keys,
+}
+
+impl SeenFilter {
+    /// An empty filter covering keys filed from `now_secs - ttl - 2 days` on; it
+    /// trusts nothing until the scan from [`SeenFilter::scanner`] is merged.
+    pub fn new(dedup_ttl: Duration, now_secs: i64) -> SeenFilter {
+        Self::with_max_keys(dedup_ttl, now_secs, MAX_KEYS)
+    }
+
+    fn with_max_keys(dedup_ttl: Duration, now_secs: i64, max_keys: usize) -> SeenFilter {
+        let keep_secs = dedup_ttl.as_secs() as i64 + 2 * SKEW_SECS;
+        SeenFilter {
+            hasher: RandomState::new(),
+            keys: Keys::new(now_secs - keep_secs, max_keys),
+            keep_secs,
+            state: FilterState::Building,
+        }
+    }
+
+    pub fn state(&self) -> FilterState {
+        self.state
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.keys.is_empty()
+    }
+
+    /// A scanner for another thread: it hashes keys the way this filter does.
+    pub fn scanner(&self) -> Scanner {
+        Scanner {
+            hasher: self.hasher.clone(),
+            keys: Keys::new(self.keys.floor_secs, self.keys.max_keys),
+        }
+    }
+
+    /// Remembers `key`, recorded for an item of time `item_secs` in a delivery
+    /// received at `received_secs`.
+    pub fn insert(&mut self, key: &[u8], item_secs: i64, received_secs: i64) {
+        let hash = self.hasher.hash_one(key);
+        self.keys.insert(hash, item_secs.max(received_secs));
+    }
+
+    /// Whether `key` is certainly not in sled (an item of time `item_secs`).
+    /// `false` means "read sled".
+    pub fn surely_absent(&self, key: &[u8], item_secs: i64) -> bool {
+        self.state == FilterState::Ready
+            && item_secs >= self.keys.floor_secs
+            && !self.keys.keys.contains_key(&self.hasher.hash_one(key))
+    }
+
+    /// Takes in the startup scan: from now on "absent" can be trusted.
+    pub fn merge(&mut self, scan: ScanResult) {
+        if self.state == FilterState::Building {
+            self.keys.absorb(scan.keys);
+            self.state = FilterState::Ready;
+        }
+    }
+
+    /// Forgets the minutes older than the window as of `now_secs` (wall clock).
+    pub fn expire(&mut self, now_secs: i64) {
+        self.keys.drop_before(now_secs - self.keep_secs);
+    }
+}
+
+/// Reads every recent dedup key sled holds into `scanner` (blocking: run it on a
+/// thread of its own; the applier reads sled meanwhile).
+pub fn scan(store: &Store, mut scanner: Scanner) -> Result<ScanResult, StoreError> {
+    let since = scanner.keys.floor_secs - SKEW_SECS;
+    store.recent_item_keys(since, |key, secs| match key {
+        // Filed a day late: the item's own time may be ahead of its first-seen time.
+        RecordedKey::Item(k) => scanner.add(k, secs + SKEW_SECS),
+        RecordedKey::Message(id) => scanner.add(&message_key(id), secs),
+    })?;
+    Ok(ScanResult { keys: scanner.keys })
+}
+
+/// Collects the keys sled holds, on the scanning thread.
+pub struct Scanner {
+    hasher: RandomState,
+    keys: Keys,
+}
+
+impl Scanner {
+    /// A dedup key found in sled, filed under `secs`.
+    pub fn add(&mut self, key: &[u8], secs: i64) {
+        let hash = self.hasher.hash_one(key);
+        self.keys.insert(hash, secs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_800_000_000;
+    const WEEK: Duration = Duration::from_secs(7 * 86_400);
+
+    fn ready(max_keys: usize) -> SeenFilter {
+        let mut f = SeenFilter::with_max_keys(WEEK, NOW, max_keys);
+        let scan = ScanResult {
+            keys: f.scanner().keys,
+        };
+        f.merge(scan);
+        f
+    }
+
+    #[test]
+    fn trusts_nothing_until_the_scan_is_merged() {
+        let mut f = SeenFilter::new(WEEK, NOW);
+        assert!(!f.surely_absent(b"m\0a", NOW));
+        let mut scan = f.scanner();
+        scan.add(b"m\0old", NOW - DAY);
+        f.merge(ScanResult { keys: scan.keys });
+        assert_eq!(f.state(), FilterState::Ready);
+        assert!(f.surely_absent(b"m\0a", NOW));
+        assert!(!f.surely_absent(b"m\0old", NOW - DAY));
+    }
+
+    #[test]
+    fn an_inserted_key_is_never_absent() {
+        let mut f = ready(MAX_KEYS);
+        f.insert(b"s\0id\0read", NOW - 3 * DAY, NOW);
+        assert!(!f.surely_absent(b"s\0id\0read", NOW - 3 * DAY));
+        assert!(f.surely_absent(b"s\0id\0delivered", NOW - 3 * DAY));
+    }
+
+    #[test]
+    fn items_older_than_the_window_are_read_from_the_store() {
+        let f = ready(MAX_KEYS);
+        assert!(f.surely_absent(b"m\0x", NOW - 8 * DAY));
+        assert!(!f.surely_absent(b"m\0x", NOW - 9 * DAY - 1));
+        assert!(!f.surely_absent(b"m\0x", 0));
+    }
+
+    #[test]
+    fn expiry_moves_the_floor_with_the_minutes_it_drops() {
+        let mut f = ready(MAX_KEYS);
+        f.insert(b"m\0a", NOW - 8 * DAY, NOW - 8 * DAY);
+        f.insert(b"m\0b", NOW, NOW);
+        assert_eq!(f.len(), 2);
+        f.expire(NOW + 2 * DAY);
+        assert_eq!(f.len(), 1);
+        // Keys filed before the new floor may be gone: items that old are read.
+        assert!(!f.surely_absent(b"m\0a", NOW - 8 * DAY));
+        assert!(!f.surely_absent(b"m\0b", NOW));
+        assert!(f.surely_absent(b"m\0c", NOW));
+    }
+
+    #[test]
+    fn a_key_filed_again_later_stays_until_its_later_minute_goes() {
+        let mut f = ready(MAX_KEYS);
+        f.insert(b"k", NOW - 8 * DAY, NOW - 8 * DAY);
+        f.insert(b"k", NOW, NOW);
+        f.insert(b"k", NOW - 8 * DAY, NOW - 8 * DAY);
+        f.expire(NOW + 2 * DAY);
+        assert!(!f.surely_absent(b"k", NOW));
+    }
+
+    #[test]
+    fn over_the_cap_the_oldest_minutes_go_and_the_floor_rises() {
+        let mut f = ready(1000);
+        // 1,000 keys a minute for 3 minutes: the oldest minutes go, the newest stay.
+        for minute in 0..3i64 {
+            for i in 0..1000u64 {
+                let key = (minute as u64 * 1000 + i).to_be_bytes();
+                f.insert(&key, NOW + minute * 60, NOW + minute * 60);
+            }
+        }
+        assert!(f.len() <= 1000, "{}", f.len());
+        assert_eq!(f.state(), FilterState::Ready);
+        // The newest minute is all there; new items still need no read.
+        for i in 0..1000u64 {
+            let key = (2000 + i).to_be_bytes();
+            assert!(!f.surely_absent(&key, NOW + 120));
+        }
+        assert!(f.surely_absent(b"new", NOW + 180));
+        // Items from the evicted minutes are read from the store.
+        assert!(!f.surely_absent(b"old", NOW));
+    }
+}

@@ -1,0 +1,11 @@
+//! Small, general pieces the rest of wagate stands on. Nothing here imports
+//! anything of the crate: this is the bottom layer.
+
+pub mod check;
+pub mod cidr;
+pub mod clock;
+pub mod disk;
+pub mod fs;
+pub mod histogram;
+pub mod prom;
+pub mod time;

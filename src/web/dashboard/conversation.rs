@@ -1,0 +1,259 @@
+//! The conversation with one contact: inbound and outbound in time order, status
+//! ticks with their timeline, media inline, and the 24-hour window.
+
+use askama::Template;
+
+use super::messages::{outbound_summary, summary, PAGE};
+use super::page::{self, Chrome};
+use super::{render, respond, Ctx, Response};
+use crate::events::model::MessageContent;
+use crate::httpkit::error::ApiError;
+use crate::media::record::{MediaEntry, MediaState};
+use crate::outbox::record::OutboxEntry;
+use crate::store::{
+    self, ContactRecord, MessageFilter, Store, StoreError, StoredMessage, StoredStatus,
+};
+
+/// One bubble of a conversation.
+pub struct Bubble {
+    pub sort: i64,
+    pub outbound: bool,
+    pub at: String,
+    pub kind: String,
+    pub text: String,
+    pub id: String,
+    /// Outbound: the current status and its timeline ("status at time").
+    pub tick: String,
+    pub timeline: Vec<String>,
+    pub failure: String,
+    /// Inbound media stored: its content URL and how to show it.
+    pub media_url: Option<String>,
+    pub media_kind: &'static str,
+    pub media_note: String,
+}
+
+#[derive(Template)]
+#[template(path = "dash/conversation.html")]
+struct Conversation {
+    chrome: Chrome,
+    contact: String,
+    name: String,
+    window: String,
+    window_open: bool,
+    bubbles: Vec<Bubble>,
+    older: Option<String>,
+}
+
+pub async fn conversation(ctx: Ctx) -> Response {
+    respond(conversation_inner(ctx).await)
+}
+
+fn tick(status: Option<&str>) -> String {
+    match status {
+        Some("sent") => "✓ sent",
+        Some("delivered") => "✓✓ delivered",
+        Some("read") => "✓✓ read",
+        Some("played") => "✓✓ played",
+        Some("failed") => "✗ failed",
+        Some(other) => other,
+        None => "…",
+    }
+    .to_string()
+}
+
+fn timeline(statuses: &[StoredStatus]) -> (Vec<String>, String) {
+    let lines = statuses
+        .iter()
+        .map(|s| {
+            format!(
+                "{} at {}",
+                s.status.status,
+                page::time_secs(s.status.timestamp)
+            )
+        })
+        .collect();
+    let failure = statuses
+        .iter()
+        .flat_map(|s| &s.status.errors)
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e.code.map(|c| c.to_string()).unwrap_or_default(),
+                e.title.as_deref().unwrap_or(""),
+                super::codes::meaning(e.code).unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (lines, failure)
+}
+
+fn media_view(e: Option<MediaEntry>) -> (Option<String>, &'static str, String) {
+    let Some(e) = e else {
+        return (None, "", String::new());
+    };
+    if e.state != MediaState::Stored {
+        return (None, "", format!("media {}", e.state.as_str()));
+    }
+    let url = format!("/dashboard/media/{}/content", e.media_id);
+    let mime = e.mime_type.as_deref().unwrap_or("");
+    let kind = match e.media_type.as_str() {
+        "image" | "sticker" if mime.starts_with("image/") => "image",
+        "video" if mime.starts_with("video/") => "video",
+        "audio" if mime.starts_with("audio/") => "audio",
+        _ => "file",
+    };
+    (Some(url), kind, page::size(e.size.unwrap_or(0)))
+}
+
+/// What one page of a conversation reads from the store.
+struct Loaded {
+    record: Option<ContactRecord>,
+    inbound: Vec<(StoredMessage, Option<MediaEntry>)>,
+    /// Where the next (older) page starts.
+    next: Option<String>,
+    /// Outbound entries in the same time span, with their statuses.
+    outbound: Vec<(OutboxEntry, Vec<StoredStatus>, Option<String>)>,
+}
+
+async fn conversation_inner(ctx: Ctx) -> Result<Response, ApiError> {
+    let contact = ctx
+        .req
+        .q("contact")
+        .ok_or_else(|| ApiError::BadRequest("name a contact (?contact=wa_id)".into()))?
+        .to_string();
+    let before = ctx.req.q("before").map(str::to_string);
+    let st = ctx.req.state.store.clone();
+    let c = contact.clone();
+    let loaded = store::blocking(move || load(&st, &c, before.as_deref())).await?;
+    let mut bubbles: Vec<Bubble> = loaded.inbound.into_iter().map(inbound_bubble).collect();
+    bubbles.extend(loaded.outbound.into_iter().map(outbound_bubble));
+    bubbles.sort_by_key(|b| b.sort);
+    let record = loaded.record.unwrap_or_default();
+    let now = crate::util::clock::now_micros() / 1_000_000;
+    let (window_open, window) = window_line(&record, now);
+    let older = (loaded.next).map(|b| page::query(&[("contact", &contact), ("before", &b)]));
+    Ok(render(&Conversation {
+        chrome: Chrome::new(&ctx, "messages").await,
+        name: record.profile_name.or(record.username).unwrap_or_default(),
+        contact,
+        window,
+        window_open,
+        bubbles,
+        older,
+    }))
+}
+
+/// One page of the conversation with `contact`, newest first, from `before`.
+fn load(st: &Store, contact: &str, before: Option<&str>) -> Result<Loaded, StoreError> {
+    let record = st.contact(contact)?;
+    let id = record
+        .as_ref()
+        .map_or(contact.to_string(), |r| r.contact_id.clone());
+    let f = MessageFilter {
+        contact: Some(&id),
+        ..MessageFilter::default()
+    };
+    let scan = st.messages_where(&f, before, PAGE, usize::MAX, |_| true)?;
+    let mut inbound = Vec::new();
+    for m in scan.items {
+        let media = match &m.message.content {
+            MessageContent::Media { id: Some(mid), .. } => st.media_entry(mid)?,
+            _ => None,
+        };
+        inbound.push((m, media));
+    }
+    // Outbound in the same time span (all older ones on the last page).
+    let oldest = (scan.next_before.is_some())
+        .then(|| inbound.last().map(|(m, _)| m.message.timestamp))
+        .flatten();
+    let newest = before.and_then(|b| b.split('_').next()?.parse::<i64>().ok());
+    let recipient = record
+        .as_ref()
+        .and_then(|r| r.wa_id.clone())
+        .unwrap_or(contact.to_string());
+    let mut outbound = Vec::new();
+    for e in st.outbox_for(&recipient, None, 500)? {
+        let t = e.created_at_micros / 1_000_000;
+        if oldest.is_some_and(|o| t < o) || newest.is_some_and(|n| t >= n) {
+            continue;
+        }
+        let (statuses, current) = match &e.wamid {
+            Some(w) => (st.statuses(w)?, st.current_status(w)?),
+            None => (Vec::new(), None),
+        };
+        outbound.push((e, statuses, current));
+    }
+    Ok(Loaded {
+        record,
+        inbound,
+        next: scan.next_before,
+        outbound,
+    })
+}
+
+fn inbound_bubble((m, media): (StoredMessage, Option<MediaEntry>)) -> Bubble {
+    let (media_url, media_kind, media_note) = media_view(media);
+    Bubble {
+        sort: m.message.timestamp.saturating_mul(1_000_000),
+        outbound: false,
+        at: page::time_secs(m.message.timestamp),
+        kind: m.message.msg_type.clone(),
+        text: summary(&m.message.content),
+        id: m.message.id,
+        tick: String::new(),
+        timeline: Vec::new(),
+        failure: String::new(),
+        media_url,
+        media_kind,
+        media_note,
+    }
+}
+
+fn outbound_bubble(
+    (e, statuses, current): (OutboxEntry, Vec<StoredStatus>, Option<String>),
+) -> Bubble {
+    let (kind, text) = outbound_summary(&e);
+    let (timeline, failure) = timeline(&statuses);
+    let state = format!("{:?}", e.state).to_lowercase();
+    Bubble {
+        sort: e.created_at_micros,
+        outbound: true,
+        at: page::time(e.created_at_micros),
+        kind,
+        text,
+        id: e.wamid.clone().unwrap_or(format!("local {}", e.id)),
+        tick: match current.as_deref() {
+            Some(s) => tick(Some(s)),
+            None => state,
+        },
+        timeline,
+        failure: if failure.is_empty() {
+            e.reason.unwrap_or_default()
+        } else {
+            failure
+        },
+        media_url: None,
+        media_kind: "",
+        media_note: String::new(),
+    }
+}
+
+/// The 24-hour window, in words: whether it is open, and until when.
+fn window_line(record: &ContactRecord, now: i64) -> (bool, String) {
+    match record.window_closes_at() {
+        Some(c) if record.window_open(now) => (
+            true,
+            format!(
+                "open: closes in {} ({})",
+                page::duration(c - now),
+                page::time_secs(c)
+            ),
+        ),
+        Some(c) => (
+            false,
+            format!("closed since {} (send a template)", page::time_secs(c)),
+        ),
+        None => (false, "closed: the contact never wrote".into()),
+    }
+}

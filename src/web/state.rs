@@ -1,0 +1,60 @@
+//! The state the HTTP layer serves from.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::config::{Config, Secret};
+use crate::forward::Forwarder;
+use crate::journal::Journal;
+use crate::media::{MediaFiles, MediaWorker};
+use crate::outbox::Outbox;
+use crate::store::{Applied, Store};
+use crate::webhook::Webhook;
+
+/// What the HTTP layer serves from: every feature's handle. Built by `app`;
+/// feature routes get only the handles they use. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub config: Arc<Config>,
+    pub journal: Arc<Journal>,
+    pub store: Store,
+    /// Encrypted media files and their keys.
+    pub media: Arc<MediaFiles>,
+    /// The webhook: its signature verifier and its metrics.
+    pub webhook: Arc<Webhook>,
+    pub api_token: Secret,
+    pub applied: watch::Receiver<Applied>,
+    pub outbox: Arc<Outbox>,
+    /// Media download jobs and sweeps.
+    pub media_worker: Arc<MediaWorker>,
+    /// Forwarding to the business's app(s).
+    pub forward: Arc<Forwarder>,
+    pub started: Instant,
+    /// What the retention sweeps deleted since start.
+    pub retention: Arc<crate::pipeline::retention::RetentionTotals>,
+    /// Dashboard login: password hash, session key, throttling.
+    pub dashboard: Arc<super::dashboard::auth::Auth>,
+    /// The ACME certificate manager's status, once it runs (set by `main`).
+    pub acme: Arc<std::sync::OnceLock<watch::Receiver<crate::acme::AcmeStatus>>>,
+}
+
+impl WebState {
+    /// What the outbox's routes use.
+    pub fn outbox_handles(&self) -> crate::outbox::Handles {
+        crate::outbox::Handles {
+            outbox: self.outbox.clone(),
+            store: self.store.clone(),
+            default_phone: self.config.graph.phone_number_id.clone(),
+        }
+    }
+
+    /// What the forwarding routes use.
+    pub fn forward_handles(&self) -> crate::forward::Handles {
+        crate::forward::Handles {
+            forward: self.forward.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
