@@ -54,7 +54,8 @@ pub async fn serve_with_tls(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, https, "wagate listening");
     }
-    web::server::run(listener, routes, tls, shutdown).await;
+    let limits = app.state.config.server.clone();
+    web::server::run(listener, routes, tls, limits, shutdown).await;
     tracing::info!("HTTP server stopped; shutting down");
     app.shutdown().await;
 }

@@ -15,7 +15,9 @@ pub use forward::{ForwardConfig, ForwardMode, ForwardTarget};
 mod acme;
 pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
 mod send;
+mod server;
 pub use send::{GraphConfig, SendConfig, DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION};
+pub use server::ServerConfig;
 pub mod values;
 use values::{count_var, duration_var};
 pub use values::{parse_duration, parse_size};
@@ -95,6 +97,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// A dashboard session idle this long ends (30 minutes; shorter in tests).
     pub dashboard_idle: Duration,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub server: ServerConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -132,6 +136,7 @@ impl Config {
             forward: ForwardConfig::default(),
             admin_password: None,
             dashboard_idle: Duration::from_secs(30 * 60),
+            server: ServerConfig::default(),
         }
     }
 
@@ -230,6 +235,7 @@ impl Config {
         if let Some(v) = get("WAGATE_MIN_FREE") {
             config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;
         }
+        server::read_server(&get, &mut config.server)?;
         send::read_graph(&get, &mut config.graph)?;
         send::read_send(&get, &mut config.send)?;
         match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {

@@ -50,3 +50,21 @@ pub fn json_or_error<T: serde::Serialize>(result: Result<T, ApiError>) -> warp::
         Err(e) => e.into_response(),
     }
 }
+
+/// A request body that did not arrive within `WAGATE_BODY_TIMEOUT` (the server
+/// cuts it with this error; routes tell it apart from a client that went away).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
+
+/// Whether a body-reading error is [`BodyTimedOut`], however deeply wrapped.
+pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTimedOut>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}

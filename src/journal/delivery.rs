@@ -14,6 +14,9 @@ pub enum Verdict {
     Mismatch = 3,
     NoSecretConfigured = 4,
     TooLarge = 5,
+    /// The body stopped short: the client went away, or it did not arrive within
+    /// `WAGATE_BODY_TIMEOUT`. What arrived is kept.
+    Truncated = 6,
 }
 
 impl Verdict {
@@ -25,6 +28,7 @@ impl Verdict {
             3 => Verdict::Mismatch,
             4 => Verdict::NoSecretConfigured,
             5 => Verdict::TooLarge,
+            6 => Verdict::Truncated,
             _ => return None,
         })
     }
@@ -41,6 +45,7 @@ impl Verdict {
             Verdict::Mismatch => "mismatch",
             Verdict::NoSecretConfigured => "no_secret_configured",
             Verdict::TooLarge => "too_large",
+            Verdict::Truncated => "truncated",
         }
     }
 }

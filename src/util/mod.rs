@@ -5,6 +5,7 @@ pub mod check;
 pub mod cidr;
 pub mod clock;
 pub mod disk;
+pub mod fdlimit;
 pub mod fs;
 pub mod histogram;
 pub mod prom;

@@ -2,6 +2,7 @@
 //! with the cross-feature reads (`api`), the dashboard and `/metrics`.
 
 pub mod api;
+mod conn;
 pub mod dashboard;
 pub mod metrics;
 pub mod server;

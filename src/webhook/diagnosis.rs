@@ -69,7 +69,7 @@ pub fn diagnose(
             "malformed_header",
             format!("{}; Meta sends 'sha256=' and 64 hex digits", outcome.reason),
         )),
-        Verdict::Mismatch | Verdict::TooLarge => {
+        Verdict::Mismatch | Verdict::TooLarge | Verdict::Truncated => {
             if let Some(declared) = declared_length {
                 if declared != received_length {
                     findings.push(finding(

@@ -7,19 +7,20 @@ use crate::journal::delivery::Verdict;
 use crate::util::histogram::Histogram;
 use crate::util::prom;
 
-const VERDICTS: [Verdict; 6] = [
+const VERDICTS: [Verdict; 7] = [
     Verdict::Accepted,
     Verdict::MissingHeader,
     Verdict::MalformedHeader,
     Verdict::Mismatch,
     Verdict::NoSecretConfigured,
     Verdict::TooLarge,
+    Verdict::Truncated,
 ];
 
 /// What the request path records. Counters start at zero with the process.
 #[derive(Debug)]
 pub struct WebhookMetrics {
-    deliveries: [AtomicU64; 6],
+    deliveries: [AtomicU64; 7],
     /// 503s: a delivery that could not be journaled.
     pub journal_failures: AtomicU64,
     /// From the first body byte read to the answer being ready (after fsync).

@@ -17,7 +17,7 @@ use warp::{Filter, Reply};
 use std::sync::Arc;
 
 use crate::config::Secret;
-use crate::events::signature::Verifier;
+use crate::events::signature::{Outcome, Verifier};
 use crate::httpkit::client_ip::client_addr;
 use crate::journal::delivery::{Delivery, Verdict};
 use crate::journal::{Journal, Kind, Stream};
@@ -124,14 +124,20 @@ struct ReadBody {
     bytes: Vec<u8>,
     received: u64,
     too_large: bool,
+    /// Why the body stopped short, when it did: what arrived is still kept.
+    cut: Option<Cut>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Not all of it arrived within `WAGATE_BODY_TIMEOUT`.
+    TimedOut,
+    /// The client went away, or the stream broke, before the end.
+    Broken,
 }
 
 /// Reads up to `max` bytes; past that keeps only the first `TOO_LARGE_KEEP` and stops.
-async fn read_body<S, B>(
-    body: S,
-    max: usize,
-    declared: Option<u64>,
-) -> Result<ReadBody, warp::Error>
+async fn read_body<S, B>(body: S, max: usize, declared: Option<u64>) -> ReadBody
 where
     S: FutStream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -143,31 +149,70 @@ where
     } else {
         max
     };
-    let mut bytes = Vec::with_capacity(declared.map_or(8192, |n| (n as usize).min(cap)));
-    let mut received = 0u64;
+    let mut read = ReadBody {
+        bytes: Vec::with_capacity(declared.map_or(8192, |n| (n as usize).min(cap))),
+        received: 0,
+        too_large: declared_too_large,
+        cut: None,
+    };
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk?;
+        let mut chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let timed_out =
+                    std::error::Error::source(&e).is_some_and(crate::httpkit::is_body_timeout);
+                read.cut = Some(if timed_out {
+                    Cut::TimedOut
+                } else {
+                    Cut::Broken
+                });
+                return read;
+            }
+        };
         while chunk.has_remaining() {
             let part = chunk.chunk();
             let n = part.len();
-            received += n as u64;
-            let room = cap.saturating_sub(bytes.len());
-            bytes.extend_from_slice(&part[..n.min(room)]);
+            read.received += n as u64;
+            let room = cap.saturating_sub(read.bytes.len());
+            read.bytes.extend_from_slice(&part[..n.min(room)]);
             chunk.advance(n);
         }
-        if received > cap as u64 {
-            bytes.truncate(TOO_LARGE_KEEP);
-            return Ok(ReadBody {
-                bytes,
-                received: received.max(declared.unwrap_or(0)),
-                too_large: true,
-            });
+        if read.received > cap as u64 {
+            read.bytes.truncate(TOO_LARGE_KEEP);
+            read.received = read.received.max(declared.unwrap_or(0));
+            read.too_large = true;
+            return read;
         }
     }
-    Ok(ReadBody {
-        bytes,
-        received,
-        too_large: declared_too_large,
+    read
+}
+
+/// The verdict on a body that was cut short or too large; `None` when it arrived whole.
+fn refused(read: &ReadBody, declared: Option<u64>, max: usize) -> Option<Outcome> {
+    let (verdict, reason) = match (read.cut, read.too_large) {
+        (Some(cut), _) => {
+            let why = match cut {
+                Cut::TimedOut => "did not arrive within WAGATE_BODY_TIMEOUT",
+                Cut::Broken => "was cut short (the connection broke)",
+            };
+            let of = declared.map_or(String::new(), |d| format!(" of {d} declared"));
+            let reason = format!("the body {why}: {} bytes{of} kept", read.received);
+            (Verdict::Truncated, reason)
+        }
+        (None, true) => {
+            let reason = format!(
+                "body of {} bytes is over the {max} byte limit (WAGATE_MAX_BODY); first {} bytes kept",
+                read.received,
+                read.bytes.len()
+            );
+            (Verdict::TooLarge, reason)
+        }
+        (None, false) => return None,
+    };
+    Some(Outcome {
+        verdict,
+        secret_index: None,
+        reason,
     })
 }
 
@@ -186,27 +231,12 @@ where
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let read = match read_body(body, state.max_body, declared).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(peer = ?peer, error = %e, "webhook body could not be read");
-            return text(StatusCode::BAD_REQUEST, "request body could not be read");
-        }
-    };
-    let outcome =
-        if read.too_large {
-            crate::events::signature::Outcome {
-                verdict: Verdict::TooLarge,
-                secret_index: None,
-                reason: format!(
-                "body of {} bytes is over the {} byte limit (WAGATE_MAX_BODY); first {} bytes kept",
-                read.received, state.max_body, read.bytes.len()
-            ),
-            }
-        } else {
-            let sig = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-            state.verifier.verify(sig, &read.bytes)
-        };
+    let read = read_body(body, state.max_body, declared).await;
+    let read_cut = read.cut;
+    let outcome = refused(&read, declared, state.max_body).unwrap_or_else(|| {
+        let sig = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
+        state.verifier.verify(sig, &read.bytes)
+    });
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let delivery = Delivery {
         peer: client_addr(peer, forwarded, &state.trusted_proxies),
@@ -263,6 +293,14 @@ where
         Verdict::TooLarge => {
             tracing::warn!(seq, peer = ?peer, "delivery rejected: too large");
             text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")
+        }
+        Verdict::Truncated if read_cut == Some(Cut::TimedOut) => {
+            tracing::warn!(seq, peer = ?peer, "delivery rejected: body timed out");
+            text(StatusCode::REQUEST_TIMEOUT, "request body timed out")
+        }
+        Verdict::Truncated => {
+            tracing::warn!(seq, peer = ?peer, "delivery rejected: body cut short");
+            text(StatusCode::BAD_REQUEST, "request body cut short")
         }
         other => {
             tracing::warn!(seq, peer = ?peer, verdict = other.as_str(), "delivery rejected");

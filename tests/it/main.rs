@@ -34,6 +34,7 @@ mod send;
 mod send_crash;
 mod send_graph;
 mod send_more;
+mod server_limits;
 mod statuses;
 mod support;
 mod tls;
