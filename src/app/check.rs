@@ -86,9 +86,9 @@ pub fn run(config: &Config) -> Vec<Check> {
         Ok(free) if free < config.min_free => out.push(check(
             Level::Problem,
             format!(
-                "only {} MiB free, below WAGATE_MIN_FREE ({} MiB)",
+                "only {} MiB free, below WAGATE_MIN_FREE ({})",
                 free >> 20,
-                config.min_free >> 20
+                crate::config::format_size(config.min_free)
             ),
         )),
         Ok(free) => out.push(check(Level::Ok, format!("{} MiB free", free >> 20))),

@@ -20,7 +20,7 @@ pub use send::{GraphConfig, SendConfig, DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION
 pub use server::ServerConfig;
 pub mod values;
 use values::{count_var, duration_var};
-pub use values::{parse_duration, parse_size};
+pub use values::{format_duration, format_size, parse_duration, parse_size};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]

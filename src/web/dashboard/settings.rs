@@ -5,7 +5,8 @@ use askama::Template;
 
 use super::page::{self, Chrome};
 use super::{render, Ctx, Response};
-use crate::config::Secret;
+use crate::config::{format_duration, format_size, Config, Secret};
+use crate::util::cidr::Cidr;
 
 #[derive(Template)]
 #[template(path = "dash/settings.html")]
@@ -30,14 +31,9 @@ fn secret(s: &Option<Secret>) -> String {
     }
 }
 
-fn dur(d: std::time::Duration) -> String {
-    humantime::format_duration(d).to_string()
-}
-
-pub async fn page(ctx: Ctx) -> Response {
-    let state = &ctx.req.state;
-    let c = &state.config;
-    let config = vec![
+/// The configuration rows, durations and sizes written as in the environment.
+fn config_rows(c: &Config) -> Vec<(&'static str, String)> {
+    vec![
         ("WAGATE_LISTEN", c.listen.to_string()),
         ("WAGATE_DATA_DIR", c.data_dir.display().to_string()),
         (
@@ -47,23 +43,12 @@ pub async fn page(ctx: Ctx) -> Response {
         ("WHATSAPP_VERIFY_TOKEN", secret(&c.verify_token)),
         (
             "WAGATE_API_TOKEN",
-            if c.api_token.is_some() {
-                "set (hidden)".into()
-            } else {
-                format!("generated in {}", c.data_dir.join("api-token").display())
-            },
+            generated_or_set(c, &c.api_token, "api-token"),
         ),
         ("WAGATE_METRICS_TOKEN", secret(&c.metrics_token)),
         (
             "WAGATE_ADMIN_PASSWORD",
-            if c.admin_password.is_some() {
-                "set (hidden)".into()
-            } else {
-                format!(
-                    "generated in {}",
-                    c.data_dir.join("admin-password").display()
-                )
-            },
+            generated_or_set(c, &c.admin_password, "admin-password"),
         ),
         (
             "WAGATE_TLS_CERT / KEY",
@@ -79,10 +64,10 @@ pub async fn page(ctx: Ctx) -> Response {
                 .map(|a| format!("{} (CA {})", a.domains.join(", "), a.directory))
                 .unwrap_or("not set".into()),
         ),
-        ("WAGATE_TRUSTED_PROXIES", format!("{:?}", c.trusted_proxies)),
-        ("WAGATE_MAX_BODY", page::size(c.max_body as u64)),
-        ("WAGATE_SEGMENT_SIZE", page::size(c.segment_size)),
-        ("WAGATE_MIN_FREE", page::size(c.min_free)),
+        ("WAGATE_TRUSTED_PROXIES", proxies(&c.trusted_proxies)),
+        ("WAGATE_MAX_BODY", format_size(c.max_body as u64)),
+        ("WAGATE_SEGMENT_SIZE", format_size(c.segment_size)),
+        ("WAGATE_MIN_FREE", format_size(c.min_free)),
         ("WHATSAPP_TOKEN", secret(&c.graph.token)),
         (
             "WAGATE_PHONE_NUMBER_ID",
@@ -90,10 +75,10 @@ pub async fn page(ctx: Ctx) -> Response {
         ),
         ("WAGATE_GRAPH_URL", c.graph.url.clone()),
         ("WAGATE_GRAPH_VERSION", c.graph.version.clone()),
-        ("WAGATE_GRAPH_TIMEOUT", dur(c.graph.timeout)),
+        ("WAGATE_GRAPH_TIMEOUT", format_duration(c.graph.timeout)),
         ("WAGATE_SEND_RATE", format!("{}/s", c.send.rate)),
         ("WAGATE_SEND_MAX_ATTEMPTS", c.send.max_attempts.to_string()),
-        ("WAGATE_SEND_MAX_AGE", dur(c.send.max_age)),
+        ("WAGATE_SEND_MAX_AGE", format_duration(c.send.max_age)),
         ("WAGATE_MEDIA_HOSTS", c.media.hosts.join(", ")),
         ("WAGATE_MEDIA_CONCURRENCY", c.media.concurrency.to_string()),
         (
@@ -104,21 +89,58 @@ pub async fn page(ctx: Ctx) -> Response {
                 .map(|a| a.to_string())
                 .unwrap_or("not set (media is not scanned)".into()),
         ),
-        ("dashboard session idle timeout", dur(c.dashboard_idle)),
-    ];
-    let retention = vec![
-        ("WAGATE_RAW_TTL (raw deliveries)", dur(c.raw_ttl)),
+        (
+            "dashboard session idle timeout",
+            format_duration(c.dashboard_idle),
+        ),
+    ]
+}
+
+fn retention_rows(c: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "WAGATE_RAW_TTL (raw deliveries)",
+            format_duration(c.raw_ttl),
+        ),
         (
             "WAGATE_EVENT_TTL (messages, statuses, events)",
-            dur(c.event_ttl),
+            format_duration(c.event_ttl),
         ),
-        ("WAGATE_DEDUP_TTL (dedup keys)", dur(c.dedup_ttl)),
-        ("WAGATE_MEDIA_TTL (media files)", dur(c.media.ttl)),
+        (
+            "WAGATE_DEDUP_TTL (dedup keys)",
+            format_duration(c.dedup_ttl),
+        ),
+        (
+            "WAGATE_MEDIA_TTL (media files)",
+            format_duration(c.media.ttl),
+        ),
         (
             "WAGATE_QUARANTINE_MAX (rejected deliveries)",
-            page::size(c.quarantine_max),
+            format_size(c.quarantine_max),
         ),
-    ];
+    ]
+}
+
+/// A secret wagate generates when it is not set: where the generated one is kept.
+fn generated_or_set(c: &Config, value: &Option<Secret>, file: &str) -> String {
+    match value {
+        Some(_) => "set (hidden)".into(),
+        None => format!("generated in {}", c.data_dir.join(file).display()),
+    }
+}
+
+fn proxies(ranges: &[Cidr]) -> String {
+    if ranges.is_empty() {
+        return "not set".into();
+    }
+    let ranges: Vec<String> = ranges.iter().map(Cidr::to_string).collect();
+    ranges.join(", ")
+}
+
+pub async fn page(ctx: Ctx) -> Response {
+    let state = &ctx.req.state;
+    let c = &state.config;
+    let (config, retention) = (config_rows(c), retention_rows(c));
     let keys = state.media.keys().current();
     let dir = c.data_dir.clone();
     let (usage, free) = tokio::task::spawn_blocking(move || {
@@ -181,4 +203,41 @@ fn acme_rows(s: &crate::acme::AcmeStatus) -> Vec<(&'static str, String)> {
         ));
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn row<'a>(rows: &'a [(&'static str, String)], name: &str) -> &'a str {
+        &rows.iter().find(|(n, _)| n.starts_with(name)).unwrap().1
+    }
+
+    #[test]
+    fn values_show_as_they_are_written() {
+        let mut c = Config::new("/srv/wagate");
+        c.raw_ttl = Duration::from_secs(3650 * 86400);
+        c.dedup_ttl = Duration::from_secs(90 * 60);
+        c.graph.timeout = Duration::from_millis(1500);
+        c.max_body = 512 << 10;
+        c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
+        let (config, retention) = (config_rows(&c), retention_rows(&c));
+        assert_eq!(row(&retention, "WAGATE_RAW_TTL"), "3650d");
+        assert_eq!(row(&retention, "WAGATE_EVENT_TTL"), "30d");
+        assert_eq!(row(&retention, "WAGATE_DEDUP_TTL"), "90m");
+        assert_eq!(row(&retention, "WAGATE_QUARANTINE_MAX"), "256MiB");
+        assert_eq!(row(&config, "WAGATE_GRAPH_TIMEOUT"), "1500ms");
+        assert_eq!(row(&config, "WAGATE_MAX_BODY"), "512KiB");
+        assert_eq!(row(&config, "WAGATE_MIN_FREE"), "512MiB");
+        assert_eq!(row(&config, "dashboard session"), "30m");
+        assert_eq!(
+            row(&config, "WAGATE_TRUSTED_PROXIES"),
+            "10.0.0.0/8, ::1/128"
+        );
+        assert_eq!(
+            row(&config, "WAGATE_API_TOKEN"),
+            "generated in /srv/wagate/api-token"
+        );
+    }
 }
