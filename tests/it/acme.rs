@@ -1,107 +1,13 @@
 //! ACME certificates without a CA: the TLS resolver answers TLS-ALPN-01 with the
 //! challenge certificate and everything else with the live one; configuration and
-//! `wagate check`. The helpers here also serve `acme_pebble.rs`.
+//! `wagate check`.
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::sync::oneshot;
 use wagate::tls::TlsConfig;
 
-use crate::support::test_config;
-
-pub const DOMAIN: &str = "wagate.test";
-pub const OTHER_DOMAIN: &str = "www.wagate.test";
-
-/// Accepts any server certificate: these tests look at *which* certificate is sent.
-#[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    // Not checked either: webpki would refuse the challenge certificate's critical
-    // acmeIdentifier extension before looking at the signature.
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Handshakes with `addr` as `name`, offering `alpn`; trusts `roots` (PEM), or
-/// anything when `roots` is empty. The leaf certificate and the protocol agreed.
-pub async fn handshake(
-    addr: SocketAddr,
-    name: &str,
-    alpn: &[&[u8]],
-    roots: &[&[u8]],
-) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let mut config = if roots.is_empty() {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider())))
-            .with_no_client_auth()
-    } else {
-        let mut store = rustls::RootCertStore::empty();
-        for pem in roots {
-            for der in CertificateDer::pem_slice_iter(pem) {
-                store.add(der.unwrap()).unwrap();
-            }
-        }
-        builder.with_root_certificates(store).with_no_client_auth()
-    };
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let server_name = ServerName::try_from(name.to_string()).unwrap();
-    let tls = connector
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    let conn = tls.get_ref().1;
-    let leaf = conn.peer_certificates().ok_or("no certificate")?[0].to_vec();
-    Ok((leaf, conn.alpn_protocol().map(<[u8]>::to_vec)))
-}
-
-pub const HTTP: &[&[u8]] = &[b"h2", b"http/1.1"];
-const ACME_TLS: &[&[u8]] = &[b"acme-tls/1"];
+use crate::support::child::wagate;
+use crate::support::tls::{handshake, TlsServer, ACME_TLS, DOMAIN, HTTP, OTHER_DOMAIN};
 
 fn self_signed(domain: &str) -> (String, rustls::sign::CertifiedKey) {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -114,44 +20,12 @@ fn self_signed(domain: &str) -> (String, rustls::sign::CertifiedKey) {
     (pem, certified)
 }
 
-/// wagate in-process over `tls` on `listener`.
-pub struct Running {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    pub async fn start(
-        dir: &Path,
-        listener: tokio::net::TcpListener,
-        tls: Arc<TlsConfig>,
-    ) -> Running {
-        let addr = listener.local_addr().unwrap();
-        let app = wagate::App::start(test_config(dir)).await.unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(wagate::serve_with_tls(listener, app, Some(tls), async {
-            let _ = stopped.await;
-        }));
-        Running {
-            addr,
-            stop: Some(stop),
-            server,
-        }
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.server.await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn tls_alpn_01_is_answered_with_the_challenge_certificate_only() {
     let data = tempfile::tempdir().unwrap();
     let tls = Arc::new(TlsConfig::managed().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Running::start(data.path(), listener, tls.clone()).await;
+    let server = TlsServer::start(data.path(), listener, tls.clone()).await;
     let addr = server.addr;
 
     // No certificate yet: ordinary clients are refused, validation has no answer.
@@ -204,12 +78,6 @@ async fn tls_alpn_01_is_answered_with_the_challenge_certificate_only() {
     tls.set_challenge(DOMAIN, None);
     assert!(handshake(addr, DOMAIN, ACME_TLS, &[]).await.is_err());
     server.stop().await;
-}
-
-pub fn wagate() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wagate"));
-    c.env_remove("RUST_LOG");
-    c
 }
 
 #[test]

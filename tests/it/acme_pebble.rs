@@ -15,9 +15,10 @@ use wagate::acme::{Acme, AcmeStatus};
 use wagate::config::AcmeConfig;
 use wagate::tls::TlsConfig;
 
-use crate::acme::{handshake, wagate, Running, DOMAIN, HTTP, OTHER_DOMAIN};
-use crate::pebble::{free_port, Pebble};
-use crate::support::post_signed_webhook;
+use crate::support::child::{start_with, wagate};
+use crate::support::pebble::{free_port, Pebble};
+use crate::support::tls::{handshake, TlsServer, DOMAIN, HTTP, OTHER_DOMAIN};
+use crate::support::{eventually, post_signed_webhook, API_TOKEN};
 
 /// Waits (on the status channel, no polling) until `done` holds.
 async fn wait_status(acme: &Acme, what: &str, done: impl Fn(&AcmeStatus) -> bool) -> AcmeStatus {
@@ -66,7 +67,7 @@ async fn acme_issues_through_pebble_and_a_restart_reuses_the_certificate() {
     let pebble = Pebble::start(port).await;
     let data = tempfile::tempdir().unwrap();
     // The binary, configured from the environment as on a VPS.
-    let server = crate::crash::start_with(
+    let server = start_with(
         data.path(),
         &[
             ("WAGATE_LISTEN", &format!("127.0.0.1:{port}")),
@@ -78,19 +79,14 @@ async fn acme_issues_through_pebble_and_a_restart_reuses_the_certificate() {
     );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let root = pebble.issuing_root().await;
-    // Until the certificate is issued, handshakes fail; poll for it with a deadline.
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let issued = loop {
-        match handshake(addr, DOMAIN, HTTP, &[&root]).await {
-            Ok((leaf, _)) => break leaf,
-            Err(e) => assert!(
-                std::time::Instant::now() < deadline,
-                "no certificate from pebble within 90 s ({e}); pebble log:\n{}",
-                pebble.log()
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    // Until the certificate is issued, handshakes fail.
+    let roots: &[&[u8]] = &[&root];
+    let (issued, _) = eventually("a certificate from pebble", async || {
+        handshake(addr, DOMAIN, HTTP, roots)
+            .await
+            .map_err(|e| format!("{e}; pebble's log:\n{}", pebble.log()))
+    })
+    .await;
     // One certificate names both domains, chains to pebble's root.
     let info = wagate::acme::cert::CertInfo::parse(&issued).unwrap();
     assert!(
@@ -118,7 +114,7 @@ async fn acme_issues_through_pebble_and_a_restart_reuses_the_certificate() {
     // The certificate and its orders are in the metrics.
     let metrics = client
         .get(format!("https://{DOMAIN}:{port}/metrics"))
-        .bearer_auth(crate::support::API_TOKEN)
+        .bearer_auth(API_TOKEN)
         .send()
         .await
         .unwrap()
@@ -160,7 +156,7 @@ async fn acme_issues_through_pebble_and_a_restart_reuses_the_certificate() {
     // A restart serves the stored certificate at once and orders nothing.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let tls = Arc::new(TlsConfig::managed().unwrap());
-    let server = Running::start(data.path(), listener, tls.clone()).await;
+    let server = TlsServer::start(data.path(), listener, tls.clone()).await;
     let config = acme_config(&pebble, &[OTHER_DOMAIN, DOMAIN]);
     let acme = Acme::start(config, data.path(), tls.clone()).unwrap();
     assert_eq!(
@@ -204,7 +200,7 @@ async fn acme_renews_a_stored_certificate_near_expiry() {
     let old = leaf_of(&cert_file);
 
     let tls = Arc::new(TlsConfig::managed().unwrap());
-    let server = Running::start(data.path(), listener, tls.clone()).await;
+    let server = TlsServer::start(data.path(), listener, tls.clone()).await;
     let acme = Acme::start(acme_config(&pebble, &[DOMAIN]), data.path(), tls.clone()).unwrap();
     // The old certificate is served while the renewal runs in the background.
     assert_eq!(

@@ -6,11 +6,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::dashboard::PASSWORD;
-use crate::fake_media::FakeMedia;
-use crate::support::{corpus, data_path, TestApp};
+use crate::support::dashboard::PASSWORD;
+use crate::support::fake_media::FakeMedia;
+use crate::support::media::{payload, setup, wait_state};
+use crate::support::{corpus, data_path, TestApp, TEN_YEARS};
 
 /// The whole browser run (Chromium start, eleven pages, a download, the link check).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
@@ -29,16 +30,15 @@ async fn app_with_data() -> (TestApp, FakeMedia) {
     let fake = FakeMedia::start().await;
     let f = fake.clone();
     let app = TestApp::spawn_with(move |c| {
-        crate::media::setup(c, &f);
+        setup(c, &f);
         c.admin_password = Some(wagate::config::Secret::new(PASSWORD));
-        c.dedup_ttl = Duration::from_secs(10 * 365 * 86400);
+        c.dedup_ttl = TEN_YEARS;
     })
     .await;
     // The image first: the corpus carries the same message with an old timestamp and
     // Meta's URL, which would leave the job expired.
-    app.deliver(crate::media::payload(Some(&fake.file_url()), 10))
-        .await;
-    crate::media::wait_state(&app, "stored").await;
+    app.deliver(payload(Some(&fake.file_url()), 10)).await;
+    wait_state(&app, "stored").await;
     for (file, body, sig) in corpus() {
         let status = app.post_webhook(body, Some(&sig)).await.status();
         assert_eq!(status, 200, "{file}");
@@ -83,23 +83,19 @@ async fn browser_walks_the_dashboard_in_chromium() {
         .stderr(log)
         .spawn()
         .expect("node is installed");
-    // The app serves on this runtime while the run goes on in a blocking thread.
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + RUN_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for node") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+    // The app serves on this runtime while a blocking thread waits for node's exit.
+    let pid = child.id() as libc::pid_t;
+    let mut run = tokio::task::spawn_blocking(move || child.wait().expect("wait for node"));
+    let status = match tokio::time::timeout(RUN_TIMEOUT, &mut run).await {
+        Ok(exit) => Some(exit.unwrap()),
+        Err(_) => {
+            // SAFETY: a plain kill(2). The waiter has not returned, so node is not
+            // reaped and the pid is still its own.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            run.await.unwrap();
+            None
         }
-    })
-    .await
-    .unwrap();
+    };
     let output = std::fs::read_to_string(&log_path).unwrap_or_default();
     println!("{output}");
     println!("screenshots: {}", artifacts.display());

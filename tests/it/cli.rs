@@ -1,14 +1,7 @@
 //! The binary's offline tools and its configuration errors.
 
-use std::process::Command;
-
-use crate::support::{data_path, SECRET};
-
-fn wagate() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wagate"));
-    c.env_remove("RUST_LOG");
-    c
-}
+use crate::support::child::wagate;
+use crate::support::{data_path, test_config, SECRET};
 
 #[test]
 fn verify_signature_explains_and_exits_by_verdict() {
@@ -77,9 +70,7 @@ fn check_passes_on_a_fresh_directory_and_explains_a_bad_one() {
 #[tokio::test]
 async fn rotate_media_key_adds_a_primary_key() {
     let dir = tempfile::tempdir().unwrap();
-    let app = wagate::App::start(crate::support::test_config(dir.path()))
-        .await
-        .unwrap();
+    let app = wagate::App::start(test_config(dir.path())).await.unwrap();
     app.shutdown().await;
     let out = wagate()
         .env("WAGATE_DATA_DIR", dir.path())

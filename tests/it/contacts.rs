@@ -3,9 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{data_path, TestApp};
-
-const TEN_YEARS: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86400);
+use crate::support::{data_path, TestApp, TEN_YEARS};
 
 fn text_from(wa_id: &str, wamid: &str, ts: i64, name: &str) -> String {
     format!(

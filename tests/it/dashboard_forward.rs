@@ -8,9 +8,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use wagate::config::{ForwardMode, ForwardTarget, Secret};
 
-use crate::dashboard::{assert_security_headers, csrf_of, Browser, PASSWORD};
-use crate::fake_target::{Answer, FakeTarget};
-use crate::forward::{messages_body, poll_target, spawn, target, PHONE, TARGET_SECRET};
+use crate::support::dashboard::{assert_security_headers, csrf_of, Browser, PASSWORD};
+use crate::support::fake_target::{Answer, FakeTarget};
+use crate::support::forward::{messages_body, poll_target, spawn, target, PHONE, TARGET_SECRET};
 use crate::support::TestApp;
 
 async fn spawn_with_dashboard(

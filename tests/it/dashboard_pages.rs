@@ -4,8 +4,12 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::dashboard::{assert_security_headers, csrf_of, spawn, Browser, PAGES, PASSWORD};
-use crate::support::{corpus, sign, TestApp};
+use crate::support::dashboard::{
+    assert_security_headers, csrf_of, spawn, Browser, PAGES, PASSWORD,
+};
+use crate::support::fake_media::{png, FakeMedia, MEDIA_ID};
+use crate::support::media::{payload, setup, wait_state};
+use crate::support::{corpus, sign, TestApp, API_TOKEN, SECRET, TEN_YEARS};
 
 #[tokio::test]
 async fn every_page_renders_the_corpus() {
@@ -63,8 +67,8 @@ async fn every_page_renders_the_corpus() {
     assert!(page.contains(&format!("/dashboard/deliveries/{id}\"")));
     let settings = b.page("/dashboard/settings").await;
     assert!(settings.contains("1 secret(s) configured (hidden)"));
-    assert!(!settings.contains(crate::support::SECRET));
-    assert!(!settings.contains(crate::support::API_TOKEN));
+    assert!(!settings.contains(SECRET));
+    assert!(!settings.contains(API_TOKEN));
     assert!(!settings.contains(PASSWORD));
     // A bad filter is a 400 page, an unknown delivery a 404 page, both locked down.
     let bad = b.get("/dashboard/deliveries?day=yesterday").await;
@@ -199,7 +203,7 @@ async fn a_rejected_delivery_is_diagnosed_and_reverified() {
         c.admin_password = Some(wagate::config::Secret::new(PASSWORD));
         c.app_secrets
             .insert(0, wagate::config::Secret::new(new_secret));
-        c.dedup_ttl = std::time::Duration::from_secs(10 * 365 * 86400);
+        c.dedup_ttl = TEN_YEARS;
     })
     .await;
     b.base = app.base.clone();
@@ -226,17 +230,15 @@ async fn a_rejected_delivery_is_diagnosed_and_reverified() {
 
 #[tokio::test]
 async fn media_is_shown_inline_through_the_session() {
-    use crate::fake_media::{png, FakeMedia, MEDIA_ID};
     let fake = FakeMedia::start().await;
     let f = fake.clone();
     let app = TestApp::spawn_with(move |c| {
-        crate::media::setup(c, &f);
+        setup(c, &f);
         c.admin_password = Some(wagate::config::Secret::new(PASSWORD));
     })
     .await;
-    app.deliver(crate::media::payload(Some(&fake.file_url()), 10))
-        .await;
-    crate::media::wait_state(&app, "stored").await;
+    app.deliver(payload(Some(&fake.file_url()), 10)).await;
+    wait_state(&app, "stored").await;
     let mut b = Browser::logged_in(&app).await;
     let media = b.page("/dashboard/media").await;
     assert!(

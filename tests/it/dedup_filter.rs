@@ -1,15 +1,10 @@
 //! The applier's in-memory dedup filter answers as the store would: built from the
 //! store at start, it knows every item stored before a restart.
 
-use std::time::Duration;
-
 use serde_json::Value;
-
-use crate::support::{corpus, TestApp};
 use wagate::store::FilterState;
 
-/// The corpus' timestamps are years old: a horizon that keeps them inside the window.
-const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86400);
+use crate::support::{corpus, TestApp, DEADLINE, TEN_YEARS};
 
 /// Waits on the applier's progress channel (no polling) for the filter to be built.
 async fn filter_ready(app: &TestApp) -> usize {
@@ -23,9 +18,9 @@ async fn filter_ready(app: &TestApp) -> usize {
             applied.changed().await.expect("applier alive");
         }
     };
-    let a = tokio::time::timeout(Duration::from_secs(30), wait)
+    let a = tokio::time::timeout(DEADLINE, wait)
         .await
-        .expect("dedup filter built within 30s");
+        .expect("dedup filter built in time");
     assert_eq!(a.dedup_filter, FilterState::Ready);
     a.dedup_filter_keys
 }
@@ -74,7 +69,7 @@ async fn after_a_restart_every_stored_item_is_still_a_duplicate() {
         assert_eq!(count(&second, name), count(&first, name), "{name}");
     }
     assert_eq!(app.state.store.model_snapshot().unwrap(), model);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("wagate_dedup_filter_ready 1"), "{metrics}");
     app.stop().await;
 }

@@ -6,41 +6,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
-use crate::support::{sign, TestApp};
-
-/// A tmpfs mounted on a new directory; unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
-            .arg("tmpfs")
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(ok.success(), "mounting a tmpfs needs root");
-        Tmpfs { dir }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
+use crate::support::child::all_accepted_bodies;
+use crate::support::tmpfs::Tmpfs;
+use crate::support::{eventually, sign, TestApp};
 
 /// Writes a filler file until the filesystem is full; returns its path.
 fn fill(dir: &Path) -> PathBuf {
@@ -107,7 +76,7 @@ async fn full_disk_answers_503_never_200_and_recovers() {
         "disk full: {} accepted before the first 503s, then {refused} refused",
         accepted.len() - 20
     );
-    let m = app.get("/metrics").await.text().await.unwrap();
+    let m = app.metrics().await;
     assert!(m.contains("\nwagate_disk_low 1\n"), "{m}");
     let failures = m
         .lines()
@@ -117,19 +86,15 @@ async fn full_disk_answers_503_never_200_and_recovers() {
 
     // Space comes back: accepted again, with no restart.
     std::fs::remove_file(&filler).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut n = 5000;
-    loop {
+    let b = eventually("a delivery accepted again", async || {
         let b = body(n);
         n += 1;
         let r = app.post_webhook(b.clone(), Some(&sign(&b))).await;
-        if r.status() == 200 {
-            accepted.push(b);
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never recovered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (r.status() == 200).then_some(b).ok_or(r.status())
+    })
+    .await;
+    accepted.push(b);
     for _ in 0..10 {
         let b = body(n);
         n += 1;
@@ -142,7 +107,7 @@ async fn full_disk_answers_503_never_200_and_recovers() {
     let dir = app.stop().await;
     let app = TestApp::spawn_in(dir, |c| c.segment_size = 1 << 20).await;
     app.wait_applied().await;
-    let stored = crate::crash::all_accepted_bodies(&app.client, &app.base).await;
+    let stored = all_accepted_bodies(&app.client, &app.base).await;
     for b in &accepted {
         assert!(stored.contains(b), "a delivery answered 200 is missing");
     }

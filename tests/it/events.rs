@@ -1,14 +1,9 @@
 //! Event processing through the real server: per-item dedup, the model, the read API.
 
-use std::time::Duration;
-
 use proptest::prelude::*;
 use serde_json::Value;
 
-use crate::support::{corpus, data_path, TestApp};
-
-/// The corpus' timestamps are years old: give dedup a horizon that keeps them new.
-const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86400);
+use crate::support::{corpus, data_path, TestApp, TEN_YEARS};
 
 fn payload(file: &str) -> Vec<u8> {
     std::fs::read(data_path(&format!("payloads/{file}"))).unwrap()

@@ -2,60 +2,14 @@
 //! (Standard Webhooks), dedup across Meta's retries, routing filters, the unrouted
 //! list, replay. Retries and failures are in `forward_retry.rs`.
 
-use std::time::Duration;
-
 use serde_json::json;
-use wagate::config::{ForwardMode, ForwardTarget};
+use wagate::config::ForwardMode;
 
-use crate::fake_target::FakeTarget;
-use crate::support::{data_path, TestApp};
-
-pub const TARGET_SECRET: &str = "target_secret_for_tests";
-pub const PHONE: &str = "106540352242922";
-
-pub fn target(id: &str, t: &FakeTarget, secret: &str, mode: ForwardMode) -> ForwardTarget {
-    ForwardTarget::new(id, &t.url, secret, mode)
-}
-
-/// wagate forwarding to `targets`, with retry delays small enough for tests.
-pub async fn spawn(
-    targets: Vec<ForwardTarget>,
-    tweak: impl FnOnce(&mut wagate::Config),
-) -> TestApp {
-    TestApp::spawn_with(|c| {
-        c.dedup_ttl = Duration::from_secs(10 * 365 * 86400);
-        c.forward.targets = targets;
-        c.forward.timeout = Duration::from_secs(5);
-        c.forward.backoff_base = Duration::from_millis(10);
-        c.forward.backoff_cap = Duration::from_millis(40);
-        tweak(c);
-    })
-    .await
-}
-
-/// A Meta delivery with one text message per id, for `phone`, sent now.
-pub fn messages_body(phone: &str, ids: &[&str]) -> Vec<u8> {
-    messages_body_from(phone, "16505551234", ids)
-}
-
-/// The same, from contact `from`.
-pub fn messages_body_from(phone: &str, from: &str, ids: &[&str]) -> Vec<u8> {
-    let ts = wagate::util::clock::now_micros() / 1_000_000;
-    let messages: Vec<_> = ids
-        .iter()
-        .map(|id| json!({"from": from, "id": id, "timestamp": ts.to_string(), "type": "text", "text": {"body": format!("hi {id}")}}))
-        .collect();
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone},
-        "contacts": [{"profile": {"name": "Kerry"}, "wa_id": from}],
-        "messages": messages}}]}]}))
-    .unwrap()
-}
-
-pub fn payload(file: &str) -> Vec<u8> {
-    std::fs::read(data_path(&format!("payloads/{file}"))).unwrap()
-}
+use crate::support::fake_target::{FakeTarget, Got};
+use crate::support::forward::{
+    messages_body, payload, poll_target, replay, spawn, target, PHONE, TARGET_SECRET,
+};
+use crate::support::{TestApp, TEN_YEARS};
 
 #[tokio::test]
 async fn meta_mode_forwards_exact_bytes_once_across_meta_retries() {
@@ -125,7 +79,7 @@ async fn events_mode_sends_one_standard_webhook_per_item() {
     // In order per contact only: the account event (no contact) and the status
     // (another contact) may overtake the messages. A stable sort keeps the
     // messages' order of arrival.
-    let rank = |g: &crate::fake_target::Got| match g.json()["type"].as_str() {
+    let rank = |g: &Got| match g.json()["type"].as_str() {
         Some("whatsapp.message") => 0,
         Some("whatsapp.status") => 1,
         _ => 2,
@@ -189,7 +143,7 @@ async fn targets_get_their_phone_numbers_and_fields_and_the_rest_is_unrouted() {
     assert_eq!(list.len(), 2, "{unrouted}");
     assert_eq!(list[0]["field"], "account_update", "newest first");
     assert_eq!(list[1]["phone_number_id"], "333");
-    let m = app.get("/metrics").await.text().await.unwrap();
+    let m = app.metrics().await;
     assert!(m.contains("wagate_forward_unrouted_total 2"), "{m}");
     assert!(m.contains("wagate_forward_delivered_total{target=\"a\"}"));
 }
@@ -243,46 +197,6 @@ async fn replay_a_delivery_and_a_time_range() {
     poll_target(&app, "bot", |t| t["delivered"] == 7).await;
 }
 
-pub async fn replay(app: &TestApp, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let resp = app
-        .client
-        .post(format!("{}/api/forward/replay", app.base))
-        .bearer_auth(crate::support::API_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or_default(),
-    )
-}
-
-/// Polls `GET /api/forward/targets` (10 s at most) until target `id` satisfies `ok`.
-pub async fn poll_target(
-    app: &TestApp,
-    id: &str,
-    ok: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
-    for _ in 0..400 {
-        let all = app.get_json("/api/forward/targets").await;
-        if let Some(t) = all["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["id"] == id)
-        {
-            if ok(t) {
-                return t.clone();
-            }
-            last = t.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("target {id} never reached the expected state: {last}");
-}
-
 #[tokio::test]
 async fn rebuilt_from_the_journal_nothing_is_sent_again() {
     let t = FakeTarget::start(TARGET_SECRET).await;
@@ -296,7 +210,7 @@ async fn rebuilt_from_the_journal_nothing_is_sent_again() {
     // Derived state is rebuilt from the journal: the queue, the counts, the outcomes.
     std::fs::remove_dir_all(dir.path().join("state")).unwrap();
     let app = TestApp::spawn_in(dir, |c| {
-        c.dedup_ttl = Duration::from_secs(10 * 365 * 86400);
+        c.dedup_ttl = TEN_YEARS;
         c.forward.targets = targets();
     })
     .await;

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::crash::start_with;
-use crate::fake_target::{Answer, FakeTarget, Got};
-use crate::forward::{messages_body_from, PHONE, TARGET_SECRET};
+use crate::support::child::start_with;
+use crate::support::fake_target::{Answer, FakeTarget, Got};
+use crate::support::forward::{messages_body_from, PHONE, TARGET_SECRET};
 use crate::support::sign;
 
 const CONTACTS: usize = 3;
@@ -61,8 +61,7 @@ async fn sigkill_mid_delivery_then_every_event_in_order_per_contact() {
     let mut kills = 0;
     for at in [N / 4, N / 2] {
         t.wait_for(at).await;
-        server.child.kill().expect("SIGKILL");
-        server.child.wait().expect("reap");
+        server.kill();
         kills += 1;
         server = start_with(dir.path(), &env);
     }

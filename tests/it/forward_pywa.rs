@@ -4,51 +4,23 @@
 //! its handlers must see every message exactly once, and it must reject nothing. Needs python3 with pywa and flask (`.ci/run` installs them).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 
 use wagate::config::{ForwardMode, ForwardTarget};
 use wagate::events::model::Item;
 
-use crate::forward::{poll_target, spawn};
-use crate::support::{corpus, data_path};
+use crate::support::corpus;
+use crate::support::forward::{poll_target, spawn};
+use crate::support::pywa_bot::PywaBot;
 
 const BOT_SECRET: &str = "pywa_bot_app_secret";
-
-struct Bot(Child);
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_bot() -> (Bot, u16) {
-    let mut child = Command::new("python3")
-        .arg("-u")
-        .arg(data_path("../pywa/receive_behind_wagate.py"))
-        .arg(BOT_SECRET)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run python3");
-    let stdout = child.stdout.take().unwrap();
-    let bot = Bot(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().expect("the bot printed its port").unwrap();
-    let port = line
-        .strip_prefix("port ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line from the bot: {line}"));
-    std::thread::spawn(move || for _ in lines {});
-    (bot, port)
-}
 
 #[tokio::test]
 #[ignore = "needs python3 with pywa and flask; run by .ci/run"]
 async fn forwarding_to_a_real_pywa_bot() {
-    let (_bot, port) = tokio::task::spawn_blocking(start_bot).await.unwrap();
+    let bot = tokio::task::spawn_blocking(|| PywaBot::start(BOT_SECRET))
+        .await
+        .unwrap();
+    let port = bot.port;
     let url = format!("http://127.0.0.1:{port}/");
     let app = spawn(
         vec![ForwardTarget::new(

@@ -6,8 +6,10 @@ use std::time::Duration;
 use serde_json::json;
 use wagate::config::ForwardMode;
 
-use crate::fake_target::{Answer, FakeTarget};
-use crate::forward::{messages_body, poll_target, replay, spawn, target, PHONE, TARGET_SECRET};
+use crate::support::fake_target::{Answer, FakeTarget};
+use crate::support::forward::{
+    messages_body, poll_target, replay, spawn, target, PHONE, TARGET_SECRET,
+};
 
 #[tokio::test]
 async fn retries_honour_retry_after_and_time_out_slow_answers() {
@@ -70,7 +72,7 @@ async fn gone_disables_the_target_until_enabled() {
     assert!(v["disabled"]["reason"].as_str().unwrap().contains("410"));
     app.deliver(messages_body(PHONE, &["wamid.G2"])).await;
     poll_target(&app, "bot", |t| t["queued"] == 2).await;
-    let m = app.get("/metrics").await.text().await.unwrap();
+    let m = app.metrics().await;
     assert!(
         m.contains("wagate_forward_disabled{target=\"bot\"} 1"),
         "{m}"
@@ -110,7 +112,7 @@ async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
         gap >= Duration::from_millis(280),
         "probed every 300 ms: {gap:?}"
     );
-    let m = app.get("/metrics").await.text().await.unwrap();
+    let m = app.metrics().await;
     assert!(m.contains("wagate_forward_paused{target=\"bot\"} 1"), "{m}");
     t.fallback(None);
     poll_target(&app, "bot", |t| {

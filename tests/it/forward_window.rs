@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use wagate::config::ForwardMode;
 
-use crate::fake_target::{Answer, FakeTarget};
-use crate::forward::{messages_body_from, poll_target, spawn, target, PHONE, TARGET_SECRET};
+use crate::support::fake_target::{Answer, FakeTarget};
+use crate::support::forward::{
+    messages_body_from, poll_target, spawn, target, PHONE, TARGET_SECRET,
+};
 
 #[tokio::test]
 async fn other_contacts_in_parallel_one_contact_in_order() {

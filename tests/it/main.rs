@@ -1,5 +1,9 @@
 //! The one integration test crate: every test starts the real server in-process on
 //! 127.0.0.1:0 (or as a child process, for crash tests) with its data in a temp dir.
+//! The files next to this one hold tests only; the fakes, harnesses and helpers
+//! they share are in `support/`, the one module they import from.
+
+mod support;
 
 mod acme;
 mod acme_pebble;
@@ -13,9 +17,6 @@ mod dashboard_pages;
 mod dedup_filter;
 mod disk_full;
 mod events;
-mod fake_graph;
-mod fake_media;
-mod fake_target;
 mod forward;
 mod forward_crash;
 mod forward_pywa;
@@ -28,7 +29,6 @@ mod media_kill;
 mod media_scan;
 mod metrics;
 mod parse;
-mod pebble;
 mod retention;
 mod send;
 mod send_crash;
@@ -36,6 +36,5 @@ mod send_graph;
 mod send_more;
 mod server_limits;
 mod statuses;
-mod support;
 mod tls;
 mod webhook;

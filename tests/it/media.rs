@@ -1,75 +1,13 @@
 //! Media download end to end: a real wagate, the fake media API and host
-//! (`fake_media.rs`), the conformance PNG and its webhook.
+//! (`support/fake_media.rs`), the conformance PNG and its webhook.
 
 use std::time::Duration;
 
-use serde_json::Value;
-use wagate::config::Secret;
-use wagate::Config;
+use crate::support::fake_media::{png, Answer, FakeMedia, MEDIA_ID};
+use crate::support::media::{files_in, payload, setup, spawn, wait_state};
+use crate::support::{eventually, TestApp};
 
-use crate::fake_media::{png, Answer, FakeMedia, MEDIA_ID};
-use crate::support::{data_path, TestApp};
-
-pub(crate) const TOKEN: &str = "media-token-for-tests";
 const WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDBBNAA=";
-
-pub(crate) fn setup(c: &mut Config, fake: &FakeMedia) {
-    c.graph.url = fake.base.clone();
-    c.graph.token = Some(Secret::new(TOKEN));
-    c.media.hosts = vec!["127.0.0.1".into()];
-    c.media.backoff_base = Duration::from_millis(10);
-    c.media.backoff_cap = Duration::from_millis(50);
-    c.graph.timeout = Duration::from_secs(5);
-}
-
-/// The conformance webhook, its time set to `age_secs` ago, its URL pointed at the
-/// fake (or removed, so that the lookup gives it).
-pub(crate) fn payload(url: Option<&str>, age_secs: i64) -> Vec<u8> {
-    let raw = std::fs::read(data_path("payloads/msg_image_roundtrip.json")).unwrap();
-    let mut v: Value = serde_json::from_slice(&raw).unwrap();
-    let m = &mut v["entry"][0]["changes"][0]["value"]["messages"][0];
-    let now = wagate::util::clock::now_micros() / 1_000_000;
-    m["timestamp"] = (now - age_secs).to_string().into();
-    match url {
-        Some(u) => m["image"]["url"] = u.into(),
-        None => {
-            m["image"].as_object_mut().unwrap().remove("url");
-        }
-    }
-    serde_json::to_vec(&v).unwrap()
-}
-
-async fn spawn(fake: &FakeMedia) -> TestApp {
-    let f = fake.clone();
-    TestApp::spawn_with(move |c| setup(c, &f)).await
-}
-
-/// Polls the metadata until the job is in `want`.
-pub(crate) async fn wait_state(app: &TestApp, want: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let resp = app.get(&format!("/api/media/{MEDIA_ID}")).await;
-        if resp.status() == 200 {
-            let v: Value = resp.json().await.unwrap();
-            if v["state"] == want {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "media never reached {want}: {v}"
-            );
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no media entry");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-pub(crate) fn files_in(app_dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(app_dir.join("media"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn round_trip_with_the_conformance_png() {
@@ -295,12 +233,12 @@ async fn restart_mid_download_completes_once() {
     fake.script_files([Answer::Hang(Duration::from_secs(30))]);
     let app = spawn(&fake).await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while fake.count("/media/") == 0 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Mid-download: the file was requested and its first half written.
+    eventually("the download to start", async || fake.count("/media/") > 0).await;
+    eventually("the temp file to be written", async || {
+        files_in(app.dir.path()).iter().any(|f| f.ends_with(".tmp"))
+    })
+    .await;
     let v = app.get_json(&format!("/api/media/{MEDIA_ID}")).await;
     assert_eq!(v["state"], "pending");
     let dir = app.stop().await;
@@ -351,14 +289,13 @@ async fn ttl_sweep_deletes_the_file_and_marks_it_deleted() {
     std::fs::write(dir.path().join("media").join("b".repeat(32)), b"x").unwrap();
     let f = fake.clone();
     let app = TestApp::spawn_in(dir, move |c| setup(c, &f)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !files_in(app.dir.path()).is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "start sweep removed them"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the start sweep to remove them", async || {
+        let left = files_in(app.dir.path());
+        left.is_empty()
+            .then_some(())
+            .ok_or_else(|| format!("{left:?}"))
+    })
+    .await;
     app.stop().await;
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wagate::media::{FileError, KeyStore, MediaFiles};
 
-use crate::support::{data_path, TestApp};
+use crate::support::{data_path, test_config, TestApp};
 
 fn files_in(dir: &Path) -> MediaFiles {
     let keys = KeyStore::open(&dir.join("media-keys"), true).unwrap();
@@ -181,7 +181,7 @@ async fn app_start_creates_private_keys_or_uses_the_named_file() {
     let named = elsewhere.path().join("keys");
     let missing = named.clone();
     let err = wagate::App::start({
-        let mut c = crate::support::test_config(dir.path());
+        let mut c = test_config(dir.path());
         c.media_key_file = Some(missing);
         c
     })

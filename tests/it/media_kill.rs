@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use crate::crash::{start_with, wait_caught_up, Server};
-use crate::fake_media::{png, Answer, FakeMedia, MEDIA_ID};
-use crate::media::{files_in, payload, TOKEN};
-use crate::support::{api_json, sign};
+use crate::support::child::{start_with, wait_caught_up, Server};
+use crate::support::fake_media::{png, Answer, FakeMedia, MEDIA_ID};
+use crate::support::media::{files_in, payload, TOKEN};
+use crate::support::{api_json, eventually, sign, API_TOKEN};
 
 fn start(dir: &std::path::Path, fake: &FakeMedia) -> Server {
     start_with(
@@ -27,15 +27,6 @@ async fn media(client: &reqwest::Client, s: &Server) -> serde_json::Value {
     api_json(client.get(format!("{}/api/media/{MEDIA_ID}", s.base))).await
 }
 
-/// Polls until `done` holds (a real condition, with a deadline).
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn sigkill_mid_download_then_stored_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,7 +34,7 @@ async fn sigkill_mid_download_then_stored_exactly_once() {
     // The first download sends half the file, then hangs far longer than the test.
     fake.script_files([Answer::Hang(Duration::from_secs(120))]);
     let client = reqwest::Client::new();
-    let mut server = start(dir.path(), &fake);
+    let server = start(dir.path(), &fake);
     let body = payload(Some(&fake.file_url()), 10);
     let resp = client
         .post(format!("{}/webhook", server.base))
@@ -54,27 +45,24 @@ async fn sigkill_mid_download_then_stored_exactly_once() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     // Mid-download: the request was made and the temp file exists.
-    until("download started", || fake.count("/media/") == 1).await;
-    until("temp file written", || {
+    eventually("the download to start", async || fake.count("/media/") == 1).await;
+    eventually("the temp file to be written", async || {
         files_in(dir.path()).iter().any(|f| f.ends_with(".tmp"))
     })
     .await;
     assert_eq!(media(&client, &server).await["state"], "pending");
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    drop(server);
+    server.kill();
 
     let server = start(dir.path(), &fake);
-    let mut stored = serde_json::Value::Null;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while stored["state"] != "stored" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never stored: {stored}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        stored = media(&client, &server).await;
-    }
+    let stored = eventually("the file to be stored", async || {
+        let v = media(&client, &server).await;
+        if v["state"] == "stored" {
+            Ok(v)
+        } else {
+            Err(v)
+        }
+    })
+    .await;
     assert_eq!(fake.count("/media/"), 2, "downloaded again once");
     assert_eq!(
         files_in(dir.path()),
@@ -83,7 +71,7 @@ async fn sigkill_mid_download_then_stored_exactly_once() {
     );
     let content = client
         .get(format!("{}/api/media/{MEDIA_ID}/content", server.base))
-        .bearer_auth(crate::support::API_TOKEN)
+        .bearer_auth(API_TOKEN)
         .send()
         .await
         .unwrap()

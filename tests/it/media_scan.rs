@@ -2,102 +2,22 @@
 //! and against Debian's real clamd with an EICAR signature (`#[ignore]`d: CI
 //! installs clamav-daemon and runs it); the low-disk pause; media metrics.
 
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixListener;
 use wagate::media::scan::ClamdAddr;
 
-use crate::fake_media::{png, FakeMedia, MEDIA_ID};
-use crate::media::{files_in, payload, setup, wait_state};
-use crate::support::TestApp;
-
-/// The EICAR anti-malware test file (harmless by design).
-const EICAR_MD5: &str = "44d88612fea8a8f36de82e1278abb02f";
-const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
-
-/// A scripted clamd: answers `INSTREAM` from a script (then `stream: OK`), or
-/// closes without an answer for `None`; records every stream it was sent.
-#[derive(Clone)]
-struct FakeClamd {
-    path: PathBuf,
-    script: Arc<Mutex<VecDeque<Option<&'static str>>>>,
-    streams: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl FakeClamd {
-    /// A fake in a new temp dir (kept alive by the caller), with `script` queued.
-    fn with_script(
-        script: impl IntoIterator<Item = Option<&'static str>>,
-    ) -> (tempfile::TempDir, FakeClamd) {
-        let dir = tempfile::tempdir().unwrap();
-        let clamd = FakeClamd::start(dir.path());
-        clamd.script.lock().unwrap().extend(script);
-        (dir, clamd)
-    }
-
-    fn start(dir: &Path) -> FakeClamd {
-        let path = dir.join("clamd.sock");
-        let listener = UnixListener::bind(&path).expect("bind");
-        let fake = FakeClamd {
-            path,
-            script: Arc::default(),
-            streams: Arc::default(),
-        };
-        let f = fake.clone();
-        tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let mut cmd = [0u8; 10];
-                if conn.read_exact(&mut cmd).await.is_err() || &cmd != b"zINSTREAM\0" {
-                    continue;
-                }
-                let mut data = Vec::new();
-                while let Ok(n) = conn.read_u32().await {
-                    if n == 0 {
-                        break;
-                    }
-                    let mut chunk = vec![0u8; n as usize];
-                    if conn.read_exact(&mut chunk).await.is_err() {
-                        break;
-                    }
-                    data.extend_from_slice(&chunk);
-                }
-                f.streams.lock().unwrap().push(data);
-                let answer = f
-                    .script
-                    .lock()
-                    .unwrap()
-                    .pop_front()
-                    .unwrap_or(Some("stream: OK"));
-                if let Some(a) = answer {
-                    let _ = conn.write_all(format!("{a}\0").as_bytes()).await;
-                }
-            }
-        });
-        fake
-    }
-}
-
-async fn spawn(fake: &FakeMedia, clamd: &Path) -> TestApp {
-    let (f, sock) = (fake.clone(), clamd.to_path_buf());
-    TestApp::spawn_with(move |c| {
-        setup(c, &f);
-        c.media.clamd = Some(ClamdAddr::Unix(sock));
-        c.media.clamd_timeout = Duration::from_secs(5);
-    })
-    .await
-}
+use crate::support::clamd::{spawn_scanning, FakeClamd, RealClamd, EICAR};
+use crate::support::fake_media::{png, FakeMedia, MEDIA_ID};
+use crate::support::media::{files_in, payload, setup, wait_state};
+use crate::support::{eventually, TestApp};
 
 #[tokio::test]
 async fn clean_file_is_stored_with_its_verdict_and_the_plaintext_was_scanned() {
     let (_dir, clamd) = FakeClamd::with_script([]);
     let fake = FakeMedia::start().await;
-    let app = spawn(&fake, &clamd.path).await;
+    let app = spawn_scanning(&fake, &clamd.path).await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
     let v = wait_state(&app, "stored").await;
     assert_eq!(v["scan"], "clean (clamd)", "{v}");
@@ -116,7 +36,7 @@ async fn clean_file_is_stored_with_its_verdict_and_the_plaintext_was_scanned() {
 async fn infected_file_is_quarantined_removed_and_never_served() {
     let (_dir, clamd) = FakeClamd::with_script([Some("stream: Win.Test.Fake FOUND")]);
     let fake = FakeMedia::start().await;
-    let app = spawn(&fake, &clamd.path).await;
+    let app = spawn_scanning(&fake, &clamd.path).await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
     let v = wait_state(&app, "quarantined").await;
     let err = v["last_error"].as_str().unwrap();
@@ -125,7 +45,7 @@ async fn infected_file_is_quarantined_removed_and_never_served() {
     assert!(files_in(app.dir.path()).is_empty());
     let resp = app.get(&format!("/api/media/{MEDIA_ID}/content")).await;
     assert_eq!(resp.status(), 409);
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains("wagate_media_scans_total{result=\"infected\"} 1"),
         "{m}"
@@ -142,7 +62,7 @@ async fn infected_file_is_quarantined_removed_and_never_served() {
 async fn scan_errors_keep_the_file_unscanned_and_scan_again_without_a_new_download() {
     let (_dir, clamd) = FakeClamd::with_script([None, Some("INSTREAM size limit exceeded. ERROR")]);
     let fake = FakeMedia::start().await;
-    let app = spawn(&fake, &clamd.path).await;
+    let app = spawn_scanning(&fake, &clamd.path).await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
     let v = wait_state(&app, "stored").await;
     assert_eq!(v["scan"], "clean (clamd)", "{v}");
@@ -153,7 +73,7 @@ async fn scan_errors_keep_the_file_unscanned_and_scan_again_without_a_new_downlo
         files_in(app.dir.path()),
         vec![v["file"].as_str().unwrap().to_string()]
     );
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(
         m.contains("wagate_media_scans_total{result=\"error\"} 2"),
         "{m}"
@@ -217,16 +137,16 @@ async fn low_disk_pauses_downloads_and_says_so() {
     })
     .await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let m = metrics(&app).await;
+    let m = eventually("media downloads to pause", async || {
+        let m = app.metrics().await;
         if m.contains("\nwagate_media_paused_low_disk 1\n") {
-            assert!(m.contains("\nwagate_disk_low 1\n"), "{m}");
-            break;
+            Ok(m)
+        } else {
+            Err(m)
         }
-        assert!(tokio::time::Instant::now() < deadline, "never paused: {m}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert!(m.contains("\nwagate_disk_low 1\n"), "{m}");
     let v = app.get_json(&format!("/api/media/{MEDIA_ID}")).await;
     assert_eq!(v["state"], "pending");
     assert_eq!(v["attempts"], 0, "a pause uses up no attempt: {v}");
@@ -236,75 +156,14 @@ async fn low_disk_pauses_downloads_and_says_so() {
     app.stop().await;
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.get("/metrics").await.text().await.unwrap()
-}
-
-/// Starts Debian's clamd on a socket in `dir` with one signature: EICAR's MD5.
-struct RealClamd {
-    child: std::process::Child,
-    sock: PathBuf,
-}
-
-impl Drop for RealClamd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_real_clamd(dir: &Path) -> RealClamd {
-    let db = dir.join("db");
-    std::fs::create_dir_all(&db).unwrap();
-    // ClamAV's hash signature format: MD5 (EICAR's well-known one), size, name.
-    std::fs::write(
-        db.join("eicar.hdb"),
-        format!("{EICAR_MD5}:{}:Eicar-Test-Signature\n", EICAR.len()),
-    )
-    .unwrap();
-    let sock = dir.join("clamd.sock");
-    let conf = dir.join("clamd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "Foreground yes\nLocalSocket {}\nDatabaseDirectory {}\nLogFile {}\n",
-            sock.display(),
-            db.display(),
-            dir.join("clamd.log").display()
-        ),
-    )
-    .unwrap();
-    let clamd = ["/usr/sbin/clamd", "/usr/bin/clamd"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("clamd is not installed (apt-get install clamav-daemon)");
-    let child = std::process::Command::new(clamd)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start clamd");
-    RealClamd { child, sock }
-}
-
 #[tokio::test]
 #[ignore = "needs Debian's clamav-daemon (.ci/run installs it)"]
 async fn real_clamd_finds_eicar_and_passes_the_png() {
     let dir = tempfile::tempdir().unwrap();
-    let clamd = start_real_clamd(dir.path());
-    let scanner = wagate::media::scan::Scanner {
-        addr: ClamdAddr::Unix(clamd.sock.clone()),
-        timeout: Duration::from_secs(5),
-    };
-    // Ready when it answers PING (loading one signature takes well under a second).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while scanner.ping().is_err() {
-        assert!(std::time::Instant::now() < deadline, "clamd never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let clamd = RealClamd::start(dir.path()).await;
     // The PNG first: clean.
     let fake = FakeMedia::start().await;
-    let app = spawn(&fake, &clamd.sock).await;
+    let app = spawn_scanning(&fake, &clamd.sock).await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
     let v = wait_state(&app, "stored").await;
     assert_eq!(v["scan"], "clean (clamd)", "{v}");
@@ -322,7 +181,7 @@ async fn real_clamd_finds_eicar_and_passes_the_png() {
         serde_json::from_slice(&payload(Some(&fake.file_url()), 10)).unwrap();
     body["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["sha256"] =
         base64::engine::general_purpose::STANDARD.encode(sha).into();
-    let app = spawn(&fake, &clamd.sock).await;
+    let app = spawn_scanning(&fake, &clamd.sock).await;
     app.deliver(serde_json::to_vec(&body).unwrap()).await;
     let v = wait_state(&app, "quarantined").await;
     assert!(

@@ -1,13 +1,13 @@
 //! `GET /metrics`: Prometheus text after some traffic.
 
-use crate::support::{TestApp, API_TOKEN, VERIFY_TOKEN};
+use crate::support::{TestApp, API_TOKEN, TEN_YEARS, VERIFY_TOKEN};
 
 #[tokio::test]
 async fn metrics_show_the_traffic() {
     const METRICS_TOKEN: &str = "metrics-token-0123456789";
     let app = TestApp::spawn_with(|c| {
         c.metrics_token = Some(wagate::config::Secret::new(METRICS_TOKEN));
-        c.dedup_ttl = std::time::Duration::from_secs(10 * 365 * 86400);
+        c.dedup_ttl = TEN_YEARS;
     })
     .await;
     for i in 0..3 {

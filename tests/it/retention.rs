@@ -87,7 +87,7 @@ async fn expired_segments_and_model_entries_are_deleted() {
         );
     }
     // The sweep's totals are in the metrics.
-    let m = app.get("/metrics").await.text().await.unwrap();
+    let m = app.metrics().await;
     let deleted = |what: &str| -> u64 {
         let prefix = format!("wagate_retention_deleted_total{{what=\"{what}\"}} ");
         m.lines()

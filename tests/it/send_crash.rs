@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::crash::{start_with, Server};
-use crate::fake_graph::{FakeGraph, Reply};
-use crate::send::{PHONE_ID, TOKEN};
-use crate::support::{api_json, API_TOKEN};
+use crate::support::child::{start_with, Server};
+use crate::support::fake_graph::{FakeGraph, Reply};
+use crate::support::send::{PHONE_ID, TOKEN};
+use crate::support::{api_json, eventually, API_TOKEN};
 
 fn start(dir: &std::path::Path, fake: &FakeGraph, rate: &str) -> Server {
     start_with(
@@ -39,19 +39,15 @@ async fn post(c: &reqwest::Client, s: &Server, text: &str) -> u64 {
 /// Polls the outbox entry until it is in one of `states` (the child is another
 /// process: there is no channel to wait on).
 async fn wait_state(c: &reqwest::Client, s: &Server, id: u64, states: &[&str]) -> Value {
-    for _ in 0..600 {
+    eventually(&format!("message {id} in {states:?}"), async || {
         let e = api_json(c.get(format!("{}/api/outbox/{id}", s.base))).await;
         if states.iter().any(|st| e["state"] == *st) {
-            return e;
+            Ok(e)
+        } else {
+            Err(e)
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("message {id} never reached {states:?}");
-}
-
-fn kill(mut s: Server) {
-    s.child.kill().expect("SIGKILL");
-    s.child.wait().expect("reap");
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +60,7 @@ async fn kill_9_after_the_202_sends_exactly_once() {
     let a = post(&c, &s, "A").await;
     wait_state(&c, &s, a, &["sent"]).await;
     let b = post(&c, &s, "B").await;
-    kill(s);
+    s.kill();
     assert_eq!(fake.received().len(), 1, "B was not sent before the kill");
 
     let s = start(dir.path(), &fake, "80");
@@ -81,7 +77,7 @@ async fn kill_9_after_the_202_sends_exactly_once() {
     fake.script([Reply::ok().delayed(Duration::from_secs(15))]);
     let c_id = post(&c, &s, "C").await;
     fake.wait_for(3, false).await;
-    kill(s);
+    s.kill();
     let s = start(dir.path(), &fake, "80");
     let e = wait_state(&c, &s, c_id, &["sent", "failed", "unknown"]).await;
     assert_eq!(e["state"], "unknown", "{e}");
@@ -100,5 +96,5 @@ async fn kill_9_after_the_202_sends_exactly_once() {
         .map(|r| r.text().to_string())
         .collect();
     assert_eq!(texts, ["A", "B", "C", "D"], "C was not resent");
-    kill(s);
+    s.kill();
 }

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::fake_graph::{FakeGraph, Reply};
-use crate::send::{finished, inbound, send, spawn, text, PHONE_ID};
-use crate::support::{sign, API_TOKEN};
+use crate::support::fake_graph::{FakeGraph, Reply};
+use crate::support::send::{finished, inbound, send, spawn, text, PHONE_ID};
+use crate::support::{data_path, eventually, sign, API_TOKEN};
 
 #[tokio::test]
 async fn status_webhooks_join_the_sent_message() {
@@ -23,7 +23,7 @@ async fn status_webhooks_join_the_sent_message() {
         "status_delivered_pmp_free_customer_service.json",
         "status_read_pmp_free_customer_service.json",
     ] {
-        let body = std::fs::read(crate::support::data_path(&format!("payloads/{f}"))).unwrap();
+        let body = std::fs::read(data_path(&format!("payloads/{f}"))).unwrap();
         let sig = sign(&body);
         assert_eq!(app.post_webhook(body, Some(&sig)).await.status(), 200);
     }
@@ -45,9 +45,15 @@ async fn status_webhooks_join_the_sent_message() {
     assert_eq!(m["outbound"]["sent_overdue"], false);
     // The other one heard nothing: flagged once WAGATE_SENT_TIMEOUT has passed.
     finished(&app, quiet).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let q = app.get_json(&format!("/api/outbox/{quiet}")).await;
-    assert_eq!(q["sent_overdue"], true, "{q}");
+    eventually("the silent message to be flagged overdue", async || {
+        let q = app.get_json(&format!("/api/outbox/{quiet}")).await;
+        if q["sent_overdue"] == true {
+            Ok(())
+        } else {
+            Err(q)
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -111,7 +117,7 @@ async fn pywa_sends_through_wagate() {
     let app = spawn(&fake, |_| {}).await;
     app.deliver(inbound("16505551234", "wamid.PYWAIN")).await;
     app.wait_applied().await;
-    let script = crate::support::data_path("../pywa/send_via_wagate.py");
+    let script = data_path("../pywa/send_via_wagate.py");
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("python3")

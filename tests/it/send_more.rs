@@ -7,21 +7,24 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use crate::fake_graph::{FakeGraph, Reply};
-use crate::send::{finished, graph_config, send, spawn, text, PHONE_ID};
-use crate::support::{TestApp, API_TOKEN};
+use crate::support::fake_graph::{FakeGraph, Reply};
+use crate::support::send::{finished, graph_config, send, spawn, text, PHONE_ID};
+use crate::support::{eventually, TestApp, API_TOKEN};
 
-/// Polls `GET /api/outbox/{id}` (5 s at most) until `done` holds.
+/// Polls `GET /api/outbox/{id}` until `done` holds; the entry.
 async fn entry_until(app: &TestApp, id: u64, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let e = app.get_json(&format!("/api/outbox/{id}")).await;
-        if done(&e) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "condition never held: {e}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        &format!("outbox entry {id} in the expected state"),
+        async || {
+            let e = app.get_json(&format!("/api/outbox/{id}")).await;
+            if done(&e) {
+                Ok(e)
+            } else {
+                Err(e)
+            }
+        },
+    )
+    .await
 }
 
 async fn resume(app: &TestApp) -> Value {
@@ -56,19 +59,6 @@ async fn pair_rate_limit_backs_off_that_recipient_alone() {
     );
 }
 
-/// Polls until the first attempt of `id` has its outcome journaled and applied.
-async fn outcome_recorded(app: &TestApp, id: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = app.get_json(&format!("/api/outbox/{id}")).await;
-        if e["attempts"][0]["http_status"].is_number() {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no outcome: {e}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test]
 async fn throughput_error_holds_everyone() {
     // The contrast: 130429 (throughput) backs off every recipient.
@@ -78,7 +68,7 @@ async fn throughput_error_holds_everyone() {
     let a = send(&app, &text("16505550001", "A")).await;
     let first = fake.wait_for(1, true).await;
     // B goes in once wagate has taken in A's 130429 (before that, nothing can hold it).
-    outcome_recorded(&app, a).await;
+    entry_until(&app, a, |e| e["attempts"][0]["http_status"].is_number()).await;
     let b = send(&app, &text("16505550002", "B")).await;
     assert_eq!(finished(&app, b).await["state"], "sent");
     assert_eq!(finished(&app, a).await["state"], "sent");

@@ -5,10 +5,11 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
 use wagate::tls::TlsConfig;
 
-use crate::support::{post_signed_webhook, test_config};
+use crate::support::child::wagate;
+use crate::support::post_signed_webhook;
+use crate::support::tls::TlsServer;
 
 fn make_cert(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (
@@ -84,17 +85,8 @@ async fn https_serves_webhooks_and_reloads_its_certificate() {
 
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = wagate::App::start(test_config(data.path())).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(wagate::serve_with_tls(
-        listener,
-        app,
-        Some(tls.clone()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = TlsServer::start(data.path(), listener, tls.clone()).await;
+    let addr = server.addr;
 
     let client = reqwest::Client::builder()
         .add_root_certificate(
@@ -121,8 +113,7 @@ async fn https_serves_webhooks_and_reloads_its_certificate() {
     assert!(tls.reload().is_err());
     assert_eq!(peer_cert_der(addr, &[&cert]).await, der_of(&cert));
 
-    let _ = stop.send(());
-    server.await.unwrap();
+    server.stop().await;
 }
 
 #[test]
@@ -144,8 +135,7 @@ fn check_loads_the_certificate_files() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = make_cert(certs.path(), "c");
     let check = |cert: &Path, key: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_wagate"))
-            .env_remove("RUST_LOG")
+        wagate()
             .env("WAGATE_DATA_DIR", certs.path().join("data"))
             .env("WAGATE_TLS_CERT", cert)
             .env("WAGATE_TLS_KEY", key)

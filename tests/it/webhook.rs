@@ -1,6 +1,8 @@
 //! The receiver: signatures, the handshake, limits, and the delivery API.
 
-use crate::support::{corpus, data_path, sign, TestApp, API_TOKEN, SECRET, VERIFY_TOKEN};
+use crate::support::{
+    corpus, data_path, sign, test_config, TestApp, API_TOKEN, SECRET, TEN_YEARS, VERIFY_TOKEN,
+};
 
 #[tokio::test]
 async fn every_corpus_payload_is_accepted_and_kept_byte_exact() {
@@ -404,7 +406,7 @@ async fn a_torn_journal_tail_is_cut_off_at_start() {
 async fn reverify_accepts_rejected_deliveries_once_the_secret_is_fixed() {
     let app = TestApp::spawn_with(|c| {
         c.app_secrets = vec![wagate::config::Secret::new("a wrong secret")];
-        c.dedup_ttl = std::time::Duration::from_secs(10 * 365 * 86400);
+        c.dedup_ttl = TEN_YEARS;
     })
     .await;
     let (_, body, sig) = corpus().remove(0);
@@ -418,10 +420,7 @@ async fn reverify_accepts_rejected_deliveries_once_the_secret_is_fixed() {
     );
     let dir = app.stop().await;
 
-    let app = TestApp::spawn_in(dir, |c| {
-        c.dedup_ttl = std::time::Duration::from_secs(10 * 365 * 86400)
-    })
-    .await;
+    let app = TestApp::spawn_in(dir, |c| c.dedup_ttl = TEN_YEARS).await;
     app.wait_applied().await;
     let first = app.post_json("/api/deliveries/reverify").await;
     assert_eq!(first["accepted"].as_array().unwrap().len(), 1, "{first}");
@@ -454,9 +453,7 @@ async fn reverify_accepts_rejected_deliveries_once_the_secret_is_fixed() {
 async fn a_new_data_directory_is_private() {
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("data");
-    let app = wagate::App::start(crate::support::test_config(&data))
-        .await
-        .unwrap();
+    let app = wagate::App::start(test_config(&data)).await.unwrap();
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700);

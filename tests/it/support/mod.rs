@@ -1,6 +1,27 @@
-//! Spawns wagate for a test and talks HTTP to it.
+//! Everything the tests share: wagate started in-process on 127.0.0.1:0 with its
+//! data in a temp dir (`TestApp`), the test configuration and secrets, signing, the
+//! corpus; the fakes and harnesses in the submodules; the one polling helper,
+//! `eventually`. Test files hold tests only and import what they use from here.
 
+// Each test file uses its own part of this.
 #![allow(dead_code)]
+
+pub mod child;
+pub mod clamd;
+pub mod dashboard;
+pub mod fake_graph;
+pub mod fake_media;
+pub mod fake_target;
+pub mod forward;
+pub mod media;
+pub mod pebble;
+pub mod pywa_bot;
+pub mod send;
+pub mod tls;
+pub mod tmpfs;
+mod wait;
+
+pub use wait::{eventually, DEADLINE};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +34,9 @@ use wagate::{App, Config};
 pub const SECRET: &str = "test_app_secret_do_not_use";
 pub const VERIFY_TOKEN: &str = "verify-token-for-tests";
 pub const API_TOKEN: &str = "api-token-for-tests-0123456789";
+
+/// A horizon (dedup, retention) that keeps the years-old corpus inside the window.
+pub const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 86400);
 
 pub fn data_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,7 +54,7 @@ pub fn test_config(dir: &Path) -> Config {
     config.verify_token = Some(wagate::config::Secret::new(VERIFY_TOKEN));
     config.api_token = Some(wagate::config::Secret::new(API_TOKEN));
     // The corpus is years old: retention is tested on its own (retention.rs).
-    config.raw_ttl = std::time::Duration::from_secs(10 * 365 * 86400);
+    config.raw_ttl = TEN_YEARS;
     config.event_ttl = config.raw_ttl;
     config
 }
@@ -122,6 +146,15 @@ impl TestApp {
             .expect("GET")
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// POSTs to an API path with the bearer token; the JSON answer.
     pub async fn post_json(&self, path: &str) -> serde_json::Value {
         api_json(self.client.post(format!("{}{}", self.base, path))).await
@@ -146,9 +179,9 @@ impl TestApp {
                 applied.changed().await.expect("applier alive");
             }
         };
-        tokio::time::timeout(Duration::from_secs(30), wait)
+        tokio::time::timeout(DEADLINE, wait)
             .await
-            .expect("processing caught up within 30s");
+            .expect("processing caught up in time");
     }
 }
 

@@ -2,8 +2,6 @@
 //! checks every request's signature on its own (Meta's `X-Hub-Signature-256`, or
 //! Standard Webhooks' `webhook-signature`) and records what it got.
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +11,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Notify;
 use warp::{Filter, Reply};
+
+use super::DEADLINE;
 
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -180,13 +180,13 @@ impl FakeTarget {
         self.state.lock().unwrap().got.clone()
     }
 
-    /// Waits (on a notification, 30 s at most) until `n` requests arrived.
+    /// Waits (on a notification, `DEADLINE` at most) until `n` requests arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Got> {
         self.wait_until(&format!("{n} requests"), |got| got.len() >= n)
             .await
     }
 
-    /// Waits (on a notification, `WAIT` at most) until what arrived satisfies `ok`.
+    /// Waits (on a notification, `DEADLINE` at most) until what arrived satisfies `ok`.
     pub async fn wait_until(&self, what: &str, ok: impl Fn(&[Got]) -> bool) -> Vec<Got> {
         let wait = async {
             loop {
@@ -198,13 +198,13 @@ impl FakeTarget {
                 notified.await;
             }
         };
-        tokio::time::timeout(WAIT, wait).await.unwrap_or_else(|_| {
-            panic!(
-                "the target did not get {what} in {WAIT:?} (got {})",
-                self.got().len()
-            )
-        })
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the target did not get {what} in {DEADLINE:?} (got {})",
+                    self.got().len()
+                )
+            })
     }
 }
-
-const WAIT: Duration = Duration::from_secs(30);

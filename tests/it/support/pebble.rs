@@ -14,10 +14,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tempfile::TempDir;
+
+use super::eventually;
 
 pub struct Pebble {
     child: Child,
@@ -126,20 +127,15 @@ impl Pebble {
             dns,
         };
         let client = pebble.client();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = client.get(&pebble.directory).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+        eventually("pebble's directory to answer", async || {
+            let answer = client.get(&pebble.directory).send().await;
+            match answer.map(|r| r.status()) {
+                Ok(status) if status.is_success() => Ok(()),
+                Ok(status) => Err(format!("{status}; pebble's log:\n{}", pebble.log())),
+                Err(e) => Err(format!("{e}; pebble's log:\n{}", pebble.log())),
             }
-            assert!(
-                Instant::now() < deadline,
-                "pebble did not answer within 20 s:\n{}",
-                pebble.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
         pebble
     }
 

@@ -3,8 +3,6 @@
 //! answers the lookup (a URL back to this server); `GET /media/file...` serves the
 //! file. Both follow a script, then their default; every request is recorded.
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::data_path;
+use super::data_path;
 
 #[derive(Debug, Clone)]
 pub enum Answer {

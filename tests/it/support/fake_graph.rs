@@ -2,8 +2,6 @@
 //! script (then 200 with a fresh wamid, shaped like Meta's send response), and
 //! records every request it receives with its arrival and answer times.
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use warp::Filter;
 
-use crate::support::data_path;
+use super::{data_path, DEADLINE};
 
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -136,7 +134,7 @@ impl FakeGraph {
         self.state.lock().unwrap().received.clone()
     }
 
-    /// Waits (on a notification, 30 s at most) until `n` requests have been answered
+    /// Waits (on a notification, `DEADLINE` at most) until `n` requests have been answered
     /// or at least received when `answered` is false.
     pub async fn wait_for(&self, n: usize, answered: bool) -> Vec<Received> {
         let wait = async {
@@ -153,9 +151,9 @@ impl FakeGraph {
                 notified.await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(30), wait)
+        tokio::time::timeout(DEADLINE, wait)
             .await
-            .expect("fake Graph got the requests in 30 s")
+            .unwrap_or_else(|_| panic!("fake Graph: {n} requests in {DEADLINE:?}"))
     }
 }
 
