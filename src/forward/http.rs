@@ -10,10 +10,9 @@ use super::record::{DeadLetter, Disabled, Unrouted};
 use super::{ForwardError, Forwarder, ReplayRequest, TargetStatus};
 use crate::httpkit::error::ApiError;
 use crate::httpkit::json_or_error;
+use crate::httpkit::params::{json_body, query, segment, Limit, Position};
 use crate::store::{self, Store};
 use crate::util::time::rfc3339;
-
-const MAX_LIMIT: usize = 500;
 
 impl From<ForwardError> for ApiError {
     fn from(e: ForwardError) -> Self {
@@ -84,8 +83,8 @@ fn view(s: TargetStatus) -> TargetView {
 #[derive(Deserialize)]
 struct ListQuery {
     target: Option<String>,
-    limit: Option<usize>,
-    before: Option<u64>,
+    limit: Option<Limit>,
+    before: Option<Position>,
 }
 
 #[derive(Serialize)]
@@ -132,7 +131,11 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
         });
     let s = state.clone();
     let enable = warp::post()
-        .and(warp::path!("forward" / "targets" / String / "enable"))
+        .and(warp::path("forward"))
+        .and(warp::path("targets"))
+        .and(segment())
+        .and(warp::path("enable"))
+        .and(warp::path::end())
         .then(move |id: String| {
             let s = s.clone();
             async move {
@@ -146,8 +149,7 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let s = state.clone();
     let replay = warp::post()
         .and(warp::path!("forward" / "replay"))
-        .and(warp::body::content_length_limit(64 * 1024))
-        .and(warp::body::json())
+        .and(json_body(64 * 1024))
         .then(move |req: ReplayRequest| {
             let s = s.clone();
             async move { json_or_error(s.forward.replay(req).await.map_err(ApiError::from)) }
@@ -155,12 +157,12 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let s = state.clone();
     let dead = warp::get()
         .and(warp::path!("forward" / "dead_letters"))
-        .and(warp::query::<ListQuery>())
+        .and(query::<ListQuery>())
         .then(move |q: ListQuery| {
             let s = s.clone();
             async move {
                 let st = s.store.clone();
-                let limit = q.limit.unwrap_or(50).min(MAX_LIMIT);
+                let limit = Limit::or(q.limit, 50);
                 let r = store::blocking(move || st.dead_letters(q.target.as_deref(), limit)).await;
                 json_or_error(r.map_err(ApiError::from).map(|all| {
                     let views: Vec<DeadLetterView> = all
@@ -178,13 +180,13 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let s = state;
     let unrouted = warp::get()
         .and(warp::path!("forward" / "unrouted"))
-        .and(warp::query::<ListQuery>())
+        .and(query::<ListQuery>())
         .then(move |q: ListQuery| {
             let s = s.clone();
             async move {
                 let st = s.store.clone();
-                let limit = q.limit.unwrap_or(50).min(MAX_LIMIT);
-                let r = store::blocking(move || st.unrouted(q.before, limit)).await;
+                let (limit, before) = (Limit::or(q.limit, 50), q.before.map(|p| p.0));
+                let r = store::blocking(move || st.unrouted(before, limit)).await;
                 json_or_error(r.map_err(ApiError::from).map(|(all, next_before)| {
                     let views: Vec<UnroutedView> = all
                         .into_iter()

@@ -69,36 +69,56 @@ impl Reply for ApiError {
     }
 }
 
-/// Turns every rejection into a JSON error with the right status.
+/// Turns every rejection into a JSON error with the right status. Routes are
+/// tried in turn, so a rejection carries what each route said: a parameter one
+/// route could not read outranks "not this path" or "not this method" from the
+/// others, and "no such endpoint" is left for when no route took the path.
 pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Rejection> {
     if let Some(e) = rejection.find::<ApiError>() {
         return Ok(error_response(e));
     }
-    // warp reports "method not allowed" when any route's method filter rejected,
-    // even for a path no route has (GET /favicon.ico): the honest answer is 404.
-    let (status, message) = if rejection.is_not_found()
-        || rejection.find::<warp::reject::MethodNotAllowed>().is_some()
-    {
-        (
-            StatusCode::NOT_FOUND,
-            "no such endpoint (for this method)".to_string(),
-        )
-    } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {
-        (StatusCode::BAD_REQUEST, format!("invalid query: {e}"))
-    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload too large".to_string(),
-        )
-    } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
-        (StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"))
-    } else {
+    let (status, message) = classify(&rejection);
+    if status == StatusCode::BAD_REQUEST && message == "bad request" {
         tracing::debug!(?rejection, "unhandled rejection");
-        (StatusCode::BAD_REQUEST, "bad request".to_string())
-    };
+    }
     let body = ErrorBody {
         error: status.canonical_reason().unwrap_or("error"),
         message,
     };
     Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}
+
+fn classify(rejection: &Rejection) -> (StatusCode, String) {
+    use warp::reject::{InvalidHeader, InvalidQuery, LengthRequired, MissingHeader};
+    use warp::reject::{MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType};
+    if rejection.find::<PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload too large".into())
+    } else if rejection.find::<LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "a Content-Length is required".into(),
+        )
+    } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        (StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"))
+    } else if let Some(e) = rejection.find::<InvalidQuery>() {
+        (StatusCode::BAD_REQUEST, format!("invalid query: {e}"))
+    } else if rejection.find::<UnsupportedMediaType>().is_some() {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported content type".into(),
+        )
+    } else if let Some(e) = rejection.find::<InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if let Some(e) = rejection.find::<MissingHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if rejection.is_not_found() || rejection.find::<MethodNotAllowed>().is_some() {
+        // warp reports "method not allowed" when any route's method filter rejected,
+        // even for a path no route has (GET /favicon.ico): the honest answer is 404.
+        (
+            StatusCode::NOT_FOUND,
+            "no such endpoint (for this method)".into(),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, "bad request".into())
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod client_ip;
 pub mod error;
+pub mod params;
 
 use subtle::ConstantTimeEq;
 use warp::{Filter, Rejection, Reply};

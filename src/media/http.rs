@@ -14,6 +14,7 @@ use super::record::{MediaEntry, MediaState};
 use super::MediaFiles;
 use crate::httpkit::error::ApiError;
 use crate::httpkit::json_or_error;
+use crate::httpkit::params::segment;
 use crate::store::{self, Store};
 use crate::util::time::rfc3339;
 
@@ -77,7 +78,9 @@ impl MediaView {
 pub fn routes(store: Store, files: Arc<MediaFiles>) -> BoxedFilter<(warp::reply::Response,)> {
     let st = store.clone();
     let meta = warp::get()
-        .and(warp::path!("media" / String))
+        .and(warp::path("media"))
+        .and(segment())
+        .and(warp::path::end())
         .then(move |id: String| {
             let st = st.clone();
             async move {
@@ -90,7 +93,10 @@ pub fn routes(store: Store, files: Arc<MediaFiles>) -> BoxedFilter<(warp::reply:
             }
         });
     let content = warp::get()
-        .and(warp::path!("media" / String / "content"))
+        .and(warp::path("media"))
+        .and(segment())
+        .and(warp::path("content"))
+        .and(warp::path::end())
         .then(move |id: String| {
             let (store, files) = (store.clone(), files.clone());
             async move {

@@ -13,6 +13,7 @@ use super::record::{OutboxEntry, Pause, SendRequest};
 use super::Outbox;
 use crate::config::Secret;
 use crate::httpkit::error::ApiError;
+use crate::httpkit::params::{query, Limit, Position};
 use crate::httpkit::{authorized, json_or_error};
 use crate::store::Store;
 
@@ -50,8 +51,8 @@ struct OutboxList {
 
 #[derive(Deserialize)]
 struct ListQuery {
-    limit: Option<usize>,
-    before: Option<u64>,
+    limit: Option<Limit>,
+    before: Option<Position>,
 }
 
 /// The routes under `/api` (the caller checks the token).
@@ -84,7 +85,7 @@ pub fn api_routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let list = warp::get()
         .and(warp::path("outbox"))
         .and(warp::path::end())
-        .and(warp::query::<ListQuery>())
+        .and(query::<ListQuery>())
         .then(move |q| {
             let s = s.clone();
             async move { json_or_error(list(s, q).await) }
@@ -296,8 +297,8 @@ pub async fn view(s: &Handles, entry: OutboxEntry) -> Result<EntryView, ApiError
 
 async fn list(s: Handles, q: ListQuery) -> Result<OutboxList, ApiError> {
     let st = s.store.clone();
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let entries = crate::store::blocking(move || st.outbox_list(q.before, limit)).await?;
+    let (limit, before) = (Limit::or(q.limit, 50), q.before.map(|p| p.0));
+    let entries = crate::store::blocking(move || st.outbox_list(before, limit)).await?;
     let mut views = Vec::new();
     for e in entries {
         views.push(view(&s, e).await?);

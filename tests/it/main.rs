@@ -28,6 +28,7 @@ mod media_files;
 mod media_kill;
 mod media_scan;
 mod metrics;
+mod params;
 mod parse;
 mod retention;
 mod send;

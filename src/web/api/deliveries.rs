@@ -7,18 +7,17 @@ use warp::{Filter, Reply};
 
 use super::json_or_error;
 use crate::httpkit::error::ApiError;
+use crate::httpkit::params::{query, Limit, Position};
 use crate::journal::delivery::{Delivery, Verdict};
 use crate::store::{self, DeliveryMeta, VerdictFilter};
 use crate::util::time::rfc3339;
 use crate::web::WebState;
 
-const MAX_LIMIT: usize = 500;
-
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     verdict: Option<String>,
-    limit: Option<usize>,
-    before: Option<u64>,
+    limit: Option<Limit>,
+    before: Option<Position>,
 }
 
 #[derive(Serialize)]
@@ -68,7 +67,7 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
     let list = warp::get()
         .and(warp::path("deliveries"))
         .and(warp::path::end())
-        .and(warp::query::<ListQuery>())
+        .and(query::<ListQuery>())
         .then(move |q| list(s.clone(), q));
     let s = state.clone();
     let detail = warp::get()
@@ -113,9 +112,10 @@ pub(crate) fn verdict_filter(v: Option<&str>) -> Result<Option<VerdictFilter>, A
 
 async fn list_inner(state: WebState, q: ListQuery) -> Result<ListResponse, ApiError> {
     let verdict = verdict_filter(q.verdict.as_deref())?;
-    let limit = q.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let limit = Limit::or(q.limit, 50);
+    let before = q.before.map(|p| p.0);
     let st = state.store.clone();
-    let page = store::blocking(move || st.deliveries(verdict, q.before, limit)).await?;
+    let page = store::blocking(move || st.deliveries(verdict, before, limit)).await?;
     Ok(ListResponse {
         deliveries: page
             .items

@@ -6,6 +6,7 @@ use warp::Filter;
 
 use super::json_or_error;
 use crate::httpkit::error::ApiError;
+use crate::httpkit::params::{query, segment, Cursor, Limit};
 use crate::store::{self, ContactRecord, StoredEvent, StoredMessage, StoredStatus};
 use crate::web::WebState;
 
@@ -16,8 +17,8 @@ struct ListQuery {
     contact: Option<String>,
     #[serde(rename = "type")]
     msg_type: Option<String>,
-    limit: Option<usize>,
-    before: Option<String>,
+    limit: Option<Limit>,
+    before: Option<Cursor>,
 }
 
 #[derive(Serialize)]
@@ -53,7 +54,7 @@ struct ContactView {
 #[derive(Debug, Deserialize)]
 struct EventQuery {
     field: Option<String>,
-    limit: Option<usize>,
+    limit: Option<Limit>,
 }
 
 #[derive(Serialize)]
@@ -66,21 +67,25 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
     let list = warp::get()
         .and(warp::path("messages"))
         .and(warp::path::end())
-        .and(warp::query::<ListQuery>())
+        .and(query::<ListQuery>())
         .then(move |q| {
             let s = s.clone();
             async move { json_or_error(list(s, q).await) }
         });
     let s = state.clone();
     let one = warp::get()
-        .and(warp::path!("messages" / String))
+        .and(warp::path("messages"))
+        .and(segment())
+        .and(warp::path::end())
         .then(move |id| {
             let s = s.clone();
             async move { json_or_error(message(s, id).await) }
         });
     let s = state.clone();
     let contact = warp::get()
-        .and(warp::path!("contacts" / String))
+        .and(warp::path("contacts"))
+        .and(segment())
+        .and(warp::path::end())
         .then(move |id| {
             let s = s.clone();
             async move { json_or_error(contact(s, id).await) }
@@ -88,7 +93,7 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
     let events = warp::get()
         .and(warp::path("events"))
         .and(warp::path::end())
-        .and(warp::query::<EventQuery>())
+        .and(query::<EventQuery>())
         .then(move |q| {
             let s = state.clone();
             async move { json_or_error(events(s, q).await) }
@@ -107,11 +112,11 @@ fn nonempty(v: Option<String>) -> Option<String> {
 }
 
 async fn list(state: WebState, q: ListQuery) -> Result<MessageList, ApiError> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = Limit::or(q.limit, 50);
     let (contact, msg_type, before) = (
         nonempty(q.contact),
         nonempty(q.msg_type),
-        nonempty(q.before),
+        q.before.map(|c| c.0),
     );
     let st = state.store.clone();
     let page = store::blocking(move || {
@@ -197,7 +202,7 @@ async fn contact(state: WebState, id: String) -> Result<ContactView, ApiError> {
 }
 
 async fn events(state: WebState, q: EventQuery) -> Result<EventList, ApiError> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let limit = Limit::or(q.limit, 50);
     let field = nonempty(q.field);
     let st = state.store.clone();
     let events = store::blocking(move || st.events(field.as_deref(), limit)).await?;

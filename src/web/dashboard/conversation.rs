@@ -95,7 +95,7 @@ fn media_view(e: Option<MediaEntry>) -> (Option<String>, &'static str, String) {
     if e.state != MediaState::Stored {
         return (None, "", format!("media {}", e.state.as_str()));
     }
-    let url = format!("/dashboard/media/{}/content", e.media_id);
+    let url = format!("/dashboard/media/{}/content", page::segment(&e.media_id));
     let mime = e.mime_type.as_deref().unwrap_or("");
     let kind = match e.media_type.as_str() {
         "image" | "sticker" if mime.starts_with("image/") => "image",

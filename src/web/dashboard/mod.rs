@@ -27,6 +27,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use warp::filters::BoxedFilter;
 use warp::{Filter, Reply};
 
+use crate::httpkit::error::ApiError;
+use crate::httpkit::params::{capped_body, decode_segment};
 use crate::web::WebState;
 use auth::Session;
 pub use page::Chrome;
@@ -106,17 +108,31 @@ pub fn routes(state: WebState) -> BoxedFilter<(Response,)> {
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(crate::httpkit::peer())
-        .and(
-            warp::post()
-                .and(warp::body::content_length_limit(MAX_FORM))
-                .and(warp::body::bytes())
-                .or(warp::any().map(Bytes::new))
-                .unify(),
-        )
+        .and(form_body())
         .then(
-            move |path, method, query: String, headers, peer, body: Bytes| {
+            move |path,
+                  method,
+                  query: String,
+                  headers,
+                  peer,
+                  body: Result<Option<Bytes>, ApiError>| {
                 let state = state.clone();
                 async move {
+                    let body = match body {
+                        Ok(Some(body)) => body,
+                        refused => {
+                            let mut resp = match refused {
+                                Err(e) => page::message(
+                                    StatusCode::BAD_REQUEST,
+                                    "Bad request",
+                                    &e.to_string(),
+                                ),
+                                _ => page::too_large(),
+                            };
+                            security_headers(resp.headers_mut());
+                            return resp;
+                        }
+                    };
                     let query = serde_urlencoded::from_str(&query).unwrap_or_default();
                     let form = if method == Method::POST {
                         serde_urlencoded::from_bytes(&body).unwrap_or_default()
@@ -139,6 +155,17 @@ pub fn routes(state: WebState) -> BoxedFilter<(Response,)> {
             },
         )
         .boxed()
+}
+
+/// A POST's form body, `None` when it is over `MAX_FORM`; other methods get an
+/// empty body.
+fn form_body(
+) -> impl Filter<Extract = (Result<Option<Bytes>, ApiError>,), Error = std::convert::Infallible> + Clone
+{
+    warp::post()
+        .and(capped_body(MAX_FORM as usize))
+        .or(warp::any().map(|| Ok(Some(Bytes::new()))))
+        .unify()
 }
 
 fn security_headers(h: &mut HeaderMap) {
@@ -232,18 +259,18 @@ async fn route(ctx: Ctx, now: i64) -> Response {
         (false, ["dashboard", "conversation"]) => conversation::conversation(ctx).await,
         (false, ["dashboard", "statuses"]) => statuses::page(ctx).await,
         (false, ["dashboard", "media"]) => media::list(ctx).await,
-        (false, ["dashboard", "media", id, "content"]) => {
-            let id = id.to_string();
-            media::content(ctx, id).await
-        }
+        (false, ["dashboard", "media", id, "content"]) => match decode_segment(id) {
+            Ok(id) => media::content(ctx, id).await,
+            Err(_) => page::not_found(),
+        },
         (false, ["dashboard", "events"]) => events::page(ctx).await,
         (false, ["dashboard", "settings"]) => settings::page(ctx).await,
         (false, ["dashboard", "forward"]) => forward::page(ctx).await,
         (true, ["dashboard", "forward", "replay"]) => forward::replay(ctx).await,
-        (true, ["dashboard", "forward", "targets", id, "enable"]) => {
-            let id = id.to_string();
-            forward::enable(ctx, &id).await
-        }
+        (true, ["dashboard", "forward", "targets", id, "enable"]) => match decode_segment(id) {
+            Ok(id) => forward::enable(ctx, &id).await,
+            Err(_) => page::not_found(),
+        },
         (true, _) => page::not_found(),
         _ => page::not_found(),
     }
@@ -296,9 +323,7 @@ async fn login(req: Req, now: i64) -> Response {
 pub fn render<T: askama::Template>(t: &T) -> Response {
     match t.render() {
         Ok(html) => page::html(html),
-        Err(e) => {
-            crate::httpkit::error::ApiError::Internal(format!("template: {e}")).into_response()
-        }
+        Err(e) => ApiError::Internal(format!("template: {e}")).into_response(),
     }
 }
 

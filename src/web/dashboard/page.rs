@@ -82,6 +82,19 @@ pub fn forbidden(text: &str) -> Response {
     message(StatusCode::FORBIDDEN, "Forbidden", text)
 }
 
+/// `text` percent-encoded as one path segment (ids may hold `/`, `+`, `=`).
+pub fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+pub fn too_large() -> Response {
+    message(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Too large",
+        "The form was larger than 16 KiB.",
+    )
+}
+
 pub fn not_found() -> Response {
     message(StatusCode::NOT_FOUND, "Not found", "There is nothing here.")
 }
