@@ -202,11 +202,7 @@ impl Upstream {
             return Err(FetchError::Retry {
                 reason: format!("media download: HTTP {status}"),
                 backoff,
-                after: if backoff {
-                    retry_after(resp.headers())
-                } else {
-                    None
-                },
+                after: retry_after(resp.headers()).filter(|_| backoff),
             });
         }
         let content_length = resp.content_length();
