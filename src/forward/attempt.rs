@@ -1,7 +1,7 @@
 //! One attempt at one queue entry: its requests built from the raw delivery (the
 //! whole narrowed payload in `meta` mode, one event per item in `events` mode),
-//! signed under the target's secret and sent in turn until one fails. Also what a
-//! failure costs (backoff with full jitter, pause) and which contacts an entry
+//! signed under the target's secret and sent in turn until one fails. Also records
+//! what a failure costs (decided by `decide.rs`) and which contacts an entry
 //! concerns (entries sharing one are sent in queue order).
 
 use std::sync::Arc;
@@ -9,18 +9,16 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::Rng;
 use sha2::Sha256;
 
+use super::decide::{self, Answer, Limits, Streak};
 use super::record::QueueEntry;
 use super::{read_body, Forwarder};
 use crate::config::{ForwardMode, ForwardTarget};
 use crate::events::model::Item;
 use crate::events::parse::parse_delivery;
 use crate::events::reshape::{events_for, meta_body};
-
-/// `Retry-After` is honoured up to this.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+use crate::util::backoff::jitter;
 
 /// One HTTP request of an entry.
 pub(super) struct Request {
@@ -104,8 +102,8 @@ pub(super) async fn attempt(
             .upstream
             .post_to_target(&t.url, &headers, r.body.clone(), f.config.timeout)
             .await;
-        match answer {
-            Ok(a) if (200..300).contains(&a.status) => {
+        match decide::judge(&answer) {
+            Answer::Delivered => {
                 slot.done += 1;
                 f.update_live(&t.id, |l| {
                     if l.paused {
@@ -116,58 +114,44 @@ pub(super) async fn attempt(
                     l.paused = false;
                 });
             }
-            Ok(a) if a.status == 410 => return (slot, Attempt::Gone),
-            Ok(a) => {
-                let honour = matches!(a.status, 429 | 503);
-                let error = format!("HTTP {}: {}", a.status, a.body_start.trim());
-                let retry_after = a.retry_after.filter(|_| honour);
-                return (slot, Attempt::Failed { error, retry_after });
-            }
-            Err(error) => {
-                return (
-                    slot,
-                    Attempt::Failed {
-                        error,
-                        retry_after: None,
-                    },
-                )
+            Answer::Gone => return (slot, Attempt::Gone),
+            Answer::Failed { error, retry_after } => {
+                return (slot, Attempt::Failed { error, retry_after })
             }
         }
     }
     (slot, Attempt::Delivered)
 }
 
-/// Records a failed request; the delay before the target is tried again.
+/// Records a failed request of an entry given up at `give_up_at`; the delay before
+/// the target is tried again ([`decide::after_failure`]).
 pub(super) fn failed(
     f: &Forwarder,
     t: &ForwardTarget,
     error: &str,
     retry_after: Option<Duration>,
+    give_up_at: i64,
 ) -> Duration {
     let now = crate::util::clock::now_micros();
-    let c = &f.config;
-    let mut delay = Duration::ZERO;
-    f.update_live(&t.id, |l| {
+    let limits = Limits::of(&f.config);
+    let retry = f.update_live(&t.id, |l| {
         l.failures += 1;
         l.consecutive_failures = l.consecutive_failures.saturating_add(1);
         l.last_error = Some(error.to_string());
         l.last_error_at_micros = Some(now);
-        let since = *l.failing_since_micros.get_or_insert(now);
-        let pause_after = c.pause_after.as_micros() as i64;
-        if !l.paused && now - since >= pause_after {
-            l.paused = true;
-            tracing::warn!(target_id = %t.id, error, "forwarding target keeps failing; paused, probing every {:?}", c.probe_every);
-        }
-        delay = if l.paused {
-            c.probe_every
-        } else {
-            // Full jitter: uniform in [0, min(cap, base * 2^(n-1))].
-            let n = l.consecutive_failures.saturating_sub(1).min(30);
-            let exp = c.backoff_base.saturating_mul(1u32 << n).min(c.backoff_cap);
-            exp.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+        let streak = Streak {
+            failures: l.consecutive_failures,
+            since_micros: *l.failing_since_micros.get_or_insert(now),
+            paused: l.paused,
         };
+        let retry = decide::after_failure(&streak, retry_after, now, give_up_at, &limits, jitter());
+        if retry.paused && !l.paused {
+            tracing::warn!(target_id = %t.id, error, "forwarding target keeps failing; paused, probing every {:?}", limits.probe_every);
+        }
+        l.paused = retry.paused;
+        retry.delay
     });
-    let delay = retry_after.map_or(delay, |r| r.min(MAX_RETRY_AFTER));
+    let delay = retry.unwrap_or(Duration::ZERO);
     tracing::warn!(target_id = %t.id, error, retry_in_ms = delay.as_millis() as u64, "forwarding failed; will retry");
     delay
 }

@@ -8,6 +8,7 @@
 //!   disables, pause and probe, dead letters.
 //! - `attempt.rs`: one attempt at an entry (requests built, signed, sent), what a
 //!   failure costs, which contacts an entry concerns.
+//! - `decide.rs`: what next after an answer or a failure (pure, table-tested).
 //! - `replay.rs`: replays asked for through the API, journaled then queued.
 //! - `http.rs`: `/api/forward/...`; `metrics.rs` the `wagate_forward_*` metrics.
 //!
@@ -18,6 +19,7 @@
 
 pub mod apply;
 mod attempt;
+mod decide;
 mod http;
 pub mod metrics;
 pub mod record;
@@ -200,10 +202,10 @@ impl Forwarder {
             .collect())
     }
 
-    fn update_live(&self, id: &str, f: impl FnOnce(&mut Live)) {
-        if let Ok(mut l) = self.live.lock() {
-            f(l.entry(id.to_string()).or_default());
-        }
+    /// Changes what this process has seen of a target; `None` if the lock is poisoned.
+    fn update_live<R>(&self, id: &str, f: impl FnOnce(&mut Live) -> R) -> Option<R> {
+        let mut l = self.live.lock().ok()?;
+        Some(f(l.entry(id.to_string()).or_default()))
     }
 
     /// Journals a forwarding record; its sequence number once it is synced.

@@ -28,6 +28,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use super::attempt::{attempt, failed, order_keys, Attempt, Slot};
+use super::decide;
 use super::record::ForwardUpdate;
 use super::Forwarder;
 use crate::config::ForwardTarget;
@@ -208,11 +209,7 @@ impl Worker {
         if self.disabled || self.gone || self.not_before.is_some_and(|t| t > Instant::now()) {
             return;
         }
-        let limit = if self.failing {
-            1
-        } else {
-            self.f.config.concurrency
-        };
+        let limit = decide::window(self.failing, self.f.config.concurrency);
         let mut blocked: HashSet<String> = self.busy.iter().cloned().collect();
         let mut i = 0;
         while i < self.waiting.len()
@@ -228,7 +225,7 @@ impl Worker {
             let Some(slot) = self.waiting.remove(i) else {
                 break;
             };
-            if crate::util::clock::now_micros() >= slot.give_up_at(&self.f) {
+            if decide::past_max_age(crate::util::clock::now_micros(), slot.give_up_at(&self.f)) {
                 let error = slot
                     .last_error
                     .clone()
@@ -261,19 +258,9 @@ impl Worker {
                 self.journal_later(u);
             }
             Attempt::Failed { error, retry_after } => {
-                let delay = failed(&self.f, &self.t, &error, retry_after);
-                // Wake in time to dead-letter it at the max age.
-                let left = slot
-                    .give_up_at(&self.f)
-                    .saturating_sub(crate::util::clock::now_micros());
-                let delay = delay.min(Duration::from_micros(left.max(0) as u64));
-                let at = Instant::now() + delay;
-                let at = self.not_before.map_or(at, |b| b.max(at));
-                self.not_before = Some(at);
-                let micros =
-                    crate::util::clock::now_micros() + (at - Instant::now()).as_micros() as i64;
-                self.f
-                    .update_live(&self.t.id, |l| l.next_attempt_at_micros = Some(micros));
+                let give_up_at = slot.give_up_at(&self.f);
+                let delay = failed(&self.f, &self.t, &error, retry_after, give_up_at);
+                self.back_off(delay);
                 self.failing = true;
                 let mut slot = slot;
                 slot.last_error = Some(error);
@@ -293,6 +280,16 @@ impl Worker {
             }
             Attempt::Unsendable(error) => self.dead_letter(slot, error),
         }
+    }
+
+    /// Nothing starts for `delay` (or longer, when already backing off longer).
+    fn back_off(&mut self, delay: Duration) {
+        let at = Instant::now() + delay;
+        let at = self.not_before.map_or(at, |b| b.max(at));
+        self.not_before = Some(at);
+        let micros = crate::util::clock::now_micros() + (at - Instant::now()).as_micros() as i64;
+        self.f
+            .update_live(&self.t.id, |l| l.next_attempt_at_micros = Some(micros));
     }
 
     /// Back into `waiting` at its place in queue order.

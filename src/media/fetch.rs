@@ -1,6 +1,7 @@
 //! One download attempt: a URL (the webhook's, or a fresh one from the lookup), the
 //! download streamed through a bounded channel into [`MediaFiles::store`] on a
-//! blocking thread (never the whole file in memory), and what to do next.
+//! blocking thread (never the whole file in memory), then the malware scan. What an
+//! error means for the job is `decide.rs`'s.
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -11,50 +12,17 @@ use tokio::sync::mpsc;
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::decide::{self, Outcome, Stored};
 use super::files::{FileError, MediaFiles, StoredFile};
 use super::record::{type_cap, MediaEntry, MediaState};
 use super::scan::{ScanError, Scanner, Verdict};
 use super::MediaStats;
 use crate::config::MediaConfig;
-use crate::upstream::media::{FetchError, MediaInfo};
+use crate::upstream::media::{Downloaded, FetchError, MediaInfo};
 use crate::upstream::Upstream;
 
 /// Chunks in flight between the download and the store (each at most a few tens of KiB).
 const CHANNEL_CHUNKS: usize = 8;
-
-/// How an attempt ended.
-#[derive(Debug)]
-pub enum Outcome {
-    Stored {
-        file: StoredFile,
-        mime_type: Option<String>,
-        /// The malware scan's verdict, when scanning is on.
-        scan: Option<String>,
-        /// Why the scan could not run yet: the file is kept unscanned, never served.
-        unscanned: Option<String>,
-    },
-    /// Give up in `state` (failed, quarantined, expired).
-    Final {
-        state: MediaState,
-        reason: String,
-        sha256: Option<String>,
-    },
-    Retry {
-        reason: String,
-        /// Wait (backoff, or `after`) before the next attempt; else retry at once
-        /// with a fresh URL.
-        backoff: bool,
-        after: Option<Duration>,
-    },
-}
-
-fn final_(state: MediaState, reason: impl Into<String>) -> Outcome {
-    Outcome::Final {
-        state,
-        reason: reason.into(),
-        sha256: None,
-    }
-}
 
 /// Reads chunks from the download. The end is an explicit empty chunk: a channel
 /// closed without it (the attempt was abandoned) or an early end (fewer bytes than
@@ -117,6 +85,10 @@ impl Fetcher {
     /// One attempt. `url`: the webhook's URL on the first attempt, else `None` (look
     /// up a fresh one).
     pub async fn attempt(&self, entry: &MediaEntry, url: Option<String>) -> Outcome {
+        let of_fetch_error = |e| {
+            let now = crate::util::clock::now_micros();
+            decide::of_fetch_error(e, now, entry.id_expires_at_micros)
+        };
         let info = match url {
             Some(url) => MediaInfo {
                 url,
@@ -126,9 +98,38 @@ impl Fetcher {
             },
             None => match self.upstream.media_lookup(&entry.media_id).await {
                 Ok(info) => info,
-                Err(e) => return outcome_of(e, entry),
+                Err(e) => return of_fetch_error(e),
             },
         };
+        let (dl, stored) = self.download(entry, &info).await;
+        let dl = match dl {
+            Ok(d) => d,
+            Err(e) => return of_fetch_error(e),
+        };
+        match stored {
+            Ok(file) => {
+                self.stats.bytes_stored.fetch_add(file.size, Relaxed);
+                let mime_type = entry
+                    .mime_type
+                    .clone()
+                    .or(info.mime_type)
+                    .or(dl.content_type);
+                self.scan(file, mime_type).await
+            }
+            Err(e) => decide::of_store_error(e, &entry.media_type),
+        }
+    }
+
+    /// Streams `info.url` into the file store, within the entry's limits: what the
+    /// download and the store each came to.
+    async fn download(
+        &self,
+        entry: &MediaEntry,
+        info: &MediaInfo,
+    ) -> (
+        Result<Downloaded, FetchError>,
+        Result<StoredFile, FileError>,
+    ) {
         let cap = type_cap(&entry.media_type);
         let declared = [entry.declared_size, info.file_size];
         let limit = declared.iter().flatten().fold(cap, |l, d| l.min(*d));
@@ -144,16 +145,10 @@ impl Fetcher {
         };
         let files = self.files.clone();
         let store = tokio::task::spawn_blocking(move || files.store(reader, expected_sha, limit));
+        let (hosts, timeout) = (&self.config.hosts, self.config.timeout);
         let dl = self
             .upstream
-            .media_download(
-                &info.url,
-                &self.config.hosts,
-                limit,
-                self.config.timeout,
-                self.idle,
-                &tx,
-            )
+            .media_download(&info.url, hosts, limit, timeout, self.idle, &tx)
             .await;
         let end = match &dl {
             Ok(_) => Ok(Bytes::new()),
@@ -165,38 +160,7 @@ impl Fetcher {
         let stored = store
             .await
             .unwrap_or_else(|e| Err(FileError::Source(io::Error::other(e.to_string()))));
-        let dl = match dl {
-            Ok(d) => d,
-            Err(e) => return outcome_of(e, entry),
-        };
-        if let Ok(file) = &stored {
-            self.stats.bytes_stored.fetch_add(file.size, Relaxed);
-        }
-        match stored {
-            Ok(file) => {
-                let mime_type = entry.mime_type.clone().or(info.mime_type).or(dl.content_type);
-                self.scan(file, mime_type).await
-            }
-            Err(FileError::TooLarge { limit }) => final_(
-                MediaState::Failed,
-                format!("too large: more than {limit} bytes (declared size or the {} cap); download cut", entry.media_type),
-            ),
-            Err(FileError::DigestMismatch { expected, actual }) => Outcome::Final {
-                state: MediaState::Quarantined,
-                reason: format!("sha256 mismatch: expected {expected}, got {actual}"),
-                sha256: Some(actual),
-            },
-            Err(FileError::Source(e)) => Outcome::Retry {
-                reason: format!("download incomplete: {e}"),
-                backoff: true,
-                after: None,
-            },
-            Err(e) => Outcome::Retry {
-                reason: format!("storing failed: {e}"),
-                backoff: true,
-                after: None,
-            },
-        }
+        (dl, stored)
     }
 }
 
@@ -207,20 +171,20 @@ impl Fetcher {
     /// scanned again later (fail closed).
     async fn scan(&self, file: StoredFile, mime_type: Option<String>) -> Outcome {
         if self.config.clamd.is_none() {
-            return Outcome::Stored {
+            return Outcome::Stored(Stored {
                 file,
                 mime_type,
                 scan: None,
                 unscanned: None,
-            };
+            });
         }
         match self.scan_file(&file.name).await {
-            Ok(Verdict::Clean) => Outcome::Stored {
+            Ok(Verdict::Clean) => Outcome::Stored(Stored {
                 file,
                 mime_type,
                 scan: Some(CLEAN.into()),
                 unscanned: None,
-            },
+            }),
             Ok(Verdict::Infected(name)) => {
                 self.remove(file.name).await;
                 Outcome::Final {
@@ -229,12 +193,12 @@ impl Fetcher {
                     sha256: Some(hex::encode(file.sha256)),
                 }
             }
-            Err(e) => Outcome::Stored {
+            Err(e) => Outcome::Stored(Stored {
                 file,
                 mime_type,
                 scan: None,
                 unscanned: Some(format!("waiting for a malware scan: {e}")),
-            },
+            }),
         }
     }
 
@@ -280,30 +244,4 @@ pub const CLEAN: &str = "clean (clamd)";
 
 pub fn infected(signature: &str) -> String {
     format!("malware found by clamd: {signature}")
-}
-
-fn outcome_of(e: FetchError, entry: &MediaEntry) -> Outcome {
-    match e {
-        FetchError::Retry {
-            reason,
-            backoff,
-            after,
-        } => Outcome::Retry {
-            reason,
-            backoff,
-            after,
-        },
-        FetchError::NoToken => Outcome::Retry {
-            reason: e.to_string(),
-            backoff: true,
-            after: None,
-        },
-        FetchError::Gone(m) if crate::util::clock::now_micros() >= entry.id_expires_at_micros => {
-            final_(MediaState::Expired, format!("media id expired: {m}"))
-        }
-        FetchError::Gone(m) => final_(MediaState::Failed, format!("media id not found: {m}")),
-        FetchError::TooLarge { .. } | FetchError::Permanent(_) => {
-            final_(MediaState::Failed, e.to_string())
-        }
-    }
 }

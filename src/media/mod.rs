@@ -6,13 +6,17 @@
 //!   deletion, sweeping temporary and orphan files.
 //! - `record.rs`: the media job entry and its journal records; `apply.rs` the
 //!   applier's side (jobs created from media messages, records applied).
-//! - `worker.rs`: the download jobs; `fetch.rs` one attempt (lookup, streaming
-//!   download into the store, then the malware scan); `scan.rs` the clamd client;
+//! - `worker.rs`: the worker task that starts the jobs; `download.rs` one job (and
+//!   rescans); `fetch.rs` one attempt (lookup, streaming download into the store,
+//!   then the malware scan); `decide.rs` what next after an attempt (pure,
+//!   table-tested); `worker_core.rs` what those share; `scan.rs` the clamd client;
 //!   `sweep.rs` TTL, temp and orphan sweeps.
 //! - `http.rs`: `GET /api/media/{id}` and `/content`.
 
 pub mod apply;
 pub mod crypto;
+mod decide;
+mod download;
 mod fetch;
 pub mod files;
 mod http;
@@ -22,6 +26,7 @@ pub mod record;
 pub mod scan;
 mod sweep;
 mod worker;
+mod worker_core;
 
 pub use fetch::Fetcher;
 pub use http::{content, routes, MediaView};

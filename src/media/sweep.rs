@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::record::{MediaEntry, MediaUpdate};
-use super::worker::MediaWorker;
+use super::worker_core::WorkerCore;
+use crate::store::StoreError;
 
 /// What the TTL part of a sweep found (the file part logs itself).
 #[derive(Debug, Default)]
@@ -19,12 +20,35 @@ pub struct TtlReport {
 
 /// One sweep. `min_age`: temp and orphan files younger than this are spared (zero
 /// at start, before any download runs).
-pub async fn sweep(w: &MediaWorker, min_age: Duration) -> TtlReport {
-    let mut report = TtlReport::default();
+pub async fn sweep(w: &WorkerCore, min_age: Duration) -> TtlReport {
+    let report = match expired_entries(w).await {
+        Ok(expired) => delete_expired(w, expired).await,
+        Err(e) => {
+            tracing::error!(error = %e, "media sweep: cannot read media entries");
+            return TtlReport::default();
+        }
+    };
+    // The deletions must be applied before the known set is read.
+    w.wait_applied().await;
+    sweep_temp_and_orphans(w, min_age).await;
+    w.fetcher
+        .stats
+        .ttl_deleted
+        .fetch_add(report.deleted as u64, Relaxed);
+    tracing::info!(
+        ttl_deleted = report.deleted,
+        errors = report.errors,
+        "media TTL sweep"
+    );
+    report
+}
+
+/// The entries whose file is past its TTL (or its own expiry).
+async fn expired_entries(w: &WorkerCore) -> Result<Vec<MediaEntry>, StoreError> {
     let now = crate::util::clock::now_micros();
     let ttl = w.fetcher.config.ttl.as_micros().min(i64::MAX as u128) as i64;
     let st = w.store.clone();
-    let expired = crate::store::blocking(move || {
+    crate::store::blocking(move || {
         let mut out: Vec<MediaEntry> = Vec::new();
         st.media_for_each(|e| {
             let due = e
@@ -40,14 +64,12 @@ pub async fn sweep(w: &MediaWorker, min_age: Duration) -> TtlReport {
         })?;
         Ok(out)
     })
-    .await;
-    let expired = match expired {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "media sweep: cannot read media entries");
-            return report;
-        }
-    };
+    .await
+}
+
+/// Journals each deletion, then removes the file.
+async fn delete_expired(w: &WorkerCore, expired: Vec<MediaEntry>) -> TtlReport {
+    let mut report = TtlReport::default();
     for e in expired {
         let Some(file) = e.live_file().map(str::to_string) else {
             continue;
@@ -78,8 +100,11 @@ pub async fn sweep(w: &MediaWorker, min_age: Duration) -> TtlReport {
             }
         }
     }
-    // The deletions must be applied before the known set is read.
-    w.wait_applied().await;
+    report
+}
+
+/// Removes temp files and files no entry names (younger than `min_age` spared).
+async fn sweep_temp_and_orphans(w: &WorkerCore, min_age: Duration) {
     let st = w.store.clone();
     let known = crate::store::blocking(move || {
         let mut known = HashSet::new();
@@ -92,39 +117,29 @@ pub async fn sweep(w: &MediaWorker, min_age: Duration) -> TtlReport {
         Ok(known)
     })
     .await;
-    match known {
-        Ok(known) => {
-            let files = w.fetcher.files.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                files.sweep_temp_and_orphans(|n| known.contains(n), min_age)
-            })
-            .await;
-            match res {
-                Ok(Ok(r)) => {
-                    let stats = &w.fetcher.stats;
-                    stats
-                        .temp_removed
-                        .fetch_add(r.temp_removed.len() as u64, Relaxed);
-                    stats
-                        .orphans_removed
-                        .fetch_add(r.orphans_removed.len() as u64, Relaxed);
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "media sweep of temp and orphan files failed")
-                }
-                Err(e) => tracing::error!(error = %e, "media sweep task failed"),
-            }
+    let known = match known {
+        Ok(known) => known,
+        Err(e) => {
+            tracing::error!(error = %e, "media sweep: cannot read the known files");
+            return;
         }
-        Err(e) => tracing::error!(error = %e, "media sweep: cannot read the known files"),
+    };
+    let files = w.fetcher.files.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        files.sweep_temp_and_orphans(|n| known.contains(n), min_age)
+    })
+    .await;
+    match res {
+        Ok(Ok(r)) => {
+            let stats = &w.fetcher.stats;
+            stats
+                .temp_removed
+                .fetch_add(r.temp_removed.len() as u64, Relaxed);
+            stats
+                .orphans_removed
+                .fetch_add(r.orphans_removed.len() as u64, Relaxed);
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "media sweep of temp and orphan files failed"),
+        Err(e) => tracing::error!(error = %e, "media sweep task failed"),
     }
-    w.fetcher
-        .stats
-        .ttl_deleted
-        .fetch_add(report.deleted as u64, Relaxed);
-    tracing::info!(
-        ttl_deleted = report.deleted,
-        errors = report.errors,
-        "media TTL sweep"
-    );
-    report
 }

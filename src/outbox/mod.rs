@@ -8,7 +8,9 @@
 //! request with no attempt started is simply sent after the restart.
 
 pub mod apply;
+mod decide;
 mod http;
+mod job;
 pub mod metrics;
 pub mod record;
 mod recover;
@@ -21,8 +23,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use http::{api_routes, graph_routes, view, EntryView, Handles};
+pub use job::Job;
 use record::{encode, Pause, SendRequest, SendUpdate, State};
-pub use sender::Job;
 
 use crate::config::SendConfig;
 use crate::journal::{Journal, JournalError, Kind, Stream};
@@ -63,7 +65,7 @@ pub struct Outbox {
     sent_timeout_micros: i64,
     attempt_timeout: std::time::Duration,
     applied: watch::Receiver<crate::store::Applied>,
-    tx: mpsc::UnboundedSender<sender::Msg>,
+    tx: mpsc::UnboundedSender<job::Msg>,
     shared: Mutex<Shared>,
     /// One submission with an idempotency key at a time (check, then journal).
     submit_lock: tokio::sync::Mutex<()>,
@@ -154,7 +156,7 @@ impl Outbox {
                 s.keys.insert(key.clone(), id);
             }
         }
-        let _ = self.tx.send(sender::Msg::Job(Job::new(id, now, &req, 0)));
+        let _ = self.tx.send(job::Msg::Job(Job::new(id, now, &req, 0)));
         Ok((id, true))
     }
 
@@ -191,7 +193,7 @@ impl Outbox {
         &self,
         id: u64,
     ) -> Result<Option<record::OutboxEntry>, OutboxError> {
-        sender::wait_applied(&self.journal, self.applied.clone()).await;
+        self.wait_applied().await;
         let st = self.store.clone();
         Ok(crate::store::blocking(move || st.outbox_entry(id)).await?)
     }
@@ -206,7 +208,7 @@ impl Outbox {
         })
         .await?;
         self.pause.send_replace(None);
-        let _ = self.tx.send(sender::Msg::Resume);
+        let _ = self.tx.send(job::Msg::Resume);
         Ok(true)
     }
 
@@ -256,6 +258,15 @@ impl Outbox {
             )
             .await
             .map(|_| ())
+    }
+
+    /// Waits until the applier has applied everything journaled so far.
+    async fn wait_applied(&self) {
+        let target = self.journal.heads().borrow().clone();
+        let mut applied = self.applied.clone();
+        let _ = applied
+            .wait_for(|a| a.overall(&target) >= target.last_seq)
+            .await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {

@@ -3,70 +3,25 @@
 //! pace of `WAGATE_SEND_RATE` attempts/s (no burst); exponential backoff with full
 //! jitter; throughput errors back off everything, a pair rate limit (131056) or a
 //! transient error only that recipient; a token error (190) pauses everything.
+//! What comes after an attempt is decided by `decide.rs`; this file does the I/O.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use serde_json::Value;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::record::{AttemptResult, SendRequest, SendUpdate, State};
+use super::decide::{self, Decision, GaveUp, Limits, Outcome};
+use super::job::{Job, Msg};
+use super::record::{AttemptResult, SendUpdate, State};
 use super::{answer, Outbox};
-use crate::journal::Journal;
-use crate::store::Applied;
-use crate::upstream::{CallError, Class};
+use crate::upstream::{CallError, GraphResponse};
+use crate::util::backoff::jitter;
 
 /// Attempts in flight at once, over all recipients.
 const MAX_IN_FLIGHT: usize = 64;
-
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: u64,
-    pub created_at_micros: i64,
-    pub recipient: String,
-    pub phone_number_id: String,
-    pub message: Value,
-    /// Attempts made so far.
-    pub attempts: u32,
-    pub(super) not_before: Instant,
-}
-
-impl Job {
-    pub fn new(id: u64, created_at_micros: i64, req: &SendRequest, attempts: u32) -> Job {
-        Job {
-            id,
-            created_at_micros,
-            recipient: req.recipient.clone(),
-            phone_number_id: req.phone_number_id.clone(),
-            message: req.message.clone(),
-            attempts,
-            not_before: Instant::now(),
-        }
-    }
-}
-
-pub enum Msg {
-    Job(Job),
-    Resume,
-}
-
-/// What the dispatcher needs to know about an attempt's end.
-pub struct Verdict {
-    state: State,
-    class: Option<Class>,
-    delay: Duration,
-}
-
-/// Waits until the applier has applied everything journaled so far.
-pub async fn wait_applied(journal: &Journal, mut applied: watch::Receiver<Applied>) {
-    let target = journal.heads().borrow().clone();
-    let _ = applied
-        .wait_for(|a| a.overall(&target) >= target.last_seq)
-        .await;
-}
 
 pub async fn run(ob: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut d = Dispatcher {
@@ -91,7 +46,7 @@ pub async fn run(ob: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     }
     ob.ready.send_replace(true);
     let mut stopping = ob.stopping.subscribe();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Job, Verdict)>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(Job, Decision)>();
     loop {
         let stop = *stopping.borrow();
         if stop && d.in_flight == 0 {
@@ -144,7 +99,7 @@ impl Dispatcher {
     fn dispatch(
         &mut self,
         ob: &Arc<Outbox>,
-        done: &mpsc::UnboundedSender<(Job, Verdict)>,
+        done: &mpsc::UnboundedSender<(Job, Decision)>,
     ) -> Option<Instant> {
         if self.paused {
             return None;
@@ -183,27 +138,27 @@ impl Dispatcher {
             self.in_flight += 1;
             let (ob, done) = (ob.clone(), done.clone());
             tokio::spawn(async move {
-                let verdict = attempt(&ob, &job).await;
-                let _ = done.send((job, verdict));
+                let decision = attempt(&ob, &job).await;
+                let _ = done.send((job, decision));
             });
         }
         self.queues.retain(|_, q| !q.is_empty());
         wake
     }
 
-    fn done(&mut self, mut job: Job, v: Verdict) {
+    fn done(&mut self, mut job: Job, d: Decision) {
         self.in_flight -= 1;
         self.busy.remove(&job.recipient);
-        let until = Instant::now() + v.delay;
-        if v.class == Some(Class::RetryAll) {
-            self.global_not_before = self.global_not_before.max(until);
+        let now = Instant::now();
+        if let Some(hold) = d.hold_all {
+            self.global_not_before = self.global_not_before.max(now + hold);
         }
-        if v.state.is_final() {
+        if d.state.is_final() {
             return;
         }
         job.attempts += 1;
-        job.not_before = until;
-        if v.class == Some(Class::Token) {
+        job.not_before = now + d.retry_in.unwrap_or_default();
+        if d.pause_all {
             self.paused = true;
         }
         self.queues
@@ -213,26 +168,14 @@ impl Dispatcher {
     }
 }
 
-/// Full jitter: uniform in [0, min(cap, base * 2^(n-1))].
-pub fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let max = exp.min(cap);
-    Duration::from_micros(rand::thread_rng().gen_range(0..=max.as_micros() as u64))
-}
-
-/// One attempt: journal its start, call Meta, journal its end, answer waiters.
-async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
+/// One attempt: journal its start, call Meta, journal its end, answer waiters. What
+/// comes next is [`decide::next`]'s.
+async fn attempt(ob: &Outbox, job: &Job) -> Decision {
     let n = job.attempts + 1;
-    let cfg = &ob.config;
-    let age = Duration::from_micros(
-        (crate::util::clock::now_micros() - job.created_at_micros).max(0) as u64,
-    );
-    if age >= cfg.max_age {
-        let reason = format!(
-            "gave up: older than WAGATE_SEND_MAX_AGE ({})",
-            humantime::format_duration(cfg.max_age)
-        );
-        return settle(ob, job, State::Failed, reason).await;
+    let limits = Limits::of(&ob.config);
+    let now = crate::util::clock::now_micros();
+    if let Some(why) = decide::before_attempt(job.created_at_micros, now, &limits) {
+        return give_up(ob, job, why, limits.max_age).await;
     }
     let start = SendUpdate::Started {
         id: job.id,
@@ -240,93 +183,58 @@ async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
     };
     if let Err(e) = ob.update(&start).await {
         tracing::error!(id = job.id, error = %e, "cannot journal an attempt; not sending");
-        return Verdict {
-            state: State::Queued,
-            class: None,
-            delay: cfg.backoff_cap,
-        };
+        return Decision::not_attempted(ob.config.backoff_cap);
     }
     let call = ob
         .upstream
         .send_message(&job.phone_number_id, &job.message)
         .await;
-    let mut result = AttemptResult::default();
-    let (class, retry_after) = match call {
-        Ok(resp) => {
-            result.http_status = Some(resp.status);
-            result.error_code = resp.error.as_ref().and_then(|e| e.code);
-            // Without Meta's error object, the HTTP status is the error.
-            result.error = resp.error.as_ref().map(|e| e.summary()).or_else(|| {
-                (!(200..300).contains(&resp.status)).then(|| format!("HTTP {}", resp.status))
-            });
-            result.wamid = resp
-                .body
-                .pointer("/messages/0/id")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            result.body = Some(resp.body.clone());
-            (Some(resp.class()), resp.retry_after)
-        }
-        Err(CallError::NotSent(e)) => {
-            result.error = Some(format!("not sent: {e}"));
-            (None, None)
-        }
-        Err(e @ (CallError::Unknown(_) | CallError::NoToken)) => {
-            let token = matches!(e, CallError::NoToken);
-            result.error = Some(e.to_string());
-            (token.then_some(Class::Token), None)
-        }
-    };
-    result.class = class;
-    let unknown = class.is_none()
-        && result
-            .error
-            .as_deref()
-            .is_some_and(|e| !e.starts_with("not sent"));
-    let retryable = matches!(
-        class,
-        None | Some(Class::Retry | Class::RetryAll | Class::PairRateLimit)
-    );
-    let wait = if retryable && !unknown {
-        retry_after.unwrap_or_else(|| backoff(cfg.backoff_base, cfg.backoff_cap, n))
-    } else {
-        Duration::ZERO
-    };
-    let mut delay = Duration::ZERO;
-    let state = match class {
-        Some(Class::Accepted) => State::Sent,
-        Some(Class::Permanent) => State::Failed,
-        Some(Class::Token) => State::Queued,
-        _ if unknown => State::Unknown,
-        _ if retryable && n >= cfg.max_attempts => {
-            result.error = Some(format!(
-                "gave up after {n} attempts: {}",
-                result.error.clone().unwrap_or_default()
-            ));
-            State::Failed
-        }
-        _ => {
-            delay = wait;
-            let due = crate::util::clock::now_micros() + delay.as_micros() as i64;
-            if due - job.created_at_micros >= cfg.max_age.as_micros() as i64 {
-                // The next attempt would be too late: give up now, with Meta's error.
-                result.error = Some(format!(
-                    "gave up: the next attempt (in {}) would be past WAGATE_SEND_MAX_AGE ({}): {}",
-                    humantime::format_duration(Duration::from_millis(delay.as_millis() as u64)),
-                    humantime::format_duration(cfg.max_age),
-                    result.error.clone().unwrap_or_default()
-                ));
-                State::Failed
-            } else {
-                result.retry_in_ms = Some(delay.as_millis() as u64);
-                State::Queued
-            }
-        }
-    };
-    // A throughput limit holds everyone, even when this message gives up.
-    if class == Some(Class::RetryAll) {
-        delay = wait;
+    let (outcome, mut result) = observe(call);
+    let now = crate::util::clock::now_micros();
+    let d = decide::next(&outcome, n, &limits, job.created_at_micros, now, jitter());
+    result.class = outcome.class();
+    result.retry_in_ms = d.retry_in.map(|r| r.as_millis() as u64);
+    if let Some(why) = d.gave_up {
+        let error = result.error.take().unwrap_or_default();
+        result.error = Some(why.reason(limits.max_age, &error));
     }
+    ended(ob, job, n, result, &d).await;
+    d
+}
+
+/// What an attempt's call came to, and the result to journal (Meta's answer as is).
+fn observe(call: Result<GraphResponse, CallError>) -> (Outcome, AttemptResult) {
+    let mut result = AttemptResult::default();
+    let resp = match call {
+        Ok(resp) => resp,
+        Err(e) => {
+            result.error = Some(e.to_string());
+            return (Outcome::NoAnswer(e), result);
+        }
+    };
+    result.http_status = Some(resp.status);
+    result.error_code = resp.error.as_ref().and_then(|e| e.code);
+    // Without Meta's error object, the HTTP status is the error.
+    result.error =
+        resp.error.as_ref().map(|e| e.summary()).or_else(|| {
+            (!(200..300).contains(&resp.status)).then(|| format!("HTTP {}", resp.status))
+        });
+    result.wamid = resp
+        .body
+        .pointer("/messages/0/id")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let outcome = Outcome::Answered {
+        class: resp.class(),
+        retry_after: resp.retry_after,
+    };
+    result.body = Some(resp.body);
+    (outcome, result)
+}
+
+/// Journals an attempt's end, pauses on a token error, answers waiters when final.
+async fn ended(ob: &Outbox, job: &Job, n: u32, result: AttemptResult, d: &Decision) {
+    let state = d.state;
     let end = SendUpdate::Ended {
         id: job.id,
         attempt: n,
@@ -337,7 +245,7 @@ async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
         tracing::error!(id = job.id, error = %e, "cannot journal an attempt's outcome");
     }
     tracing::info!(id = job.id, attempt = n, status = ?result.http_status, code = ?result.error_code, state = ?state, "send attempt");
-    if class == Some(Class::Token) {
+    if d.pause_all {
         pause(ob, result.error.as_deref().unwrap_or("token error (190)")).await;
     }
     if state.is_final() {
@@ -350,14 +258,11 @@ async fn attempt(ob: &Outbox, job: &Job) -> Verdict {
         );
         ob.finish(job.id, a);
     }
-    Verdict {
-        state,
-        class,
-        delay,
-    }
 }
 
-async fn settle(ob: &Outbox, job: &Job, state: State, reason: String) -> Verdict {
+/// Gives a message up without an attempt (journaled as settled).
+async fn give_up(ob: &Outbox, job: &Job, why: GaveUp, max_age: Duration) -> Decision {
+    let (state, reason) = (State::Failed, why.reason(max_age, ""));
     let u = SendUpdate::Settled {
         id: job.id,
         state,
@@ -367,11 +272,7 @@ async fn settle(ob: &Outbox, job: &Job, state: State, reason: String) -> Verdict
         tracing::error!(id = job.id, error = %e, "cannot journal a settled message");
     }
     ob.finish(job.id, answer(job.id, state, None, None, Some(&reason)));
-    Verdict {
-        state,
-        class: None,
-        delay: Duration::ZERO,
-    }
+    Decision::given_up(why)
 }
 
 async fn pause(ob: &Outbox, reason: &str) {

@@ -1,5 +1,6 @@
 //! Per-item dedup reads: a stored message is its own dedup key; every other item
-//! has a key in the dedup tree (first seen, micros BE), expired by a rolling scan.
+//! has a key in the dedup tree (first seen, micros BE), expired by a rolling scan
+//! (`expire_rolling`, which the status timeline's expiry uses too).
 
 use super::{be, Changes, Store, StoreError, T};
 
@@ -30,14 +31,29 @@ impl Store {
         from: Option<&[u8]>,
         budget: usize,
     ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
+        self.expire_rolling(T::Dedup, from, budget, |_, v, _| {
+            super::from_be(v).is_some_and(|seen| (seen as i64) < before_micros)
+        })
+    }
+
+    /// One step of a rolling expiry scan of tree `t`: looks at no more than `budget`
+    /// keys after `from` and deletes each one `expired` says is (`expired` adds what
+    /// goes with it, such as index entries, to the changes). Returns how many were
+    /// deleted and where to continue (`None`: the end was reached; start over).
+    pub(super) fn expire_rolling(
+        &self,
+        t: T,
+        from: Option<&[u8]>,
+        budget: usize,
+        mut expired: impl FnMut(&[u8], &[u8], &mut Changes) -> bool,
+    ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
         let mut changes = Changes::new();
         let mut n = 0;
         let mut last = None;
-        let range = self.keys_after(T::Dedup, from);
-        for (i, kv) in range.enumerate() {
+        for (i, kv) in self.keys_after(t, from).enumerate() {
             let (k, v) = kv?;
-            if super::from_be(&v).is_some_and(|seen| (seen as i64) < before_micros) {
-                changes.del(T::Dedup, &k);
+            if expired(&k, &v, &mut changes) {
+                changes.del(t, &k);
                 n += 1;
             }
             if i + 1 == budget {
@@ -76,5 +92,41 @@ impl Store {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_expiry_keeps_to_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut c = Changes::new();
+        // Keys a..e, first seen at 10, 20, ... 50; everything before 35 expires.
+        for (i, k) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            c.remember_item(k.as_bytes(), (i as i64 + 1) * 10);
+        }
+        store.commit(c).unwrap();
+        // (from, forgotten, continue after)
+        let steps = [
+            (None, 2, Some("b")),
+            (Some("b"), 1, Some("d")),
+            (Some("d"), 0, None),
+        ];
+        for (from, n, next) in steps {
+            let (got, last) = store.expire_items(35, from.map(str::as_bytes), 2).unwrap();
+            assert_eq!(
+                (got, last.as_deref()),
+                (n, next.map(str::as_bytes)),
+                "from {from:?}"
+            );
+        }
+        let left: Vec<bool> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|k| store.item_seen(k.as_bytes()).unwrap())
+            .collect();
+        assert_eq!(left, [false, false, false, true, true]);
     }
 }

@@ -203,29 +203,17 @@ impl Store {
         from: Option<&[u8]>,
         budget: usize,
     ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
-        let mut changes = Changes::new();
-        let mut n = 0;
-        let mut last = None;
-        for (i, kv) in self.keys_after(T::Statuses, from).enumerate() {
-            let (k, _) = kv?;
+        self.expire_rolling(T::Statuses, from, budget, |k, _, changes| {
             let Some(sep) = k.iter().position(|&b| b == 0) else {
-                continue;
+                return false;
             };
             let (id, rest) = (&k[..sep], &k[sep + 1..]);
-            if (super::from_be(rest).unwrap_or(0) as i64) < before_secs {
-                changes.del(T::Statuses, &k);
-                if rest.ends_with(b"failed") {
-                    changes.del(T::StatusesFailed, failed_key_raw(id, &rest[..8]));
-                }
-                n += 1;
+            let expired = (super::from_be(rest).unwrap_or(0) as i64) < before_secs;
+            if expired && rest.ends_with(b"failed") {
+                changes.del(T::StatusesFailed, failed_key_raw(id, &rest[..8]));
             }
-            if i + 1 == budget {
-                last = Some(k.to_vec());
-                break;
-            }
-        }
-        self.commit(changes)?;
-        Ok((n, last))
+            expired
+        })
     }
 
     pub fn message(&self, id: &str) -> Result<Option<StoredMessage>, StoreError> {

@@ -1,8 +1,6 @@
 //! Meta's error bodies and what to do about them. Decisions key on `error.code`
 //! (Meta: "build your app's error handling around error codes"), then the HTTP status.
 
-use std::time::{Duration, SystemTime};
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -87,16 +85,6 @@ pub fn classify(status: u16, error: Option<&GraphError>) -> Class {
     }
 }
 
-/// `Retry-After`: delay-seconds or an HTTP date (a date in the past means now).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,16 +111,11 @@ mod tests {
     }
 
     #[test]
-    fn details_and_retry_after() {
+    fn details() {
         let body = serde_json::json!({"error": {"message": "(#131047) Re-engagement message",
             "code": 131047, "error_data": {"details": "More than 24 hours"}}});
         let e = GraphError::from_body(&body).unwrap();
         assert_eq!(e.details.as_deref(), Some("More than 24 hours"));
         assert!(e.summary().contains("Re-engagement"));
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
-        let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

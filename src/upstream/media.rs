@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{call_error, classify, parse_retry_after, Class, GraphError, Upstream};
+use super::{call_error, classify, retry_after, Class, GraphError, Upstream};
 
 /// Redirect hops followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -118,7 +118,7 @@ impl Upstream {
             .await
             .map_err(|e| retry(format!("media lookup: {}", call_error(e)), true))?;
         let status = resp.status().as_u16();
-        let after = retry_after(&resp);
+        let after = retry_after(resp.headers());
         let bytes = resp
             .bytes()
             .await
@@ -202,7 +202,7 @@ impl Upstream {
             return Err(FetchError::Retry {
                 reason: format!("media download: HTTP {status}"),
                 backoff,
-                after: if backoff { retry_after(&resp) } else { None },
+                after: retry_after(resp.headers()).filter(|_| backoff),
             });
         }
         let content_length = resp.content_length();
@@ -260,13 +260,6 @@ pub struct Downloaded {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub sent: u64,
-}
-
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    resp.headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
 }
 
 #[cfg(test)]

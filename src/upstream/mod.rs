@@ -7,12 +7,15 @@ pub mod acme;
 pub mod forward;
 mod graph_error;
 pub mod media;
+mod retry_after;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-pub use graph_error::{classify, parse_retry_after, Class, GraphError};
+pub use graph_error::{classify, Class, GraphError};
+pub use retry_after::parse_retry_after;
+pub(crate) use retry_after::retry_after;
 
 use crate::config::GraphConfig;
 
@@ -139,14 +142,6 @@ impl Upstream {
             error,
         })
     }
-}
-
-/// An answer's `Retry-After` (seconds or HTTP date) as a delay from now.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
 }
 
 fn call_error(e: reqwest::Error) -> CallError {

@@ -1,6 +1,7 @@
 //! Small, general pieces the rest of wagate stands on. Nothing here imports
 //! anything of the crate: this is the bottom layer.
 
+pub mod backoff;
 pub mod check;
 pub mod cidr;
 pub mod clock;

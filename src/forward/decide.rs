@@ -1,0 +1,133 @@
+//! What forwarding does after an answer: pure functions of the answer, the target's
+//! failing streak, the limits and the clock (and the jitter drawn for the backoff),
+//! each tested as a table. The worker (`worker.rs`, `attempt.rs`) does the I/O.
+//!
+//! - `2xx`: that request is delivered (an entry is delivered when all of its are).
+//! - `410 Gone`: the target is disabled until it is enabled again.
+//! - Anything else (other statuses, timeouts, refused connections): the target backs
+//!   off with full jitter; `Retry-After` on `429`/`503` wins (up to an hour). After
+//!   `pause_after` without a success it is paused: only probed every `probe_every`.
+//! - The wait never runs past the entry's max age: it wakes in time to dead-letter it.
+
+use std::time::Duration;
+
+use crate::config::ForwardConfig;
+use crate::upstream::forward::TargetAnswer;
+use crate::util::backoff::Backoff;
+
+/// `Retry-After` is honoured up to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The limits failures are judged against (`WAGATE_FORWARD_*`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub backoff: Backoff,
+    pub pause_after: Duration,
+    pub probe_every: Duration,
+}
+
+impl Limits {
+    pub fn of(c: &ForwardConfig) -> Limits {
+        Limits {
+            backoff: Backoff::new(c.backoff_base, c.backoff_cap),
+            pause_after: c.pause_after,
+            probe_every: c.probe_every,
+        }
+    }
+}
+
+/// What one request's answer means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Delivered,
+    /// `410 Gone`: disable the target.
+    Gone,
+    /// Retry, after `Retry-After` when the target sent one with a `429` or `503`.
+    Failed {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Judges the target's answer to one request (`Err`: no answer, and why).
+pub fn judge(answer: &Result<TargetAnswer, String>) -> Answer {
+    let a = match answer {
+        Ok(a) => a,
+        Err(error) => {
+            return Answer::Failed {
+                error: error.clone(),
+                retry_after: None,
+            }
+        }
+    };
+    match a.status {
+        200..=299 => Answer::Delivered,
+        410 => Answer::Gone,
+        status => Answer::Failed {
+            error: format!("HTTP {status}: {}", a.body_start.trim()),
+            retry_after: a.retry_after.filter(|_| matches!(status, 429 | 503)),
+        },
+    }
+}
+
+/// The target's failing streak, the failure being judged counted in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Streak {
+    /// Failures in a row.
+    pub failures: u32,
+    /// When the streak started (Unix micros).
+    pub since_micros: i64,
+    /// Paused before this failure.
+    pub paused: bool,
+}
+
+/// What follows a failure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    /// The target is (now, or still) paused: only probed.
+    pub paused: bool,
+    /// Wait before the target is tried again.
+    pub delay: Duration,
+}
+
+/// After a failed request of an entry given up at `give_up_at_micros`.
+pub fn after_failure(
+    streak: &Streak,
+    retry_after: Option<Duration>,
+    now_micros: i64,
+    give_up_at_micros: i64,
+    limits: &Limits,
+    jitter: f64,
+) -> Retry {
+    let failing_for = now_micros - streak.since_micros;
+    let paused = streak.paused || failing_for >= limits.pause_after.as_micros() as i64;
+    let delay = match (retry_after, paused) {
+        (Some(r), _) => r.min(MAX_RETRY_AFTER),
+        (None, true) => limits.probe_every,
+        (None, false) => limits.backoff.delay(streak.failures, jitter),
+    };
+    // Wake in time to dead-letter it at the max age.
+    let left = give_up_at_micros.saturating_sub(now_micros).max(0) as u64;
+    Retry {
+        paused,
+        delay: delay.min(Duration::from_micros(left)),
+    }
+}
+
+/// An entry not delivered by its max age is dead-lettered.
+pub fn past_max_age(now_micros: i64, give_up_at_micros: i64) -> bool {
+    now_micros >= give_up_at_micros
+}
+
+/// Entries in flight at once: one while failing (until one is delivered).
+pub fn window(failing: bool, concurrency: usize) -> usize {
+    if failing {
+        1
+    } else {
+        concurrency
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;
