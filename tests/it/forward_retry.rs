@@ -8,8 +8,14 @@ use wagate::config::ForwardMode;
 
 use crate::support::fake_target::{Answer, FakeTarget};
 use crate::support::forward::{
-    messages_body, poll_target, replay, spawn, target, PHONE, TARGET_SECRET,
+    messages_body, poll_target, replay, spawn, spawn_clocked, target, PHONE, TARGET_SECRET,
 };
+use crate::support::{stays, TestApp};
+
+/// Waits until the target has taken in its `n`th failure (and so chosen its delay).
+async fn failures(app: &TestApp, n: u64) {
+    poll_target(app, "bot", |t| t["failures"] == n).await;
+}
 
 #[tokio::test]
 async fn retries_honour_retry_after_and_time_out_slow_answers() {
@@ -17,36 +23,41 @@ async fn retries_honour_retry_after_and_time_out_slow_answers() {
     t.script([
         Answer::status(500),
         Answer::status(429).retry_after("1"),
-        Answer::status(200).delayed(Duration::from_secs(2)),
+        Answer::status(200).held(),
         Answer::status(503).retry_after("0"),
     ]);
-    let app = spawn(
+    let app = spawn_clocked(
         vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
-        |c| {
-            c.forward.timeout = Duration::from_millis(400);
-        },
+        |c| c.forward.timeout = Duration::from_millis(400),
     )
     .await;
     let body = messages_body(PHONE, &["wamid.T1"]);
     app.deliver(body.clone()).await;
     app.deliver(messages_body(PHONE, &["wamid.T2"])).await;
+    // 500: a backoff (at most the 40 ms cap), not a Retry-After.
+    t.wait_for(1).await;
+    failures(&app, 1).await;
+    app.clock().advance(Duration::from_millis(40));
+    t.wait_for(2).await;
+    // 429 with Retry-After: 1: not a moment sooner.
+    failures(&app, 2).await;
+    app.clock().advance(Duration::from_millis(999));
+    stays("no retry before Retry-After", async || t.got().len() == 2).await;
+    app.clock().advance(Duration::from_millis(2));
+    // A slow answer (held past the 400 ms timeout) is a failure; then the 503.
+    t.wait_for(3).await;
+    failures(&app, 3).await;
+    app.clock().advance(Duration::from_millis(40));
+    t.wait_for(4).await;
+    failures(&app, 4).await;
+    app.clock().advance(Duration::from_millis(40));
     let got = t.wait_for(6).await;
-    // T1: 500, 429 (Retry-After 1 s), slow (timed out: a failure), 503, 200; then T2.
+    // T1: 500, 429, slow, 503, 200; then T2: head of line until delivered.
     assert!(
         got[..5].iter().all(|g| g.body == body),
         "head of line until delivered"
     );
     assert_eq!(got[5].message_ids(), ["wamid.T2"]);
-    let gap = got[2].at - got[1].at;
-    assert!(
-        gap >= Duration::from_millis(950),
-        "Retry-After honoured: {gap:?}"
-    );
-    let gap = got[1].at - got[0].at;
-    assert!(
-        gap <= Duration::from_millis(900),
-        "a backoff, not a Retry-After: {gap:?}"
-    );
     let v = poll_target(&app, "bot", |t| t["delivered"] == 2).await;
     assert_eq!(
         (v["attempts"].as_u64(), v["failures"].as_u64()),
@@ -94,7 +105,7 @@ async fn gone_disables_the_target_until_enabled() {
 async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
     let t = FakeTarget::start(TARGET_SECRET).await;
     t.fallback(Some(Answer::status(502)));
-    let app = spawn(
+    let app = spawn_clocked(
         vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
         |c| {
             c.forward.pause_after = Duration::from_millis(150);
@@ -103,18 +114,26 @@ async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
     )
     .await;
     app.deliver(messages_body(PHONE, &["wamid.P1"])).await;
+    // Failing for longer than the pause threshold: paused.
+    failures(&app, 1).await;
+    app.clock().advance(Duration::from_millis(200));
     let v = poll_target(&app, "bot", |t| t["state"] == "paused").await;
     assert!(v["failing_since"].is_string() && v["next_attempt_at"].is_string());
+    // Probed every 300 ms, not sooner.
     let n = t.got().len();
-    let got = t.wait_for(n + 2).await;
-    let gap = got[n + 1].at - got[n].at;
-    assert!(
-        gap >= Duration::from_millis(280),
-        "probed every 300 ms: {gap:?}"
-    );
+    app.clock().advance(Duration::from_millis(299));
+    stays("no probe before its time", async || t.got().len() == n).await;
+    app.clock().advance(Duration::from_millis(2));
+    t.wait_for(n + 1).await;
     let m = app.metrics().await;
     assert!(m.contains("wagate_forward_paused{target=\"bot\"} 1"), "{m}");
+    // The target recovers: the next probe delivers and forwarding resumes.
+    poll_target(&app, "bot", |t| {
+        t["failures"].as_u64() == Some(n as u64 + 1)
+    })
+    .await;
     t.fallback(None);
+    app.clock().advance(Duration::from_millis(301));
     poll_target(&app, "bot", |t| {
         t["state"] == "active" && t["delivered"] == 1
     })
@@ -125,7 +144,7 @@ async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
 async fn too_old_goes_to_dead_letters_and_replays_from_there() {
     let t = FakeTarget::start(TARGET_SECRET).await;
     t.fallback(Some(Answer::status(500)));
-    let app = spawn(
+    let app = spawn_clocked(
         vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
         |c| {
             c.forward.max_age = Duration::from_secs(2);
@@ -134,6 +153,8 @@ async fn too_old_goes_to_dead_letters_and_replays_from_there() {
     .await;
     let body = messages_body(PHONE, &["wamid.D1"]);
     app.deliver(body.clone()).await;
+    failures(&app, 1).await;
+    app.clock().advance(Duration::from_secs(3));
     let v = poll_target(&app, "bot", |t| t["dead_lettered"] == 1).await;
     assert_eq!(v["queued"], 0);
     let dead = app.get_json("/api/forward/dead_letters?target=bot").await;

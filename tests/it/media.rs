@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::support::fake_media::{png, Answer, FakeMedia, MEDIA_ID};
 use crate::support::media::{files_in, payload, setup, spawn, wait_state};
-use crate::support::{eventually, TestApp};
+use crate::support::{eventually, stays, TestApp};
+use wagate::util::clock::Clock;
 
 const WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDBBNAA=";
 
@@ -255,8 +256,7 @@ async fn restart_mid_download_completes_once() {
     let f = fake.clone();
     let app = TestApp::spawn_in(dir, move |c| setup(c, &f)).await;
     app.wait_applied().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(fake.count("/media/"), 2);
+    stays("no third download", async || fake.count("/media/") == 2).await;
     wait_state(&app, "stored").await;
     app.stop().await;
 }
@@ -265,14 +265,21 @@ async fn restart_mid_download_completes_once() {
 async fn ttl_sweep_deletes_the_file_and_marks_it_deleted() {
     let fake = FakeMedia::start().await;
     let f = fake.clone();
-    let app = TestApp::spawn_with(move |c| {
+    let app = TestApp::spawn_clocked(Clock::manual_now(), move |c| {
         setup(c, &f);
-        c.media.ttl = Duration::from_millis(300);
-        c.media.sweep_every = Duration::from_millis(100);
+        c.media.ttl = Duration::from_secs(86400);
+        c.media.sweep_every = Duration::from_secs(3600);
     })
     .await;
     // An orphan and a temp file from an earlier life are swept at start of the next.
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
+    wait_state(&app, "stored").await;
+    stays("kept while the clock stands still", async || {
+        app.get_json(&format!("/api/media/{MEDIA_ID}")).await["state"] == "stored"
+    })
+    .await;
+    // A day and a sweep interval later, the sweep deletes it.
+    app.clock().advance(Duration::from_secs(86400 + 3600));
     let v = wait_state(&app, "deleted").await;
     assert!(v["deleted_at"].is_string());
     assert!(files_in(app.dir.path()).is_empty());

@@ -2,7 +2,7 @@
 //! checks every request's signature on its own (Meta's `X-Hub-Signature-256`, or
 //! Standard Webhooks' `webhook-signature`) and records what it got.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
     pub delay: Duration,
+    /// Answered only once one of the request's message ids is released.
+    pub held: bool,
 }
 
 impl Answer {
@@ -27,7 +29,14 @@ impl Answer {
             status,
             retry_after: None,
             delay: Duration::ZERO,
+            held: false,
         }
+    }
+    /// Keeps the request in flight until the test calls [`FakeTarget::release`]
+    /// with one of its message ids.
+    pub fn held(mut self) -> Answer {
+        self.held = true;
+        self
     }
     pub fn retry_after(mut self, v: &str) -> Answer {
         self.retry_after = Some(v.into());
@@ -58,17 +67,21 @@ impl Got {
     }
     /// Message ids in a Meta-shaped body.
     pub fn message_ids(&self) -> Vec<String> {
-        let v = self.json();
-        let mut out = Vec::new();
-        for e in v["entry"].as_array().into_iter().flatten() {
-            for c in e["changes"].as_array().into_iter().flatten() {
-                for m in c["value"]["messages"].as_array().into_iter().flatten() {
-                    out.push(m["id"].as_str().unwrap_or("").to_string());
-                }
+        message_ids(&self.body)
+    }
+}
+
+fn message_ids(body: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let mut out = Vec::new();
+    for e in v["entry"].as_array().into_iter().flatten() {
+        for c in e["changes"].as_array().into_iter().flatten() {
+            for m in c["value"]["messages"].as_array().into_iter().flatten() {
+                out.push(m["id"].as_str().unwrap_or("").to_string());
             }
         }
-        out
     }
+    out
 }
 
 #[derive(Default)]
@@ -77,6 +90,8 @@ struct State {
     /// Answered when the script is empty (200 unless set).
     fallback: Option<Answer>,
     got: Vec<Got>,
+    /// Message ids whose held requests may be answered.
+    released: HashSet<String>,
 }
 
 #[derive(Clone)]
@@ -84,6 +99,21 @@ pub struct FakeTarget {
     pub url: String,
     state: Arc<Mutex<State>>,
     notify: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+/// Waits until one of `ids` is released.
+async fn until_released(state: &Mutex<State>, release: &Notify, ids: &[String]) {
+    loop {
+        let released = release.notified();
+        if ids
+            .iter()
+            .any(|id| state.lock().unwrap().released.contains(id))
+        {
+            return;
+        }
+        released.await;
+    }
 }
 
 /// The key as wagate derives it: `whsec_<base64>` decoded, else the bytes.
@@ -127,12 +157,15 @@ impl FakeTarget {
     pub async fn start(secret: &str) -> FakeTarget {
         let state: Arc<Mutex<State>> = Arc::default();
         let notify = Arc::new(Notify::new());
-        let (st, no, secret) = (state.clone(), notify.clone(), secret.to_string());
+        let release = Arc::new(Notify::new());
+        let (st, no, rel) = (state.clone(), notify.clone(), release.clone());
+        let secret = secret.to_string();
         let route = warp::post()
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
             .then(move |headers: http::HeaderMap, body: bytes::Bytes| {
-                let (st, no, secret) = (st.clone(), no.clone(), secret.clone());
+                let (st, no, rel) = (st.clone(), no.clone(), rel.clone());
+                let secret = secret.clone();
                 async move {
                     let answer = {
                         let mut s = st.lock().unwrap();
@@ -150,6 +183,9 @@ impl FakeTarget {
                         a
                     };
                     no.notify_waiters();
+                    if answer.held {
+                        until_released(&st, &rel, &message_ids(&body)).await;
+                    }
                     tokio::time::sleep(answer.delay).await;
                     let code = warp::http::StatusCode::from_u16(answer.status).unwrap();
                     let mut resp = warp::reply::with_status("{}", code).into_response();
@@ -164,7 +200,18 @@ impl FakeTarget {
             .expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(warp::serve(route).incoming(listener).run());
-        FakeTarget { url, state, notify }
+        FakeTarget {
+            url,
+            state,
+            notify,
+            release,
+        }
+    }
+
+    /// Lets the held request carrying message `id` be answered.
+    pub fn release(&self, id: &str) {
+        self.state.lock().unwrap().released.insert(id.to_string());
+        self.release.notify_waiters();
     }
 
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use wagate::Config;
 
 use super::fake_graph::FakeGraph;
-use super::{TestApp, API_TOKEN, DEADLINE};
+use super::{eventually, stays, TestApp, API_TOKEN, DEADLINE};
+use wagate::util::clock::Clock;
 
 pub const PHONE_ID: &str = "106540352242922";
 pub const TOKEN: &str = "test-whatsapp-token";
@@ -77,4 +78,43 @@ pub async fn finished(app: &TestApp, id: u64) -> Value {
         .unwrap_or_else(|_| panic!("message {id} not final in {DEADLINE:?}"))
         .expect("wait");
     app.get_json(&format!("/api/outbox/{id}")).await
+}
+
+/// wagate sending to `fake` on a manual clock standing at a whole second, with
+/// pacing off: no retry and no pace slot comes due until the test moves the clock.
+pub async fn spawn_clocked(fake: &FakeGraph, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let url = fake.url.clone();
+    let now = wagate::util::clock::now_micros();
+    let clock = Clock::manual(now - now % 1_000_000);
+    TestApp::spawn_clocked(clock, move |c| {
+        graph_config(c, &url);
+        c.send.rate = 1e9;
+        tweak(c);
+    })
+    .await
+}
+
+/// The delay wagate chose after attempt `n` (from 0), once it is journaled.
+pub async fn retry_in(app: &TestApp, id: u64, n: usize) -> Duration {
+    let ms = eventually(&format!("attempt {n} of {id} to be answered"), async || {
+        let e = app.get_json(&format!("/api/outbox/{id}")).await;
+        e["attempts"][n]["retry_in_ms"].as_u64().ok_or(e)
+    })
+    .await;
+    Duration::from_millis(ms)
+}
+
+/// Moves the clock to 1 ms short of `delay` (a delay wagate chose, in whole ms as
+/// journaled, or a pace slot) and checks `fake` still has `count` requests, then
+/// 1 ms past it and waits for the next one.
+pub async fn let_pass(app: &TestApp, fake: &FakeGraph, count: usize, delay: Duration) {
+    if let Some(short) = delay.checked_sub(Duration::from_millis(1)) {
+        app.clock().advance(short);
+        stays("no request before the delay is over", async || {
+            fake.received().len() == count
+        })
+        .await;
+    }
+    app.clock().advance(Duration::from_millis(2));
+    fake.wait_for(count + 1, false).await;
 }
