@@ -17,7 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
+use crate::util::backoff::{jitter, Backoff};
+use crate::util::clock::Clock;
 use tokio::sync::watch;
 
 use crate::config::AcmeConfig;
@@ -77,6 +78,12 @@ fn unix_now() -> i64 {
     crate::util::clock::now_micros() / 1_000_000
 }
 
+/// Orders that failed are retried after this, doubling up to `RETRY_CAP`.
+const RETRY: Backoff = Backoff {
+    base: RETRY_BASE,
+    cap: RETRY_CAP,
+};
+
 impl Acme {
     /// Serves the stored certificate through `tls` (before returning, so the first
     /// handshake has it), then starts the renewal task. Call it once the listener is
@@ -85,6 +92,7 @@ impl Acme {
         config: AcmeConfig,
         data_dir: &Path,
         tls: Arc<TlsConfig>,
+        clock: Clock,
     ) -> Result<Acme, AcmeError> {
         let http = AcmeHttp::new(config.ca_root.as_deref())?;
         let files = AcmeFiles::new(data_dir, &config.directory);
@@ -99,6 +107,7 @@ impl Acme {
             http,
             tls,
             status: status_tx,
+            clock,
         };
         let task = tokio::spawn(renewal.run(current));
         Ok(Acme { status, task })
@@ -154,6 +163,8 @@ struct Renewal {
     http: AcmeHttp,
     tls: Arc<TlsConfig>,
     status: watch::Sender<AcmeStatus>,
+    /// Renewal dates and retries count on it.
+    clock: Clock,
 }
 
 impl Renewal {
@@ -162,9 +173,9 @@ impl Renewal {
         loop {
             let due = retry_at
                 .or_else(|| current.as_ref().map(CertInfo::renew_at))
-                .unwrap_or_else(unix_now);
+                .unwrap_or_else(|| self.clock.now_secs());
             self.status.send_modify(|s| s.next_order_at = Some(due));
-            sleep_until(due).await;
+            sleep_until(&self.clock, due).await;
             self.status.send_modify(|s| s.orders += 1);
             tracing::info!(domains = ?self.config.domains, directory = %self.config.directory, "ACME: ordering a certificate");
             match self.order().await {
@@ -181,9 +192,9 @@ impl Renewal {
                 }
                 Err(e) => {
                     let failures = self.status.borrow().failures + 1;
-                    let wait = backoff(failures);
+                    let wait = RETRY.at_least_half(failures, jitter());
                     tracing::error!(error = %e, failures, retry_in = %humantime::format_duration(wait), "ACME: order failed; the certificate in service stays");
-                    retry_at = Some(unix_now() + wait.as_secs() as i64);
+                    retry_at = Some(self.clock.now_secs() + wait.as_secs() as i64);
                     self.status.send_modify(|s| {
                         s.failures = failures;
                         s.last_error = Some(e.to_string());
@@ -225,22 +236,14 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Waits for a wall-clock time, rechecking at least hourly (suspend, clock steps).
-async fn sleep_until(unix: i64) {
+async fn sleep_until(clock: &Clock, unix: i64) {
     loop {
-        let left = unix - unix_now();
+        let left = unix - clock.now_secs();
         if left <= 0 {
             return;
         }
-        tokio::time::sleep(Duration::from_secs(left.min(3600) as u64)).await;
+        clock.sleep(Duration::from_secs(left.min(3600) as u64)).await;
     }
-}
-
-/// Exponential, halved at random (so that many instances do not retry in step).
-fn backoff(failures: u32) -> Duration {
-    let full = RETRY_BASE
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(RETRY_CAP);
-    full.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
 #[cfg(test)]
@@ -248,9 +251,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_to_the_cap() {
-        assert!(backoff(1) >= RETRY_BASE / 2 && backoff(1) <= RETRY_BASE);
-        assert!(backoff(3) >= RETRY_BASE * 2 && backoff(3) <= RETRY_BASE * 4);
-        assert!(backoff(40) <= RETRY_CAP && backoff(40) >= RETRY_CAP / 2);
+    fn retries_wait_at_least_half_and_grow_to_the_cap() {
+        assert_eq!(RETRY.at_least_half(1, 0.0), RETRY_BASE / 2);
+        assert_eq!(RETRY.at_least_half(3, 1.0), RETRY_BASE * 4);
+        assert_eq!(RETRY.at_least_half(40, 0.0), RETRY_CAP / 2);
     }
 }

@@ -17,8 +17,11 @@ use crate::forward::Forwarder;
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::media::{MediaFiles, MediaWorker};
 use crate::outbox::Outbox;
+use crate::pipeline::retention::{RetentionOptions, RetentionTotals};
 use crate::pipeline::Applier;
-use crate::store::{Store, StoreError};
+use crate::store::{Applied, Store, StoreError};
+use crate::util::clock::Clock;
+use crate::web::dashboard::auth::Auth;
 use crate::upstream::Upstream;
 use crate::web::WebState;
 use crate::webhook::Webhook;
@@ -50,105 +53,77 @@ pub struct App {
 }
 
 impl App {
-    /// Opens everything under `config.data_dir` and starts the background workers.
-    /// Must be called inside a tokio runtime.
+    /// Opens everything under `config.data_dir` and starts the background workers,
+    /// on the system's clock. Must be called inside a tokio runtime.
     pub async fn start(config: Config) -> Result<App, StartError> {
+        Self::start_with_clock(config, Clock::system()).await
+    }
+
+    /// [`App::start`] on `clock` (tests move a manual clock by hand).
+    pub async fn start_with_clock(config: Config, clock: Clock) -> Result<App, StartError> {
         let config = Arc::new(config);
         let c = config.clone();
-        let (journal, store, api_token, media) = tokio::task::spawn_blocking(move || open(&c))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??;
+        let opened = blocking(move || open(&c)).await??;
         let c = config.clone();
-        let dashboard =
-            tokio::task::spawn_blocking(move || crate::web::dashboard::auth::Auth::open(&c))
-                .await
-                .map_err(|e| StoreError::Task(e.to_string()))??;
-        let journal = Arc::new(journal);
-        let (j, s, ttl) = (journal.clone(), store.clone(), config.dedup_ttl);
-        let retention_totals = Arc::new(crate::pipeline::retention::RetentionTotals::default());
-        let retention = crate::pipeline::retention::RetentionOptions {
-            raw_ttl: config.raw_ttl,
-            event_ttl: config.event_ttl,
-            totals: retention_totals.clone(),
-        };
+        let dashboard = blocking(move || Auth::open(&c)).await??;
+        let journal = Arc::new(opened.journal);
+        let store = opened.store;
+        let retention = Arc::new(RetentionTotals::default());
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
-        let media_apply = crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx));
         let notify = Forwarder::notifiers(&config.forward);
-        let forward_apply = crate::forward::apply::Pending::new(
-            Arc::new(config.forward.targets.clone()),
-            notify.clone(),
-        );
-        let (applier, applied) = tokio::task::spawn_blocking(move || {
-            Applier::new(j, s, ttl, retention, media_apply, forward_apply)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))??;
-        let (stop, stop_rx) = watch::channel(false);
-        let runtime = tokio::runtime::Handle::current();
-        let handle = std::thread::Builder::new()
-            .name("applier".into())
-            .spawn(move || applier.run(runtime, stop_rx))
-            .map_err(JournalError::Io)?;
-        let upstream = Upstream::new(&config.graph)?;
-        let media = Arc::new(media);
-        let media_worker = MediaWorker::start(
-            journal.clone(),
-            store.clone(),
-            crate::media::Fetcher {
-                upstream: upstream.clone(),
-                files: media.clone(),
-                config: config.media.clone(),
-                idle: config.graph.timeout,
-                min_free: config.min_free,
-                stats: Arc::default(),
-            },
-            applied.clone(),
-            jobs_rx,
-        );
+        let pending = Pending {
+            media: crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx)),
+            forward: crate::forward::apply::Pending::new(
+                Arc::new(config.forward.targets.clone()),
+                notify.clone(),
+            ),
+        };
+        let (applier, applied) =
+            start_applier(&config, &journal, &store, &retention, pending, &clock).await?;
+        let upstream = Upstream::new(&config.graph, clock.clone())?;
+        let media = Arc::new(opened.media);
+        let fetcher = crate::media::Fetcher {
+            upstream: upstream.clone(),
+            files: media.clone(),
+            config: config.media.clone(),
+            idle: config.graph.timeout,
+            min_free: config.min_free,
+            stats: Arc::default(),
+            clock: clock.clone(),
+        };
+        let (j, st, a) = (&journal, &store, &applied);
+        let media_worker = MediaWorker::start(j.clone(), st.clone(), fetcher, a.clone(), jobs_rx);
         let forward = Forwarder::start(
-            journal.clone(),
-            store.clone(),
+            j.clone(),
+            st.clone(),
             upstream.clone(),
             config.forward.clone(),
             notify,
-            applied.clone(),
+            a.clone(),
+            clock.clone(),
         );
-        let outbox = Outbox::start(
-            journal.clone(),
-            store.clone(),
-            upstream,
-            &config,
-            applied.clone(),
-        );
-        let webhook = Arc::new(Webhook {
-            journal: journal.clone(),
-            store: store.clone(),
-            verifier: Arc::new(Verifier::new(&config.app_secrets)),
-            verify_token: config.verify_token.clone(),
-            max_body: config.max_body,
-            trusted_proxies: config.trusted_proxies.clone(),
-            metrics: Default::default(),
-        });
+        let outbox = Outbox::start(j.clone(), st.clone(), upstream, &config, a.clone(), clock.clone());
         let state = WebState {
             outbox,
-            webhook,
+            webhook: webhook(&config, &journal, &store, &clock),
             config,
             journal,
             store,
             media,
             media_worker,
             forward,
-            api_token,
+            api_token: opened.api_token,
             applied,
             started: Instant::now(),
             acme: Arc::default(),
-            retention: retention_totals,
+            retention,
             dashboard: Arc::new(dashboard),
+            clock,
         };
         Ok(App {
             state,
-            stop,
-            applier: Mutex::new(Some(handle)),
+            stop: applier.stop,
+            applier: Mutex::new(Some(applier.thread)),
         })
     }
 
@@ -171,7 +146,76 @@ impl App {
     }
 }
 
-fn open(config: &Config) -> Result<(Journal, Store, Secret, MediaFiles), StartError> {
+/// The applier's thread and how to stop it.
+struct Running {
+    thread: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+/// What the applier hands to the features' sides of processing.
+struct Pending {
+    media: crate::media::apply::Pending,
+    forward: crate::forward::apply::Pending,
+}
+
+/// Loads the applier (blocking) and starts it on its own thread.
+async fn start_applier(
+    config: &Config,
+    journal: &Arc<Journal>,
+    store: &Store,
+    totals: &Arc<RetentionTotals>,
+    pending: Pending,
+    clock: &Clock,
+) -> Result<(Running, watch::Receiver<Applied>), StartError> {
+    let retention = RetentionOptions {
+        raw_ttl: config.raw_ttl,
+        event_ttl: config.event_ttl,
+        totals: totals.clone(),
+        clock: clock.clone(),
+    };
+    let (j, s, ttl, c) = (journal.clone(), store.clone(), config.dedup_ttl, clock.clone());
+    let (applier, applied) = blocking(move || {
+        Applier::new(j, s, ttl, retention, pending.media, pending.forward, c)
+    })
+    .await??;
+    let (stop, stop_rx) = watch::channel(false);
+    let runtime = tokio::runtime::Handle::current();
+    let thread = std::thread::Builder::new()
+        .name("applier".into())
+        .spawn(move || applier.run(runtime, stop_rx))
+        .map_err(JournalError::Io)?;
+    Ok((Running { thread, stop }, applied))
+}
+
+fn webhook(config: &Config, journal: &Arc<Journal>, store: &Store, clock: &Clock) -> Arc<Webhook> {
+    Arc::new(Webhook {
+        journal: journal.clone(),
+        store: store.clone(),
+        verifier: Arc::new(Verifier::new(&config.app_secrets)),
+        verify_token: config.verify_token.clone(),
+        max_body: config.max_body,
+        trusted_proxies: config.trusted_proxies.clone(),
+        metrics: Default::default(),
+        clock: clock.clone(),
+    })
+}
+
+/// Runs blocking start-up work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StartError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))
+}
+
+/// What lives under the data directory, opened.
+struct Opened {
+    journal: Journal,
+    store: Store,
+    api_token: Secret,
+    media: MediaFiles,
+}
+
+fn open(config: &Config) -> Result<Opened, StartError> {
     let dir = &config.data_dir;
     let data_err = |source| StartError::DataDir {
         path: dir.display().to_string(),
@@ -192,7 +236,12 @@ fn open(config: &Config) -> Result<(Journal, Store, Secret, MediaFiles), StartEr
     })?;
     let store = Store::open(&dir.join("state"))?;
     let media = crate::media::open(config)?;
-    Ok((journal, store, api_token, media))
+    Ok(Opened {
+        journal,
+        store,
+        api_token,
+        media,
+    })
 }
 
 /// Reads the API token file, or creates it (mode 0600, written to a temporary name,

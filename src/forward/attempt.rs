@@ -91,8 +91,8 @@ pub(super) async fn attempt(
     while slot.done < reqs.len() {
         slot.attempts += 1;
         let r = &reqs[slot.done];
-        let headers = sign(&t, &slot.entry, r);
-        let now = crate::util::clock::now_micros();
+        let headers = sign(&t, &slot.entry, r, f.clock.now_secs());
+        let now = f.clock.now_micros();
         f.update_live(&t.id, |l| {
             l.attempts += 1;
             l.last_attempt_at_micros = Some(now);
@@ -132,7 +132,7 @@ pub(super) fn failed(
     retry_after: Option<Duration>,
     give_up_at: i64,
 ) -> Duration {
-    let now = crate::util::clock::now_micros();
+    let now = f.clock.now_micros();
     let limits = Limits::of(&f.config);
     let retry = f.update_live(&t.id, |l| {
         l.failures += 1;
@@ -213,7 +213,12 @@ async fn prepare(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry) -> Result<Vec
 }
 
 /// The headers that sign one request under the target's secret.
-fn sign(t: &ForwardTarget, e: &QueueEntry, r: &Request) -> Vec<(&'static str, String)> {
+fn sign(
+    t: &ForwardTarget,
+    e: &QueueEntry,
+    r: &Request,
+    now_secs: i64,
+) -> Vec<(&'static str, String)> {
     let key = t.signing_key();
     let mut headers = vec![("x-wagate-delivery", e.delivery.to_string())];
     match &r.event_id {
@@ -222,7 +227,7 @@ fn sign(t: &ForwardTarget, e: &QueueEntry, r: &Request) -> Vec<(&'static str, St
             crate::events::signature::sign(&key, &r.body),
         )),
         Some(id) => {
-            let ts = (crate::util::clock::now_micros() / 1_000_000).to_string();
+            let ts = now_secs.to_string();
             let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
             mac.update(format!("{id}.{ts}.").as_bytes());
             mac.update(&r.body);

@@ -40,6 +40,7 @@ use crate::config::{ForwardConfig, ForwardTarget};
 use crate::journal::delivery::Delivery;
 use crate::journal::{Journal, JournalError, Kind, Stream};
 use crate::store::Applied;
+use crate::util::clock::Clock;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
 use record::{encode, ForwardUpdate, TargetState};
@@ -109,6 +110,8 @@ pub struct Forwarder {
     stopping: watch::Sender<bool>,
     /// Workers still running.
     running: watch::Sender<usize>,
+    /// Backoff, max ages and probes count on it.
+    clock: Clock,
 }
 
 impl Forwarder {
@@ -129,8 +132,10 @@ impl Forwarder {
         config: ForwardConfig,
         notify: HashMap<String, Arc<Notify>>,
         applied: watch::Receiver<Applied>,
+        clock: Clock,
     ) -> Arc<Forwarder> {
         let f = Arc::new(Forwarder {
+            clock,
             journal,
             store,
             upstream,
@@ -214,7 +219,7 @@ impl Forwarder {
             .append(
                 Stream::Main,
                 Kind::ForwardUpdate,
-                crate::util::clock::now_micros(),
+                self.clock.now_micros(),
                 encode(u),
             )
             .await

@@ -25,7 +25,6 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{watch, Notify};
-use tokio::time::Instant;
 
 use super::attempt::{attempt, failed, order_keys, Attempt, Slot};
 use super::decide;
@@ -102,7 +101,8 @@ struct Worker {
     /// Outcome records on their way to the journal.
     journaling: FuturesUnordered<BoxFuture<'static, ()>>,
     /// Backing off: nothing starts before this.
-    not_before: Option<Instant>,
+    /// Monotonic microseconds (the forwarder's clock) before which nothing starts.
+    not_before: Option<i64>,
     /// The last outcome was a failure: one entry at a time until one is delivered.
     failing: bool,
     /// A `410` was answered: let what is in flight finish, then wait for an enable.
@@ -141,16 +141,17 @@ impl Worker {
             if !stopping && !self.gone {
                 if let Err(e) = self.refill().await {
                     tracing::error!(target_id = %self.t.id, error = %e, "cannot read the forward queue");
-                    self.not_before = Some(Instant::now() + Duration::from_secs(1));
+                    self.not_before = Some(self.f.clock.deadline(Duration::from_secs(1)));
                 }
                 self.start();
             }
-            let backoff = self.not_before.unwrap_or_else(Instant::now);
+            let clock = self.f.clock.clone();
+            let backoff = clock.sleep_until(self.not_before.unwrap_or(0));
             let event = tokio::select! {
                 Some((slot, a)) = self.inflight.next(), if !self.inflight.is_empty() => Event::Settled(slot, a),
                 Some(()) = self.journaling.next(), if !self.journaling.is_empty() => Event::Journaled,
                 _ = notify.notified() => Event::Woken,
-                _ = tokio::time::sleep_until(backoff), if self.not_before.is_some() => Event::BackoffOver,
+                _ = backoff, if self.not_before.is_some() => Event::BackoffOver,
                 _ = self.stopping.wait_for(|s| *s), if !stopping => Event::Stopping,
             };
             match event {
@@ -206,7 +207,8 @@ impl Worker {
     /// Starts what may start: in queue order, up to the window (one while failing),
     /// skipping entries whose contacts have an earlier entry in flight or waiting.
     fn start(&mut self) {
-        if self.disabled || self.gone || self.not_before.is_some_and(|t| t > Instant::now()) {
+        let now = self.f.clock.mono_micros();
+        if self.disabled || self.gone || self.not_before.is_some_and(|t| t > now) {
             return;
         }
         let limit = decide::window(self.failing, self.f.config.concurrency);
@@ -225,7 +227,7 @@ impl Worker {
             let Some(slot) = self.waiting.remove(i) else {
                 break;
             };
-            if decide::past_max_age(crate::util::clock::now_micros(), slot.give_up_at(&self.f)) {
+            if decide::past_max_age(self.f.clock.now_micros(), slot.give_up_at(&self.f)) {
                 let error = slot
                     .last_error
                     .clone()
@@ -284,10 +286,11 @@ impl Worker {
 
     /// Nothing starts for `delay` (or longer, when already backing off longer).
     fn back_off(&mut self, delay: Duration) {
-        let at = Instant::now() + delay;
+        let clock = &self.f.clock;
+        let at = clock.deadline(delay);
         let at = self.not_before.map_or(at, |b| b.max(at));
         self.not_before = Some(at);
-        let micros = crate::util::clock::now_micros() + (at - Instant::now()).as_micros() as i64;
+        let micros = clock.now_micros() + (at - clock.mono_micros());
         self.f
             .update_live(&self.t.id, |l| l.next_attempt_at_micros = Some(micros));
     }

@@ -24,7 +24,7 @@ pub async fn job(w: Arc<WorkerCore>, entry: MediaEntry, sem: Arc<Semaphore>) {
     let mut url = entry.webhook_url.clone().filter(|_| attempt == 0);
     let mut quick_retry_used = false;
     loop {
-        let now = crate::util::clock::now_micros();
+        let now = w.fetcher.clock.now_micros();
         if decide::id_expired(now, entry.id_expires_at_micros) {
             let reason = "media id expired (Meta keeps inbound media ids for 7 days)".to_string();
             finish(&w, &id, attempt, MediaState::Expired, reason, None).await;
@@ -109,7 +109,7 @@ async fn record_stored(w: &WorkerCore, id: &str, attempt: u32, stored: Stored) -
             tracing::error!(media_id = %id, error = %e, "cannot journal a stored media file");
             let files = w.fetcher.files.clone();
             let _ = tokio::task::spawn_blocking(move || files.delete(&name)).await;
-            tokio::time::sleep(w.backoff().random(attempt)).await;
+            w.fetcher.clock.sleep(w.backoff().random(attempt)).await;
             false
         }
     }
@@ -128,7 +128,7 @@ async fn retry_later(w: &WorkerCore, id: &str, attempt: u32, reason: String, del
     if let Err(e) = w.journal(&u).await {
         tracing::error!(media_id = %id, error = %e, "cannot journal a media attempt");
     }
-    tokio::time::sleep(delay).await;
+    w.fetcher.clock.sleep(delay).await;
 }
 
 /// Scans an unscanned file again, with backoff, until clamd gives a verdict.
@@ -137,7 +137,7 @@ pub async fn rescan(w: &WorkerCore, id: &str, file: &str) {
     let mut tries = 0u32;
     loop {
         tries += 1;
-        tokio::time::sleep(w.backoff().random(tries)).await;
+        w.fetcher.clock.sleep(w.backoff().random(tries)).await;
         match w.fetcher.scan_file(file).await {
             Ok(Verdict::Clean) => {
                 let u = MediaUpdate::Scanned {

@@ -17,6 +17,7 @@ use super::files::{FileError, MediaFiles, StoredFile};
 use super::record::{type_cap, MediaEntry, MediaState};
 use super::scan::{ScanError, Scanner, Verdict};
 use super::MediaStats;
+use crate::util::clock::Clock;
 use crate::config::MediaConfig;
 use crate::upstream::media::{Downloaded, FetchError, MediaInfo};
 use crate::upstream::Upstream;
@@ -79,6 +80,8 @@ pub struct Fetcher {
     /// Downloads wait while the media directory's filesystem has less free space.
     pub min_free: u64,
     pub stats: Arc<MediaStats>,
+    /// Media id expiry, TTLs and retry backoff count on it.
+    pub clock: Clock,
 }
 
 impl Fetcher {
@@ -86,7 +89,7 @@ impl Fetcher {
     /// up a fresh one).
     pub async fn attempt(&self, entry: &MediaEntry, url: Option<String>) -> Outcome {
         let of_fetch_error = |e| {
-            let now = crate::util::clock::now_micros();
+            let now = self.clock.now_micros();
             decide::of_fetch_error(e, now, entry.id_expires_at_micros)
         };
         let info = match url {

@@ -45,7 +45,7 @@ pub async fn sweep(w: &WorkerCore, min_age: Duration) -> TtlReport {
 
 /// The entries whose file is past its TTL (or its own expiry).
 async fn expired_entries(w: &WorkerCore) -> Result<Vec<MediaEntry>, StoreError> {
-    let now = crate::util::clock::now_micros();
+    let now = w.fetcher.clock.now_micros();
     let ttl = w.fetcher.config.ttl.as_micros().min(i64::MAX as u128) as i64;
     let st = w.store.clone();
     crate::store::blocking(move || {

@@ -168,10 +168,9 @@ async fn run(w: Arc<MediaWorker>, mut created: mpsc::UnboundedReceiver<String>) 
 async fn sweep_on_timer(core: Arc<WorkerCore>) {
     // Files younger than one download (plus a margin) may be in flight.
     let margin = core.fetcher.config.timeout + Duration::from_secs(600);
-    let mut every = tokio::time::interval(core.fetcher.config.sweep_every);
-    every.tick().await;
+    let every = core.fetcher.config.sweep_every;
     loop {
-        every.tick().await;
+        core.fetcher.clock.sleep(every).await;
         sweep(&core, margin).await;
     }
 }

@@ -27,7 +27,7 @@ impl WorkerCore {
             .append(
                 Stream::Main,
                 Kind::MediaUpdate,
-                crate::util::clock::now_micros(),
+                self.fetcher.clock.now_micros(),
                 encode(u),
             )
             .await

@@ -265,7 +265,7 @@ async fn window_check(s: &Handles, recipient: String) -> Result<(), ApiError> {
     })
     .await?;
     let contact = contact.unwrap_or_default();
-    let now = crate::util::clock::now_micros() / 1_000_000;
+    let now = s.outbox.clock().now_secs();
     if contact.window_open(now) {
         return Ok(());
     }

@@ -2,7 +2,6 @@
 //! Shared by the sender and start-up recovery (which hands back the jobs to run).
 
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::record::SendRequest;
 
@@ -15,7 +14,8 @@ pub struct Job {
     pub message: Value,
     /// Attempts made so far.
     pub attempts: u32,
-    pub(super) not_before: Instant,
+    /// Monotonic microseconds (the outbox's clock) before which it waits; 0: now.
+    pub(super) not_before: i64,
 }
 
 impl Job {
@@ -27,7 +27,7 @@ impl Job {
             phone_number_id: req.phone_number_id.clone(),
             message: req.message.clone(),
             attempts,
-            not_before: Instant::now(),
+            not_before: 0,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod record;
 mod recover;
 mod sender;
 
+use crate::util::clock::Clock;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -76,6 +77,7 @@ pub struct Outbox {
     stopping: watch::Sender<bool>,
     /// Turns true when the sender has stopped with nothing in flight.
     done: watch::Sender<bool>,
+    clock: Clock,
 }
 
 impl Outbox {
@@ -86,6 +88,7 @@ impl Outbox {
         upstream: Upstream,
         config: &crate::config::Config,
         applied: watch::Receiver<crate::store::Applied>,
+        clock: Clock,
     ) -> Arc<Outbox> {
         let (tx, rx) = mpsc::unbounded_channel();
         let outbox = Arc::new(Outbox {
@@ -103,9 +106,15 @@ impl Outbox {
             ready: watch::channel(false).0,
             stopping: watch::channel(false).0,
             done: watch::channel(false).0,
+            clock,
         });
         tokio::spawn(sender::run(outbox.clone(), rx));
         outbox
+    }
+
+    /// The clock the outbox reads and waits on.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn upstream(&self) -> &Upstream {
@@ -138,7 +147,7 @@ impl Outbox {
                 return Ok((id, false));
             }
         }
-        let now = crate::util::clock::now_micros();
+        let now = self.clock.now_micros();
         let appended = self
             .journal
             .append(Stream::Main, Kind::SendRequest, now, encode(&req))
@@ -245,7 +254,7 @@ impl Outbox {
         e.state == State::Sent
             && !has_status
             && e.finished_at_micros
-                .is_some_and(|t| crate::util::clock::now_micros() - t > self.sent_timeout_micros)
+                .is_some_and(|t| self.clock.now_micros() - t > self.sent_timeout_micros)
     }
 
     async fn update(&self, u: &SendUpdate) -> Result<(), JournalError> {
@@ -253,7 +262,7 @@ impl Outbox {
             .append(
                 Stream::Main,
                 Kind::SendUpdate,
-                crate::util::clock::now_micros(),
+                self.clock.now_micros(),
                 encode(u),
             )
             .await

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
 
 use super::job::Job;
 use super::record::{AttemptResult, OutboxEntry, Pause, SendUpdate, State};
 use super::{Outbox, OutboxError};
+use crate::util::clock::Clock;
 
 /// At start: waits for the applier, settles attempts that were in flight at a crash
 /// as `unknown` (never resent), and returns the rest to send, oldest first, and
@@ -29,7 +29,7 @@ pub(super) async fn recover(ob: &Outbox) -> Result<(Vec<Job>, bool), OutboxError
             continue;
         }
         ob.lock().live.insert(e.id);
-        jobs.push(job_of(&e));
+        jobs.push(job_of(&e, &ob.clock));
     }
     Ok((jobs, paused))
 }
@@ -73,7 +73,7 @@ async fn settle_in_flight(ob: &Outbox, id: u64, n: u32) -> Result<(), OutboxErro
 }
 
 /// The job of a pending entry, due when its last attempt's backoff ends.
-fn job_of(e: &OutboxEntry) -> Job {
+fn job_of(e: &OutboxEntry, clock: &Clock) -> Job {
     let mut job = Job::new(
         e.id,
         e.created_at_micros,
@@ -85,8 +85,8 @@ fn job_of(e: &OutboxEntry) -> Job {
         .last()
         .and_then(|a| Some((a.ended_at_micros?, a.result.retry_in_ms?)))
     {
-        let due = d.0 + d.1 as i64 * 1000 - crate::util::clock::now_micros();
-        job.not_before = Instant::now() + Duration::from_micros(due.max(0) as u64);
+        let due = d.0 + d.1 as i64 * 1000 - clock.now_micros();
+        job.not_before = clock.deadline(Duration::from_micros(due.max(0) as u64));
     }
     job
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 use super::decide::{self, Decision, GaveUp, Limits, Outcome};
 use super::job::{Job, Msg};
@@ -27,9 +26,9 @@ pub async fn run(ob: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut d = Dispatcher {
         queues: HashMap::new(),
         busy: HashSet::new(),
-        global_not_before: Instant::now(),
-        next_slot: Instant::now(),
-        interval: Duration::from_secs_f64(1.0 / ob.config.rate),
+        global_not_before: 0,
+        next_slot: 0,
+        interval: (1_000_000.0 / ob.config.rate) as i64,
         in_flight: 0,
         paused: false,
     };
@@ -59,7 +58,7 @@ pub async fn run(ob: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Msg>) {
         };
         let sleep = async {
             match wake {
-                Some(at) => tokio::time::sleep_until(at).await,
+                Some(at) => ob.clock.sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -69,7 +68,7 @@ pub async fn run(ob: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 Some(Msg::Resume) => d.paused = false,
                 None => break,
             },
-            Some((j, v)) = done_rx.recv() => d.done(j, v),
+            Some((j, v)) = done_rx.recv() => d.done(j, v, ob.clock.mono_micros()),
             _ = sleep => {}
             _ = stopping.changed(), if !stop => {}
         }
@@ -80,9 +79,11 @@ pub async fn run(ob: Arc<Outbox>, mut rx: mpsc::UnboundedReceiver<Msg>) {
 struct Dispatcher {
     queues: HashMap<String, VecDeque<Job>>,
     busy: HashSet<String>,
-    global_not_before: Instant,
-    next_slot: Instant,
-    interval: Duration,
+    /// Monotonic microseconds (the outbox's clock).
+    global_not_before: i64,
+    next_slot: i64,
+    /// Microseconds between two attempts (the global pace).
+    interval: i64,
     in_flight: usize,
     paused: bool,
 }
@@ -100,17 +101,17 @@ impl Dispatcher {
         &mut self,
         ob: &Arc<Outbox>,
         done: &mpsc::UnboundedSender<(Job, Decision)>,
-    ) -> Option<Instant> {
+    ) -> Option<i64> {
         if self.paused {
             return None;
         }
-        let now = Instant::now();
+        let now = ob.clock.mono_micros();
         if self.global_not_before > now {
             return Some(self.global_not_before);
         }
         // Oldest head first, so recipients are served in submission order.
         let mut ready: Vec<(u64, String)> = Vec::new();
-        let mut wake: Option<Instant> = None;
+        let mut wake: Option<i64> = None;
         for (r, q) in &self.queues {
             let Some(head) = q.front() else { continue };
             if self.busy.contains(r) {
@@ -146,18 +147,17 @@ impl Dispatcher {
         wake
     }
 
-    fn done(&mut self, mut job: Job, d: Decision) {
+    fn done(&mut self, mut job: Job, d: Decision, now: i64) {
         self.in_flight -= 1;
         self.busy.remove(&job.recipient);
-        let now = Instant::now();
         if let Some(hold) = d.hold_all {
-            self.global_not_before = self.global_not_before.max(now + hold);
+            self.global_not_before = self.global_not_before.max(now + micros(hold));
         }
         if d.state.is_final() {
             return;
         }
         job.attempts += 1;
-        job.not_before = now + d.retry_in.unwrap_or_default();
+        job.not_before = now + micros(d.retry_in.unwrap_or_default());
         if d.pause_all {
             self.paused = true;
         }
@@ -168,12 +168,16 @@ impl Dispatcher {
     }
 }
 
+fn micros(d: Duration) -> i64 {
+    d.as_micros().min(i64::MAX as u128) as i64
+}
+
 /// One attempt: journal its start, call Meta, journal its end, answer waiters. What
 /// comes next is [`decide::next`]'s.
 async fn attempt(ob: &Outbox, job: &Job) -> Decision {
     let n = job.attempts + 1;
     let limits = Limits::of(&ob.config);
-    let now = crate::util::clock::now_micros();
+    let now = ob.clock.now_micros();
     if let Some(why) = decide::before_attempt(job.created_at_micros, now, &limits) {
         return give_up(ob, job, why, limits.max_age).await;
     }
@@ -190,7 +194,7 @@ async fn attempt(ob: &Outbox, job: &Job) -> Decision {
         .send_message(&job.phone_number_id, &job.message)
         .await;
     let (outcome, mut result) = observe(call);
-    let now = crate::util::clock::now_micros();
+    let now = ob.clock.now_micros();
     let d = decide::next(&outcome, n, &limits, job.created_at_micros, now, jitter());
     result.class = outcome.class();
     result.retry_in_ms = d.retry_in.map(|r| r.as_millis() as u64);
@@ -288,7 +292,7 @@ async fn pause(ob: &Outbox, reason: &str) {
     }
     let p = super::record::Pause {
         reason,
-        since_micros: crate::util::clock::now_micros(),
+        since_micros: ob.clock.now_micros(),
         token_fingerprint,
     };
     ob.pause.send_replace(Some(p.clone()));

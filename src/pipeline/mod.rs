@@ -20,6 +20,7 @@ use committer::Committer;
 use items::Overlay;
 use seen::{ScanResult, SeenFilter};
 
+use crate::util::clock::Clock;
 use crate::journal::{Cursor, Heads, Journal, Stream, StreamReader};
 use crate::store::{Applied, Counters};
 use crate::store::{Changes, Store, StoreError};
@@ -49,7 +50,9 @@ pub struct Applier {
     media: crate::media::apply::Pending,
     forward: crate::forward::apply::Pending,
     dedup_ttl: Duration,
-    next_expiry: std::time::Instant,
+    /// When the next dedup-key expiry pass is due (the clock's monotonic microseconds).
+    next_expiry: i64,
+    clock: Clock,
     expiry_from: Option<Vec<u8>>,
     committer: Option<Committer>,
     retention: retention::Retention,
@@ -67,6 +70,7 @@ impl Applier {
         retention: retention::RetentionOptions,
         media: crate::media::apply::Pending,
         forward: crate::forward::apply::Pending,
+        clock: Clock,
     ) -> Result<(Applier, watch::Receiver<Applied>), StoreError> {
         let main = store.cursor(Stream::Main)?;
         let quarantine = store.cursor(Stream::Quarantine)?;
@@ -93,11 +97,12 @@ impl Applier {
                 media,
                 forward,
                 dedup_ttl,
-                next_expiry: std::time::Instant::now(),
+                next_expiry: 0,
                 expiry_from: None,
                 committer: None,
                 retention: retention::Retention::new(retention),
-                seen: SeenFilter::new(dedup_ttl, crate::util::clock::now_micros() / 1_000_000),
+                seen: SeenFilter::new(dedup_ttl, clock.now_secs()),
+                clock,
                 seen_scan: None,
             },
             rx,
@@ -162,6 +167,9 @@ impl Applier {
             // A sender gone (the app dropped without a shutdown) means nothing more
             // can arrive: stop rather than spin on a closed channel.
             let seen_scan = &mut self.seen_scan;
+            // Sweeps and expiry run between steps: wake for them when idle too.
+            let due = self.retention.next_run().min(self.next_expiry);
+            let clock = self.clock.clone();
             let wake = runtime.block_on(async {
                 let scanned = async {
                     match seen_scan {
@@ -173,6 +181,7 @@ impl Applier {
                     r = heads_rx.changed() => Wake::Changed(r.is_err()),
                     r = stop.changed() => Wake::Changed(r.is_err()),
                     r = scanned => Wake::Scanned(r),
+                    _ = clock.sleep_until(due) => Wake::Changed(false),
                 }
             });
             let closed = match wake {
@@ -213,8 +222,8 @@ impl Applier {
             let committed = self.store.cursor(Stream::Main)?;
             self.retention.run(&self.journal, &self.store, committed)?;
         }
-        if std::time::Instant::now() >= self.next_expiry {
-            let horizon = crate::util::clock::now_micros() - self.dedup_ttl.as_micros() as i64;
+        if self.clock.mono_micros() >= self.next_expiry {
+            let horizon = self.clock.now_micros() - self.dedup_ttl.as_micros() as i64;
             let (n, next) =
                 self.store
                     .expire_items(horizon, self.expiry_from.as_deref(), EXPIRY_BUDGET)?;
@@ -223,10 +232,9 @@ impl Applier {
             }
             // Keep scanning soon while a pass is under way; rest once it is done.
             let pause = if next.is_some() { 1 } else { 60 };
-            self.seen
-                .expire(crate::util::clock::now_micros() / 1_000_000);
+            self.seen.expire(self.clock.now_secs());
             self.expiry_from = next;
-            self.next_expiry = std::time::Instant::now() + Duration::from_secs(pause);
+            self.next_expiry = self.clock.deadline(Duration::from_secs(pause));
         }
         Ok(progressed)
     }

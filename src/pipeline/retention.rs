@@ -2,10 +2,11 @@
 //! statuses and account events after `WAGATE_EVENT_TTL`. Runs in the applier's
 //! thread, at start and then every few minutes, so it never races the applier.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::journal::{Cursor, Journal, Stream};
 use crate::store::{Store, StoreError};
+use crate::util::clock::Clock;
 
 const EVERY: Duration = Duration::from_secs(600);
 const BUDGET: usize = 10_000;
@@ -16,6 +17,8 @@ pub struct RetentionOptions {
     pub event_ttl: Duration,
     /// What the sweeps deleted since start, for `/metrics`.
     pub totals: std::sync::Arc<RetentionTotals>,
+    /// Ages count on it, and sweeps are scheduled on it.
+    pub clock: Clock,
 }
 
 /// Running totals of the retention sweeps (segments, bytes, deliveries, messages,
@@ -42,7 +45,8 @@ impl RetentionTotals {
 
 pub struct Retention {
     options: RetentionOptions,
-    next_run: Instant,
+    /// Monotonic microseconds (the clock's).
+    next_run: i64,
     statuses_from: Option<Vec<u8>>,
 }
 
@@ -60,14 +64,19 @@ impl Retention {
     pub fn new(options: RetentionOptions) -> Self {
         Retention {
             options,
-            next_run: Instant::now(),
+            next_run: 0,
             statuses_from: None,
         }
     }
 
     /// Whether a sweep is due (checked between applier steps, so it must be cheap).
     pub fn is_due(&self) -> bool {
-        Instant::now() >= self.next_run
+        self.options.clock.mono_micros() >= self.next_run
+    }
+
+    /// When the next sweep is due (the clock's monotonic microseconds).
+    pub fn next_run(&self) -> i64 {
+        self.next_run
     }
 
     /// Runs a sweep and schedules the next. `applied` is the main stream's committed
@@ -78,7 +87,7 @@ impl Retention {
         store: &Store,
         applied: Option<Cursor>,
     ) -> Result<(), StoreError> {
-        let report = self.sweep(journal, store, applied, SystemTime::now())?;
+        let report = self.sweep(journal, store, applied, self.options.clock.now())?;
         let counts = [
             report.segments,
             report.bytes,
@@ -102,12 +111,11 @@ impl Retention {
             );
         }
         // A status pass in progress continues soon; otherwise rest.
-        self.next_run = Instant::now()
-            + if self.statuses_from.is_some() {
-                Duration::from_secs(1)
-            } else {
-                EVERY
-            };
+        self.next_run = self.options.clock.deadline(if self.statuses_from.is_some() {
+            Duration::from_secs(1)
+        } else {
+            EVERY
+        });
         Ok(())
     }
 

@@ -40,7 +40,7 @@ impl Upstream {
         }
         let mut resp = req.send().await.map_err(describe)?;
         let status = resp.status().as_u16();
-        let retry_after = super::retry_after(resp.headers());
+        let retry_after = self.retry_after(resp.headers());
         let mut start = Vec::new();
         while start.len() < BODY_SHOWN {
             match resp.chunk().await {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{call_error, classify, retry_after, Class, GraphError, Upstream};
+use super::{call_error, classify, Class, GraphError, Upstream};
 
 /// Redirect hops followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -118,7 +118,7 @@ impl Upstream {
             .await
             .map_err(|e| retry(format!("media lookup: {}", call_error(e)), true))?;
         let status = resp.status().as_u16();
-        let after = retry_after(resp.headers());
+        let after = self.retry_after(resp.headers());
         let bytes = resp
             .bytes()
             .await
@@ -202,7 +202,7 @@ impl Upstream {
             return Err(FetchError::Retry {
                 reason: format!("media download: HTTP {status}"),
                 backoff,
-                after: retry_after(resp.headers()).filter(|_| backoff),
+                after: self.retry_after(resp.headers()).filter(|_| backoff),
             });
         }
         let content_length = resp.content_length();

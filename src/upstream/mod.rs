@@ -17,6 +17,7 @@ pub use graph_error::{classify, Class, GraphError};
 pub use retry_after::parse_retry_after;
 pub(crate) use retry_after::retry_after;
 
+use crate::util::clock::Clock;
 use crate::config::GraphConfig;
 
 pub const USER_AGENT: &str = concat!("wagate/", env!("CARGO_PKG_VERSION"));
@@ -58,10 +59,12 @@ pub enum CallError {
 pub struct Upstream {
     http: reqwest::Client,
     graph: GraphConfig,
+    /// `Retry-After` dates are read against it.
+    clock: Clock,
 }
 
 impl Upstream {
-    pub fn new(graph: &GraphConfig) -> Result<Upstream, reqwest::Error> {
+    pub fn new(graph: &GraphConfig, clock: Clock) -> Result<Upstream, reqwest::Error> {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10).min(graph.timeout))
@@ -73,7 +76,13 @@ impl Upstream {
         Ok(Upstream {
             http,
             graph: graph.clone(),
+            clock,
         })
+    }
+
+    /// An answer's `Retry-After`, as a delay from now.
+    fn retry_after(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        retry_after(headers, self.clock.now())
     }
 
     /// The client itself, for callers that fetch other URLs (media, forwarding).
@@ -126,7 +135,7 @@ impl Upstream {
             .await
             .map_err(call_error)?;
         let status = resp.status().as_u16();
-        let retry_after = retry_after(resp.headers());
+        let retry_after = self.retry_after(resp.headers());
         // The answer has started: a broken body still means Meta saw the request.
         let bytes = resp
             .bytes()

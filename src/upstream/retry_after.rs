@@ -13,12 +13,12 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// An answer's `Retry-After` as a delay from now (none when absent or unreadable).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// An answer's `Retry-After` as a delay from `now` (none when absent or unreadable).
+pub fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+        .and_then(|v| parse_retry_after(v, now))
 }
 
 #[cfg(test)]
@@ -51,10 +51,10 @@ mod tests {
     #[test]
     fn header() {
         let mut h = reqwest::header::HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, SystemTime::now()), None);
         h.insert(reqwest::header::RETRY_AFTER, "5".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(5)));
+        assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(5)));
         h.insert(reqwest::header::RETRY_AFTER, "later".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, SystemTime::now()), None);
     }
 }

@@ -42,6 +42,14 @@ impl Backoff {
     pub fn random(&self, attempt: u32) -> Duration {
         self.delay(attempt, jitter())
     }
+
+    /// Equal jitter: half the ceiling, plus `fraction` of the other half. For a
+    /// peer that counts failed tries against us (an ACME CA), where a near-zero
+    /// wait would only spend its rate limit.
+    pub fn at_least_half(&self, attempt: u32, fraction: f64) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        ceiling / 2 + self.delay(attempt, fraction) / 2
+    }
 }
 
 /// A uniform random fraction in `[0, 1]`, for [`Backoff::delay`].
@@ -78,12 +86,11 @@ mod tests {
             (3, 2.0, ms(1000)),
             (3, f64::NAN, ms(0)),
         ];
-        for &(attempt, fraction, want) in rows {
-            assert_eq!(
-                b.delay(attempt, fraction),
-                want,
-                "attempt {attempt}, {fraction}"
-            );
+        for &(n, f, want) in rows {
+            assert_eq!(b.delay(n, f), want, "attempt {n}, fraction {f}");
+        }
+        for (n, f, want) in [(1, 0.0, ms(125)), (1, 1.0, ms(250)), (3, 0.5, ms(750))] {
+            assert_eq!(b.at_least_half(n, f), want, "attempt {n}, fraction {f}");
         }
     }
 

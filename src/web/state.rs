@@ -11,6 +11,7 @@ use crate::journal::Journal;
 use crate::media::{MediaFiles, MediaWorker};
 use crate::outbox::Outbox;
 use crate::store::{Applied, Store};
+use crate::util::clock::Clock;
 use crate::webhook::Webhook;
 
 /// What the HTTP layer serves from: every feature's handle. Built by `app`;
@@ -38,6 +39,8 @@ pub struct WebState {
     pub dashboard: Arc<super::dashboard::auth::Auth>,
     /// The ACME certificate manager's status, once it runs (set by `main`).
     pub acme: Arc<std::sync::OnceLock<watch::Receiver<crate::acme::AcmeStatus>>>,
+    /// Pages and answers that depend on "now" (the 24-hour window, session expiry).
+    pub clock: Clock,
 }
 
 impl WebState {

@@ -23,6 +23,7 @@ use crate::journal::delivery::{Delivery, Verdict};
 use crate::journal::{Journal, Kind, Stream};
 use crate::store::{Handshake, Store};
 use crate::util::cidr::Cidr;
+use crate::util::clock::Clock;
 pub use metrics::WebhookMetrics;
 
 /// A too-large body keeps this much, enough to see what it was.
@@ -40,6 +41,8 @@ pub struct Webhook {
     pub max_body: usize,
     pub trusted_proxies: Vec<Cidr>,
     pub metrics: WebhookMetrics,
+    /// A delivery's receive time comes from it.
+    pub clock: Clock,
 }
 
 pub fn routes(state: Arc<Webhook>) -> BoxedFilter<(warp::reply::Response,)> {
@@ -87,7 +90,7 @@ async fn handshake(
         }
     };
     let attempt = Handshake {
-        at_micros: crate::util::clock::now_micros(),
+        at_micros: state.clock.now_micros(),
         peer,
         accepted: outcome.is_ok(),
         reason: outcome.err().unwrap_or("").to_string(),
@@ -263,7 +266,7 @@ where
         .append(
             stream,
             Kind::Delivery,
-            crate::util::clock::now_micros(),
+            state.clock.now_micros(),
             delivery.encode(),
         )
         .await;

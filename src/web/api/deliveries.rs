@@ -301,7 +301,7 @@ pub(crate) async fn reverify(state: WebState) -> Result<ReverifyResult, ApiError
                 .append(
                     crate::journal::Stream::Main,
                     crate::journal::Kind::Delivery,
-                    crate::util::clock::now_micros(),
+                    state.clock.now_micros(),
                     copy.encode(),
                 )
                 .await

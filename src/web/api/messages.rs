@@ -191,7 +191,7 @@ async fn contact(state: WebState, id: String) -> Result<ContactView, ApiError> {
     let contact = store::blocking(move || st.contact(&id))
         .await?
         .ok_or(ApiError::NotFound)?;
-    let now = crate::util::clock::now_micros() / 1_000_000;
+    let now = state.clock.now_secs();
     Ok(ContactView {
         window_open: contact.window_open(now),
         window_closes_at: contact

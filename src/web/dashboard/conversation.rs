@@ -130,7 +130,7 @@ async fn conversation_inner(ctx: Ctx) -> Result<Response, ApiError> {
     bubbles.extend(loaded.outbound.into_iter().map(outbound_bubble));
     bubbles.sort_by_key(|b| b.sort);
     let record = loaded.record.unwrap_or_default();
-    let now = crate::util::clock::now_micros() / 1_000_000;
+    let now = ctx.req.state.clock.now_secs();
     let (window_open, window) = window_line(&record, now);
     let older = (loaded.next).map(|b| page::query(&[("contact", &contact), ("before", &b)]));
     Ok(render(&Conversation {

@@ -192,7 +192,7 @@ pub struct Ctx {
 }
 
 async fn dispatch(req: Req) -> Response {
-    let now = crate::util::clock::now_micros() / 1_000_000;
+    let now = req.state.clock.now_secs();
     match (&req.method, req.path.as_str()) {
         (&Method::GET, p) if p.starts_with("/static/") => return page::static_file(p),
         (&Method::GET, "/login") => return page::login_page(&req, None, StatusCode::OK),

@@ -69,7 +69,7 @@ pub async fn page(ctx: Ctx) -> Response {
 async fn build(ctx: Ctx) -> Result<Response, ApiError> {
     let state = &ctx.req.state;
     let stats = crate::web::api::stats::stats(state).await?;
-    let now_micros = crate::util::clock::now_micros();
+    let now_micros = state.clock.now_micros();
     let today = (now_micros / 86_400_000_000) as u32;
     let st = state.store.clone();
     let (days, last, handshake, (media, media_partial), outbox) = store::blocking(move || {

@@ -21,13 +21,14 @@ pub mod tls;
 pub mod tmpfs;
 mod wait;
 
-pub use wait::{eventually, DEADLINE};
+pub use wait::{eventually, stays, DEADLINE};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+use wagate::util::clock::Clock;
 use wagate::web::WebState;
 use wagate::{App, Config};
 
@@ -80,13 +81,25 @@ impl TestApp {
 
     /// Starts on an existing data directory (a restart).
     pub async fn spawn_in(dir: TempDir, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_on(dir, Clock::system(), tweak).await
+    }
+
+    /// Starts on a clock the test moves by hand (`app.clock().advance(..)`): time
+    /// passes only when the test says so.
+    pub async fn spawn_clocked(clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn_on(dir, clock, tweak).await
+    }
+
+    /// Starts on `dir` with `clock`.
+    pub async fn spawn_on(dir: TempDir, clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = test_config(dir.path());
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = App::start(config).await.expect("app starts");
+        let app = App::start_with_clock(config, clock).await.expect("app starts");
         let state = app.state.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(wagate::serve(listener, app, async {
@@ -100,6 +113,11 @@ impl TestApp {
             shutdown: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// The clock the app reads and waits on.
+    pub fn clock(&self) -> &Clock {
+        &self.state.clock
     }
 
     /// Graceful shutdown; hands back the data directory for a restart.

@@ -79,3 +79,21 @@ async fn eventually_hands_back_the_value_once_the_condition_holds() {
     let r: Result<&str, &str> = Ok("ok");
     assert_eq!(eventually("a result", async || r).await, "ok");
 }
+
+/// How long [`stays`] watches: a check that something does NOT happen cannot
+/// wait for it; on a slow machine a short window can only miss a bug, never fail a
+/// correct program.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+/// Asserts that `check` holds throughout `QUIET` (e.g. "no request while the
+/// clock stands still"): the one real-time wait tests may use, for a negative.
+pub async fn stays(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let end = tokio::time::Instant::now() + QUIET;
+    loop {
+        assert!(check().await, "{what}: no longer true");
+        if tokio::time::Instant::now() >= end {
+            return;
+        }
+        tokio::time::sleep(INTERVAL).await;
+    }
+}
