@@ -25,6 +25,7 @@ mod forward_window;
 mod media;
 mod media_crypto;
 mod media_files;
+mod media_ids;
 mod media_kill;
 mod media_scan;
 mod metrics;
