@@ -64,8 +64,8 @@ impl App {
         let config = Arc::new(config);
         let c = config.clone();
         let opened = blocking(move || open(&c)).await??;
-        let c = config.clone();
-        let dashboard = blocking(move || Auth::open(&c)).await??;
+        let (c, now) = (config.clone(), clock.now_secs());
+        let dashboard = blocking(move || Auth::open(&c, now)).await??;
         let journal = Arc::new(opened.journal);
         let store = opened.store;
         let retention = Arc::new(RetentionTotals::default());

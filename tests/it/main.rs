@@ -13,6 +13,7 @@ mod contacts;
 mod crash;
 mod dashboard;
 mod dashboard_forward;
+mod dashboard_login;
 mod dashboard_pages;
 mod dedup_filter;
 mod disk_full;
