@@ -2,6 +2,7 @@
 //! holds the state that handlers share. No globals: this is passed around.
 
 pub mod check;
+pub mod data_dir;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,16 +21,29 @@ use crate::outbox::Outbox;
 use crate::pipeline::retention::{RetentionOptions, RetentionTotals};
 use crate::pipeline::Applier;
 use crate::store::{Applied, Store, StoreError};
+use crate::upstream::Upstream;
 use crate::util::clock::Clock;
 use crate::web::dashboard::auth::Auth;
-use crate::upstream::Upstream;
 use crate::web::WebState;
 use crate::webhook::Webhook;
 
+/// Why wagate cannot start: each names the real cause and the path it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir {
+    #[error("cannot use the data directory {path}: {source}")]
+    OpenDataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the data directory {path} is open to other users (mode {mode:o}) and holds personal data: {reason}")]
+    DataDirOpen {
+        path: String,
+        mode: u32,
+        reason: String,
+    },
+    #[error("cannot {what} {path}: {source}")]
+    Path {
+        what: &'static str,
         path: String,
         source: std::io::Error,
     },
@@ -102,7 +116,14 @@ impl App {
             a.clone(),
             clock.clone(),
         );
-        let outbox = Outbox::start(j.clone(), st.clone(), upstream, &config, a.clone(), clock.clone());
+        let outbox = Outbox::start(
+            j.clone(),
+            st.clone(),
+            upstream,
+            &config,
+            a.clone(),
+            clock.clone(),
+        );
         let state = WebState {
             outbox,
             webhook: webhook(&config, &journal, &store, &clock),
@@ -173,11 +194,15 @@ async fn start_applier(
         totals: totals.clone(),
         clock: clock.clone(),
     };
-    let (j, s, ttl, c) = (journal.clone(), store.clone(), config.dedup_ttl, clock.clone());
-    let (applier, applied) = blocking(move || {
-        Applier::new(j, s, ttl, retention, pending.media, pending.forward, c)
-    })
-    .await??;
+    let (j, s, ttl, c) = (
+        journal.clone(),
+        store.clone(),
+        config.dedup_ttl,
+        clock.clone(),
+    );
+    let (applier, applied) =
+        blocking(move || Applier::new(j, s, ttl, retention, pending.media, pending.forward, c))
+            .await??;
     let (stop, stop_rx) = watch::channel(false);
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()
@@ -201,7 +226,9 @@ fn webhook(config: &Config, journal: &Arc<Journal>, store: &Store, clock: &Clock
 }
 
 /// Runs blocking start-up work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StartError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StartError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))
@@ -217,17 +244,17 @@ struct Opened {
 
 fn open(config: &Config) -> Result<Opened, StartError> {
     let dir = &config.data_dir;
-    let data_err = |source| StartError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    };
-    // The data holds personal data: a new directory is private to wagate's user.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(dir)
-        .map_err(data_err)?;
+    data_dir::prepare(dir)?;
     let api_token = match &config.api_token {
         Some(t) => t.clone(),
-        None => load_or_create_token(&dir.join("api-token")).map_err(data_err)?,
+        None => {
+            let path = dir.join("api-token");
+            load_or_create_token(&path).map_err(|source| StartError::Path {
+                what: "read or create the API token file",
+                path: path.display().to_string(),
+                source,
+            })?
+        }
     };
     let journal = Journal::open(&JournalOptions {
         dir: dir.clone(),
@@ -247,12 +274,15 @@ fn open(config: &Config) -> Result<Opened, StartError> {
 /// Reads the API token file, or creates it (mode 0600, written to a temporary name,
 /// fsynced, renamed). Logs where it is, never its value.
 fn load_or_create_token(path: &Path) -> std::io::Result<Secret> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        let token = text.trim().to_string();
-        if token.len() >= 16 {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= 16 => {
             tracing::info!(path = %path.display(), "API token read from file");
-            return Ok(Secret::new(token));
+            return Ok(Secret::new(text.trim().to_string()));
         }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Unreadable: never replaced behind the operator's back.
+        Err(e) => return Err(e),
     }
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);

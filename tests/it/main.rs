@@ -15,6 +15,7 @@ mod dashboard;
 mod dashboard_forward;
 mod dashboard_login;
 mod dashboard_pages;
+mod data_dir;
 mod dedup_filter;
 mod disk_full;
 mod events;
