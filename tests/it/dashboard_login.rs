@@ -4,6 +4,8 @@
 //! once the limit is used up the right password is refused too; a logged-out
 //! cookie stays refused after a restart.
 
+use std::os::unix::fs::PermissionsExt;
+
 use reqwest::StatusCode;
 
 use crate::support::dashboard::{csrf_of, location, spawn, Browser, PASSWORD};
@@ -120,12 +122,6 @@ async fn a_logout_survives_a_restart() {
     let old = b.cookie.clone();
     let resp = b.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let logouts = app.dir.path().join("dashboard-logouts");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&logouts).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "{}", logouts.display());
-    }
 
     let dir = app.stop().await;
     let app = TestApp::spawn_in(dir, |c| {
@@ -141,6 +137,9 @@ async fn a_logout_survives_a_restart() {
         "the old cookie is refused"
     );
     assert_eq!(location(&resp), "/login");
+    let logouts = app.dir.path().join("dashboard-logouts");
+    let mode = std::fs::metadata(&logouts).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", logouts.display());
     // A new login works.
     Browser::logged_in(&app).await.page("/").await;
     app.stop().await;
