@@ -31,6 +31,12 @@ pub fn private_options() -> OpenOptions {
 /// Creates `dir` (and missing parents) mode 0700, or makes an existing directory
 /// 0700 when group or other users can reach it.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir() && !m.is_symlink()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "it exists but is not a directory",
+        ));
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
@@ -103,6 +109,9 @@ mod tests {
         std::fs::set_permissions(&dir, Permissions::from_mode(0o777)).unwrap();
         private_dir(&dir).unwrap();
         assert_eq!(mode(&dir), 0o700, "an open directory is tightened");
+        std::fs::write(root.path().join("file"), b"").unwrap();
+        let err = private_dir(&root.path().join("file")).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
 
         let file = dir.join("f");
         // A leftover temporary file, world-readable.
