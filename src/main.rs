@@ -42,6 +42,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Whatever wagate creates is private to its user, whatever umask the service
+    // manager gave it (files are also made 0600 and directories 0700 explicitly,
+    // including sled's, which wagate does not create itself).
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

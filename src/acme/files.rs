@@ -8,7 +8,6 @@
 //!
 //! Both are mode 0600, written to a temporary name, fsynced and renamed.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -78,12 +77,9 @@ impl AcmeFiles {
         AcmeError::Files(format!("{what} in {}: {e}", self.dir.display()))
     }
 
-    /// Creates the directory (0700) if needed.
+    /// Creates the directory (0700) if needed, or makes it 0700.
     pub fn create_dir(&self) -> Result<(), AcmeError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
+        crate::util::fs::private_dir(&self.dir)
             .map_err(|e| self.io("cannot create the ACME directory", e))
     }
 

@@ -2,6 +2,7 @@
 //! holds the state that handlers share. No globals: this is passed around.
 
 pub mod check;
+pub mod data_dir;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -26,10 +27,23 @@ use crate::web::dashboard::auth::Auth;
 use crate::web::WebState;
 use crate::webhook::Webhook;
 
+/// Why wagate cannot start: each names the real cause and the path it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot use data directory {path}: {source}")]
-    DataDir {
+    #[error("cannot use the data directory {path}: {source}")]
+    OpenDataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the data directory {path} is open to other users (mode {mode:o}) and holds personal data: {reason}")]
+    DataDirOpen {
+        path: String,
+        mode: u32,
+        reason: String,
+    },
+    #[error("cannot {what} {path}: {source}")]
+    Path {
+        what: &'static str,
         path: String,
         source: std::io::Error,
     },
@@ -64,8 +78,8 @@ impl App {
         let config = Arc::new(config);
         let c = config.clone();
         let opened = blocking(move || open(&c)).await??;
-        let c = config.clone();
-        let dashboard = blocking(move || Auth::open(&c)).await??;
+        let (c, now) = (config.clone(), clock.now_secs());
+        let dashboard = blocking(move || Auth::open(&c, now)).await??;
         let journal = Arc::new(opened.journal);
         let store = opened.store;
         let retention = Arc::new(RetentionTotals::default());
@@ -230,17 +244,17 @@ struct Opened {
 
 fn open(config: &Config) -> Result<Opened, StartError> {
     let dir = &config.data_dir;
-    let data_err = |source| StartError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    };
-    // The data holds personal data: a new directory is private to wagate's user.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(dir)
-        .map_err(data_err)?;
+    data_dir::prepare(dir)?;
     let api_token = match &config.api_token {
         Some(t) => t.clone(),
-        None => load_or_create_token(&dir.join("api-token")).map_err(data_err)?,
+        None => {
+            let path = dir.join("api-token");
+            load_or_create_token(&path).map_err(|source| StartError::Path {
+                what: "read or create the API token file",
+                path: path.display().to_string(),
+                source,
+            })?
+        }
     };
     let journal = Journal::open(&JournalOptions {
         dir: dir.clone(),
@@ -260,12 +274,15 @@ fn open(config: &Config) -> Result<Opened, StartError> {
 /// Reads the API token file, or creates it (mode 0600, written to a temporary name,
 /// fsynced, renamed). Logs where it is, never its value.
 fn load_or_create_token(path: &Path) -> std::io::Result<Secret> {
-    if let Ok(text) = std::fs::read_to_string(path) {
-        let token = text.trim().to_string();
-        if token.len() >= 16 {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().len() >= 16 => {
             tracing::info!(path = %path.display(), "API token read from file");
-            return Ok(Secret::new(token));
+            return Ok(Secret::new(text.trim().to_string()));
         }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // Unreadable: never replaced behind the operator's back.
+        Err(e) => return Err(e),
     }
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);

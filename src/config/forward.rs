@@ -204,7 +204,18 @@ pub(super) fn read_forward(
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(()),
-        Err(e) => return Err(bad(FILE_VAR, format!("{}: {e}", path.display()))),
+        Err(e) if required => return Err(bad(FILE_VAR, format!("{}: {e}", path.display()))),
+        // Not asked for: the data directory itself is what cannot be used.
+        Err(e) => {
+            return Err(bad(
+                "WAGATE_DATA_DIR",
+                format!(
+                    "cannot read {}: {e} (wagate's user must be able to read and write the data directory {})",
+                    path.display(),
+                    data_dir.display()
+                ),
+            ))
+        }
     };
     let file: TargetsFile = serde_json::from_str(&text)
         .map_err(|e| bad(FILE_VAR, format!("{}: {e}", path.display())))?;
@@ -339,5 +350,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(read(&[], dir.path()).unwrap_err().name, FILE_VAR);
+    }
+
+    #[test]
+    fn an_unusable_data_dir_is_named_not_the_unset_variable() {
+        // A data directory wagate cannot read (here: its parent is a file; as
+        // another user: a root-owned 0700 directory) is the cause to report.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("file"), b"").unwrap();
+        let data = tmp.path().join("file/data");
+        let err = read(&[], &data).unwrap_err();
+        assert_eq!(err.name, "WAGATE_DATA_DIR");
+        assert!(err.message.contains(&data.display().to_string()), "{err}");
     }
 }

@@ -10,8 +10,9 @@ pub const DEFAULT_MEDIA_HOSTS: &[&str] = &["lookaside.fbsbx.com"];
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// Hosts media may be downloaded from (the bearer token goes nowhere else). An
-    /// entry starting with `.` also allows every subdomain.
+    /// Hosts media may be downloaded from (the bearer token goes nowhere else): see
+    /// [`MediaHost`] (`.domain` also allows every subdomain; `host:port` that port
+    /// only; a bare host the scheme's default port only).
     pub hosts: Vec<String>,
     /// Stored files are deleted this long after they were stored.
     pub ttl: Duration,
@@ -48,14 +49,82 @@ impl Default for MediaConfig {
     }
 }
 
-fn valid_host(h: &str) -> bool {
-    let h = h.strip_prefix('.').unwrap_or(h);
-    !h.is_empty()
-        && h.len() <= 253
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
-        && !h.starts_with('.')
-        && !h.ends_with('.')
+/// One `WAGATE_MEDIA_HOSTS` entry: a host name or IP address, or `.domain` (the
+/// domain and its subdomains), optionally with `:port`; an IPv6 address in brackets
+/// when it has a port (`[::1]:8443`). Without a port it allows the scheme's default
+/// port only (443 for https).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaHost {
+    /// Lower case, no brackets.
+    pub host: String,
+    pub subdomains: bool,
+    pub port: Option<u16>,
+}
+
+impl MediaHost {
+    pub fn parse(entry: &str) -> Result<MediaHost, String> {
+        let e = entry.trim().to_ascii_lowercase();
+        let bad = || format!("'{e}' is not a host or host:port (no scheme or path)");
+        let (host, port) = if let Some(rest) = e.strip_prefix('[') {
+            let (ip, after) = rest.split_once(']').ok_or_else(bad)?;
+            ip.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            match after {
+                "" => (ip.to_string(), None),
+                p => (ip.to_string(), Some(p.strip_prefix(':').ok_or_else(bad)?)),
+            }
+        } else if e.matches(':').count() > 1 {
+            e.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+            (e.clone(), None)
+        } else {
+            match e.split_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (e.clone(), None),
+            }
+        };
+        let port = match port {
+            None => None,
+            Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?),
+        };
+        let (name, subdomains) = match host.strip_prefix('.') {
+            Some(d) => (d.to_string(), true),
+            None => (host, false),
+        };
+        let ip = name.parse::<std::net::IpAddr>().is_ok();
+        let valid_name = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && !name.starts_with('.')
+            && !name.ends_with('.');
+        if !(ip && !subdomains || valid_name) {
+            return Err(bad());
+        }
+        Ok(MediaHost {
+            host: name,
+            subdomains,
+            port,
+        })
+    }
+
+    /// Whether a URL's host (no brackets) and explicit port (`None`: the scheme's
+    /// default) are allowed by this entry.
+    pub fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let same = match (
+            host.parse::<std::net::IpAddr>(),
+            self.host.parse::<std::net::IpAddr>(),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => host.eq_ignore_ascii_case(&self.host),
+        };
+        let sub = self.subdomains
+            && host.len() > self.host.len() + 1
+            && host
+                .to_ascii_lowercase()
+                .ends_with(&format!(".{}", self.host));
+        (same || sub) && port == self.port
+    }
 }
 
 pub(super) fn read_media(
@@ -68,11 +137,8 @@ pub(super) fn read_media(
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect();
-        if let Some(h) = hosts.iter().find(|h| !valid_host(h)) {
-            return Err(bad(
-                "WAGATE_MEDIA_HOSTS",
-                format!("'{h}' is not a host name (no scheme, port or path)"),
-            ));
+        if let Some(e) = hosts.iter().find_map(|h| MediaHost::parse(h).err()) {
+            return Err(bad("WAGATE_MEDIA_HOSTS", e));
         }
         if hosts.is_empty() {
             return Err(bad("WAGATE_MEDIA_HOSTS", "names no host"));
@@ -140,6 +206,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_entries_match_host_and_port() {
+        let allows = |entry: &str, host: &str, port: Option<u16>| {
+            MediaHost::parse(entry).unwrap().allows(host, port)
+        };
+        // (entry, URL host, explicit port or None for the default, allowed)
+        let table: &[(&str, &str, Option<u16>, bool)] = &[
+            ("lookaside.fbsbx.com", "lookaside.fbsbx.com", None, true),
+            (
+                "lookaside.fbsbx.com",
+                "lookaside.fbsbx.com",
+                Some(8443),
+                false,
+            ),
+            ("lookaside.fbsbx.com", "LOOKASIDE.fbsbx.com", None, true),
+            ("lookaside.fbsbx.com", "x.lookaside.fbsbx.com", None, false),
+            (".example.org", "a.example.org", None, true),
+            (".example.org", "example.org", None, true),
+            (".example.org", "badexample.org", None, false),
+            (".example.org", "a.example.org", Some(444), false),
+            ("127.0.0.1:9", "127.0.0.1", Some(9), true),
+            ("127.0.0.1:9", "127.0.0.1", Some(10), false),
+            ("127.0.0.1:9", "127.0.0.1", None, false),
+            ("127.0.0.1", "127.0.0.1", Some(9), false),
+            ("[::1]:9", "[::1]", Some(9), true),
+            ("[::1]:9", "::1", Some(9), true),
+            ("::1", "[::1]", None, true),
+            ("[0:0::1]", "[::1]", None, true),
+            ("::1", "[::1]", Some(9), false),
+        ];
+        for (entry, host, port, want) in table {
+            assert_eq!(
+                allows(entry, host, *port),
+                *want,
+                "{entry} vs {host}:{port:?}"
+            );
+        }
+    }
+
+    #[test]
     fn hosts_and_limits() {
         let get = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| {
@@ -156,9 +261,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.hosts, vec!["127.0.0.1", ".fbsbx.com"]);
+        read_media(
+            &get(&[("WAGATE_MEDIA_HOSTS", "a.com:8443,[::1]:9")]),
+            &mut m,
+        )
+        .unwrap();
         for (name, value) in [
             ("WAGATE_MEDIA_HOSTS", "https://x.com"),
             ("WAGATE_MEDIA_HOSTS", "x.com/a"),
+            ("WAGATE_MEDIA_HOSTS", "x.com:"),
+            ("WAGATE_MEDIA_HOSTS", "x.com:0"),
+            ("WAGATE_MEDIA_HOSTS", "x.com:99999"),
+            ("WAGATE_MEDIA_HOSTS", "x.com:80:80"),
+            ("WAGATE_MEDIA_HOSTS", "[::1"),
+            ("WAGATE_MEDIA_HOSTS", "[x]:1"),
+            ("WAGATE_MEDIA_HOSTS", "x@y.com"),
             ("WAGATE_MEDIA_TTL", "0s"),
             ("WAGATE_MEDIA_CONCURRENCY", "0"),
             ("WAGATE_MEDIA_BACKOFF_CAP", "1ms"),

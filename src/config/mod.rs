@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod media;
-pub use media::{ClamdAddr, MediaConfig, DEFAULT_MEDIA_HOSTS};
+pub use media::{ClamdAddr, MediaConfig, MediaHost, DEFAULT_MEDIA_HOSTS};
 mod forward;
 pub use forward::{ForwardConfig, ForwardMode, ForwardTarget};
 mod acme;

@@ -94,6 +94,12 @@ pub fn segment() -> impl Filter<Extract = (String,), Error = Rejection> + Clone 
         .and_then(|raw: String| async move { decode_segment(&raw).map_err(warp::reject::custom) })
 }
 
+/// `text` percent-encoded as one path segment (every byte but ASCII letters and
+/// digits escaped), for links the API and the dashboard hand out.
+pub fn encode_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// Decodes `%XX` escapes; a segment that is not UTF-8 once decoded is refused.
 pub fn decode_segment(raw: &str) -> Result<String, ApiError> {
     percent_decode_str(raw)

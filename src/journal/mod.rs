@@ -80,6 +80,11 @@ impl Heads {
 pub enum JournalError {
     #[error("journal I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot open the journal in {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("journal write failed: {0}")]
     Write(String),
     #[error("the journal is shut down")]
@@ -103,6 +108,56 @@ pub struct Journal {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Opens one stream's directory (created, or made, mode 0700): its newest segment
+/// recovered for appending, or a first segment.
+fn open_stream(
+    dir: &Path,
+    stream: Stream,
+    opts: &JournalOptions,
+) -> std::io::Result<writer::StreamState> {
+    crate::util::fs::private_dir(dir)?;
+    let dir = dir.to_path_buf();
+    let (segment_size, max_total) = match stream {
+        Stream::Main => (opts.segment_size, None),
+        Stream::Quarantine => (
+            (opts.quarantine_max / 8).clamp(64 << 10, opts.segment_size),
+            Some(opts.quarantine_max),
+        ),
+    };
+    let mut segments: VecDeque<(u64, u64)> = segment::list(&dir)?.into();
+    let Some(&(id, _)) = segments.back() else {
+        return Ok(writer::StreamState {
+            file: segment::create(&dir, 1)?,
+            dir,
+            id: 1,
+            len: segment::HEADER_LEN,
+            segment_size,
+            segments: VecDeque::from([(1, segment::HEADER_LEN)]),
+            max_total,
+            last_seq: 0,
+        });
+    };
+    let rec = segment::recover(&dir, id)?;
+    if rec.truncated > 0 {
+        tracing::warn!(stream = ?stream, segment = id, bytes = rec.truncated,
+            "cut a torn record off the journal tail (never acknowledged)");
+    }
+    segments.back_mut().expect("non-empty").1 = rec.len;
+    // The last record of an older segment bounds the sequence too, when the newest
+    // segment is still empty (its id bounds what came before).
+    let tail_seq = rec.last_seq.unwrap_or(id.saturating_sub(1));
+    Ok(writer::StreamState {
+        dir,
+        file: rec.file,
+        id,
+        len: rec.len,
+        segment_size,
+        segments,
+        max_total,
+        last_seq: tail_seq,
+    })
+}
+
 impl Journal {
     /// Opens (or creates) the journal under `opts.dir`, truncating torn tails, and starts
     /// the writer thread.
@@ -111,51 +166,11 @@ impl Journal {
         let mut last_seq = 0u64;
         for stream in Stream::ALL {
             let dir = opts.dir.join(stream.dir_name());
-            std::fs::create_dir_all(&dir)?;
-            let (segment_size, max_total) = match stream {
-                Stream::Main => (opts.segment_size, None),
-                Stream::Quarantine => (
-                    (opts.quarantine_max / 8).clamp(64 << 10, opts.segment_size),
-                    Some(opts.quarantine_max),
-                ),
-            };
-            let segments: VecDeque<(u64, u64)> = segment::list(&dir)?.into();
-            let state = match segments.back() {
-                Some(&(id, _)) => {
-                    let rec = segment::recover(&dir, id)?;
-                    if rec.truncated > 0 {
-                        tracing::warn!(stream = ?stream, segment = id, bytes = rec.truncated,
-                            "cut a torn record off the journal tail (never acknowledged)");
-                    }
-                    let mut segments = segments;
-                    segments.back_mut().expect("non-empty").1 = rec.len;
-                    // The last record of an older segment bounds the sequence too, when
-                    // the newest segment is still empty.
-                    let tail_seq = rec.last_seq.unwrap_or(id.saturating_sub(1));
-                    last_seq = last_seq.max(tail_seq);
-                    writer::StreamState {
-                        dir,
-                        file: rec.file,
-                        id,
-                        len: rec.len,
-                        segment_size,
-                        segments,
-                        max_total,
-                        // An empty newest segment: its id bounds what came before.
-                        last_seq: tail_seq,
-                    }
-                }
-                None => writer::StreamState {
-                    file: segment::create(&dir, 1)?,
-                    dir,
-                    id: 1,
-                    len: segment::HEADER_LEN,
-                    segment_size,
-                    segments: VecDeque::from([(1, segment::HEADER_LEN)]),
-                    max_total,
-                    last_seq: 0,
-                },
-            };
+            let state = open_stream(&dir, stream, opts).map_err(|source| JournalError::Open {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            last_seq = last_seq.max(state.last_seq);
             states.push(state);
         }
         let [main, quarantine]: [writer::StreamState; 2] =

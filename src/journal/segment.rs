@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::record::{self, Decoded, Record, FRAME_HEADER};
+use crate::util::fs::{make_private, private_options};
 
 pub const MAGIC: &[u8; 4] = b"WGJL";
 pub const VERSION: u32 = 1;
@@ -37,15 +38,17 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates a new, empty segment and makes it durable (file and directory entry).
+/// Creates a new, empty segment (mode 0600) and makes it durable (file and
+/// directory entry).
 pub fn create(dir: &Path, id: u64) -> io::Result<File> {
     let path = path_for(dir, id);
-    let mut file = OpenOptions::new()
+    let mut file = private_options()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
         .open(&path)?;
+    make_private(&file)?;
     let mut header = Vec::with_capacity(HEADER_LEN as usize);
     header.extend_from_slice(MAGIC);
     header.extend_from_slice(&VERSION.to_le_bytes());
@@ -71,6 +74,8 @@ pub struct Recovered {
 pub fn recover(dir: &Path, id: u64) -> io::Result<Recovered> {
     let path = path_for(dir, id);
     let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    // Appended to from now on: private even if an older version made it 0644.
+    make_private(&file)?;
     let size = file.metadata()?.len();
     if size < HEADER_LEN {
         // Crashed while creating it: nothing in it was ever acknowledged.

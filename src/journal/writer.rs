@@ -75,39 +75,87 @@ const MAX_BATCH_BYTES: usize = 32 << 20;
 
 pub(super) fn run(
     mut rx: mpsc::Receiver<Msg>,
-    mut streams: [StreamState; 2],
-    mut next_seq: u64,
+    streams: [StreamState; 2],
+    next_seq: u64,
     heads: watch::Sender<Heads>,
     fsync_latency: &crate::util::histogram::Histogram,
 ) {
-    let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let mut waiters: Vec<(oneshot::Sender<Result<Appended, JournalError>>, Appended)> = Vec::new();
+    let mut w = Batcher {
+        streams,
+        bufs: [Vec::new(), Vec::new()],
+        waiters: Vec::new(),
+        next_seq,
+    };
     while let Some(first) = rx.blocking_recv() {
-        let mut shutdown = None;
-        let mut pending = vec![first];
-        let mut bytes = 0usize;
-        while pending.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(msg) => {
-                    if let Msg::Append { payload, .. } = &msg {
-                        bytes += payload.len();
-                    }
-                    pending.push(msg);
-                }
-                Err(_) => break,
-            }
+        let pending = gather(&mut rx, first);
+        w.rotate_full_segments();
+        let started = Instant::now();
+        let first_seq = w.next_seq;
+        let (batch_last, shutdown) = w.encode(pending);
+        let synced = Instant::now();
+        let result = commit(&mut w.streams, &mut w.bufs);
+        fsync_latency.observe_micros(synced.elapsed().as_micros() as u64);
+        match result {
+            Ok(()) => w.committed(batch_last, &heads, started),
+            Err(e) => w.refused(&e, first_seq),
         }
+        if let Some(done) = shutdown {
+            refuse_the_rest(&mut rx);
+            let _ = done.send(());
+            return;
+        }
+    }
+}
 
-        for (i, s) in streams.iter_mut().enumerate() {
+type Waiter = (oneshot::Sender<Result<Appended, JournalError>>, Appended);
+
+/// The writer thread's state between batches.
+struct Batcher {
+    streams: [StreamState; 2],
+    bufs: [Vec<u8>; 2],
+    waiters: Vec<Waiter>,
+    next_seq: u64,
+}
+
+/// The first message and whatever else is already queued, up to one batch.
+fn gather(rx: &mut mpsc::Receiver<Msg>, first: Msg) -> Vec<Msg> {
+    let mut pending = vec![first];
+    let mut bytes = 0usize;
+    while pending.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
+        let Ok(msg) = rx.try_recv() else { break };
+        if let Msg::Append { payload, .. } = &msg {
+            bytes += payload.len();
+        }
+        pending.push(msg);
+    }
+    pending
+}
+
+/// After a shutdown: every append still queued is answered "closed".
+fn refuse_the_rest(rx: &mut mpsc::Receiver<Msg>) {
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Append { reply, .. } = msg {
+            let _ = reply.send(Err(JournalError::Closed));
+        }
+    }
+}
+
+impl Batcher {
+    fn rotate_full_segments(&mut self) {
+        for (i, s) in self.streams.iter_mut().enumerate() {
             if s.len >= s.segment_size {
-                if let Err(e) = s.rotate(next_seq) {
+                if let Err(e) = s.rotate(self.next_seq) {
                     tracing::error!(stream = i, error = %e, "could not start a new journal segment");
                 }
             }
         }
+    }
 
-        let started = Instant::now();
-        let first_seq = next_seq;
+    /// Encodes the batch into the streams' buffers; the last sequence number per
+    /// stream, and the shutdown request if one came.
+    fn encode(&mut self, pending: Vec<Msg>) -> ([Option<u64>; 2], Option<oneshot::Sender<()>>) {
+        let mut shutdown = None;
         let mut batch_last: [Option<u64>; 2] = [None, None];
         for msg in pending {
             match msg {
@@ -119,69 +167,57 @@ pub(super) fn run(
                     reply,
                 } => {
                     let idx = stream as usize;
-                    let s = &streams[idx];
-                    let offset = s.len + bufs[idx].len() as u64;
-                    let len = record::encode(&mut bufs[idx], next_seq, kind, unix_micros, &payload);
+                    let seq = self.next_seq;
+                    let offset = self.streams[idx].len + self.bufs[idx].len() as u64;
+                    let len = record::encode(&mut self.bufs[idx], seq, kind, unix_micros, &payload);
                     let pos = RecordPos {
-                        segment: s.id,
+                        segment: self.streams[idx].id,
                         offset,
                         len: len as u32,
                     };
-                    batch_last[idx] = Some(next_seq);
-                    waiters.push((
-                        reply,
-                        Appended {
-                            seq: next_seq,
-                            stream,
-                            pos,
-                        },
-                    ));
-                    next_seq += 1;
+                    batch_last[idx] = Some(seq);
+                    self.waiters.push((reply, Appended { seq, stream, pos }));
+                    self.next_seq += 1;
                 }
                 Msg::Shutdown(done) => shutdown = Some(done),
             }
         }
+        (batch_last, shutdown)
+    }
 
-        let synced = Instant::now();
-        let result = commit(&mut streams, &mut bufs);
-        fsync_latency.observe_micros(synced.elapsed().as_micros() as u64);
-        match result {
-            Ok(()) => {
-                for (s, last) in streams.iter_mut().zip(batch_last) {
-                    if let Some(seq) = last {
-                        s.last_seq = seq;
-                    }
-                    s.enforce_budget();
-                }
-                heads.send_modify(|h| {
-                    h.last_seq = next_seq - 1;
-                    h.main = streams[0].last_seq;
-                    h.quarantine = streams[1].last_seq;
-                    h.quarantine_oldest_segment = streams[1].oldest();
-                    h.commits += 1;
-                    h.last_commit_micros = started.elapsed().as_micros() as u64;
-                });
-                for (reply, appended) in waiters.drain(..) {
-                    let _ = reply.send(Ok(appended));
-                }
+    /// The batch is on disk: publish the heads, then answer its waiters.
+    fn committed(
+        &mut self,
+        batch_last: [Option<u64>; 2],
+        heads: &watch::Sender<Heads>,
+        started: Instant,
+    ) {
+        for (s, last) in self.streams.iter_mut().zip(batch_last) {
+            if let Some(seq) = last {
+                s.last_seq = seq;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "journal write failed; the batch was refused");
-                next_seq = first_seq;
-                for (reply, _) in waiters.drain(..) {
-                    let _ = reply.send(Err(JournalError::Write(e.to_string())));
-                }
-            }
+            s.enforce_budget();
         }
-        if let Some(done) = shutdown {
-            rx.close();
-            while let Ok(msg) = rx.try_recv() {
-                if let Msg::Append { reply, .. } = msg {
-                    let _ = reply.send(Err(JournalError::Closed));
-                }
-            }
-            let _ = done.send(());
-            return;
+        let (streams, next_seq) = (&self.streams, self.next_seq);
+        heads.send_modify(|h| {
+            h.last_seq = next_seq - 1;
+            h.main = streams[0].last_seq;
+            h.quarantine = streams[1].last_seq;
+            h.quarantine_oldest_segment = streams[1].oldest();
+            h.commits += 1;
+            h.last_commit_micros = started.elapsed().as_micros() as u64;
+        });
+        for (reply, appended) in self.waiters.drain(..) {
+            let _ = reply.send(Ok(appended));
+        }
+    }
+
+    /// The batch failed (cut back by `commit`): its sequence numbers are reused.
+    fn refused(&mut self, e: &std::io::Error, first_seq: u64) {
+        tracing::error!(error = %e, "journal write failed; the batch was refused");
+        self.next_seq = first_seq;
+        for (reply, _) in self.waiters.drain(..) {
+            let _ = reply.send(Err(JournalError::Write(e.to_string())));
         }
     }
 }

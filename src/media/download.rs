@@ -14,6 +14,7 @@ use super::fetch::{infected, CLEAN};
 use super::record::{MediaEntry, MediaState, MediaUpdate};
 use super::scan::Verdict;
 use super::worker_core::WorkerCore;
+use crate::upstream::media::{invalid_media_id, valid_media_id};
 use crate::util::backoff::jitter;
 
 /// Runs one job until it is stored or final. Aborted at shutdown.
@@ -23,6 +24,12 @@ pub async fn job(w: Arc<WorkerCore>, entry: MediaEntry, sem: Arc<Semaphore>) {
     // The webhook's URL is only worth a try before any attempt failed.
     let mut url = entry.webhook_url.clone().filter(|_| attempt == 0);
     let mut quick_retry_used = false;
+    if !valid_media_id(&id) {
+        // Never put in a Graph URL (nor downloaded): Meta's ids are digits.
+        let reason = invalid_media_id(&id);
+        finish(&w, &id, attempt, MediaState::Failed, reason, None).await;
+        return;
+    }
     loop {
         let now = w.fetcher.clock.now_micros();
         if decide::id_expired(now, entry.id_expires_at_micros) {
@@ -175,7 +182,8 @@ async fn finish(
     reason: String,
     sha256: Option<String>,
 ) {
-    tracing::warn!(media_id = %id, state = state.as_str(), reason = %reason, "media job given up");
+    let shown = id.escape_default();
+    tracing::warn!(media_id = %shown, state = state.as_str(), reason = %reason, "media job given up");
     let u = MediaUpdate::Failed {
         media_id: id.to_string(),
         attempt,

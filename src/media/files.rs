@@ -9,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -137,13 +137,9 @@ pub struct MediaFiles {
 }
 
 impl MediaFiles {
-    /// Opens (creating, mode 0700) the directory `dir`.
+    /// Opens (creating, or making, mode 0700) the directory `dir`.
     pub fn open(dir: &Path, keys: Arc<KeyStore>) -> Result<MediaFiles, FileError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_at(dir))?;
+        crate::util::fs::private_dir(dir).map_err(io_at(dir))?;
         Ok(MediaFiles {
             dir: dir.to_path_buf(),
             keys,

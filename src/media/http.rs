@@ -14,7 +14,7 @@ use super::record::{MediaEntry, MediaState};
 use super::MediaFiles;
 use crate::httpkit::error::ApiError;
 use crate::httpkit::json_or_error;
-use crate::httpkit::params::segment;
+use crate::httpkit::params::{encode_segment, segment};
 use crate::store::{self, Store};
 use crate::util::time::rfc3339;
 
@@ -47,8 +47,8 @@ pub struct MediaView {
 
 impl MediaView {
     pub fn of(e: MediaEntry) -> MediaView {
-        let content =
-            (e.state == MediaState::Stored).then(|| format!("/api/media/{}/content", e.media_id));
+        let content = (e.state == MediaState::Stored)
+            .then(|| format!("/api/media/{}/content", encode_segment(&e.media_id)));
         MediaView {
             content,
             created_at: rfc3339(e.created_at_micros),

@@ -41,6 +41,11 @@ pub enum StoreError {
     Decode(String),
     #[error("storage task failed: {0}")]
     Task(String),
+    #[error("cannot open the state store {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl From<sled::transaction::TransactionError<()>> for StoreError {
@@ -208,12 +213,25 @@ fn counter_key(name: &str) -> Vec<u8> {
 
 impl Store {
     /// Opens sled under `dir` (blocking).
+    /// Opens (or creates, mode 0700) the store in `dir`; errors name `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let at = |source: std::io::Error| StoreError::Open {
+            path: dir.display().to_string(),
+            source,
+        };
+        crate::util::fs::private_dir(dir).map_err(at)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(128 << 20)
             .flush_every_ms(Some(500))
-            .open()?;
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(e) => at(e),
+                e => at(std::io::Error::other(e.to_string())),
+            })?;
+        // sled made its files under the umask (0077 in the binary): made private
+        // whatever the umask (`blobs/` and what is in it).
+        crate::util::fs::make_tree_private(dir, 1).map_err(at)?;
         // Older versions kept each message's current status in its own tree; it is
         // derived from the timeline now.
         db.drop_tree("status_current")?;

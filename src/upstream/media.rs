@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::{call_error, classify, Class, GraphError, Upstream};
+use crate::config::MediaHost;
 
 /// Redirect hops followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -53,6 +54,14 @@ impl MediaInfo {
     }
 }
 
+/// Why a media id is refused (the id is shown escaped, so it cannot forge a log line).
+pub fn invalid_media_id(id: &str) -> String {
+    let shown: String = id.chars().take(64).flat_map(char::escape_default).collect();
+    format!(
+        "media id '{shown}' is not one of Meta's (1 to {MAX_MEDIA_ID_LEN} digits): never looked up"
+    )
+}
+
 /// Why a lookup or a download did not give a file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
@@ -84,19 +93,32 @@ fn retry(reason: impl Into<String>, backoff: bool) -> FetchError {
     }
 }
 
+/// Longest media id accepted (Meta's are 15 to 17 digits today).
+pub const MAX_MEDIA_ID_LEN: usize = 32;
+
+/// Whether `id` looks like one of Meta's media ids: digits only, 1 to
+/// [`MAX_MEDIA_ID_LEN`] of them. Anything else is never looked up.
+pub fn valid_media_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_MEDIA_ID_LEN && id.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Whether the token may be sent to `url`: https (or http to a loopback address)
-/// and a host on the allow-list (`.example.com` allows its subdomains).
+/// to a host and port on the allow-list (see [`MediaHost`]).
 pub fn media_url_allowed(url: &reqwest::Url, hosts: &[String]) -> Result<(), String> {
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let loopback = bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    let listed = hosts.iter().any(|h| match h.strip_prefix('.') {
-        Some(domain) => bare == domain || bare.ends_with(&format!(".{domain}")),
-        None => bare == h,
-    });
+    let listed = hosts
+        .iter()
+        .filter_map(|h| MediaHost::parse(h).ok())
+        .any(|h| h.allows(bare, url.port()));
     if !listed {
+        let shown = match url.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
         return Err(format!(
-            "refused media host '{bare}': not in WAGATE_MEDIA_HOSTS"
+            "refused media host '{shown}': not in WAGATE_MEDIA_HOSTS"
         ));
     }
     match url.scheme() {
@@ -110,9 +132,15 @@ impl Upstream {
     /// `GET /{version}/{media-id}` with the bearer token: a fresh download URL.
     pub async fn media_lookup(&self, media_id: &str) -> Result<MediaInfo, FetchError> {
         let token = self.graph.token.as_ref().ok_or(FetchError::NoToken)?;
+        if !valid_media_id(media_id) {
+            return Err(FetchError::Permanent(invalid_media_id(media_id)));
+        }
+        let url = self
+            .graph_url(&[media_id])
+            .map_err(|e| FetchError::Permanent(format!("media lookup: {e}")))?;
         let resp = self
             .http
-            .get(self.graph_url(media_id))
+            .get(url)
             .bearer_auth(token.expose())
             .send()
             .await
@@ -271,7 +299,8 @@ mod tests {
         let hosts = vec![
             "lookaside.fbsbx.com".to_string(),
             ".example.org".to_string(),
-            "127.0.0.1".to_string(),
+            "127.0.0.1:9".to_string(),
+            "not a host".to_string(),
         ];
         let ok = |u: &str| media_url_allowed(&reqwest::Url::parse(u).unwrap(), &hosts).is_ok();
         assert!(ok("https://lookaside.fbsbx.com/x?mid=1"));
@@ -282,8 +311,44 @@ mod tests {
         assert!(ok("https://example.org/"));
         assert!(!ok("https://badexample.org/"));
         assert!(ok("http://127.0.0.1:9/x"));
+        assert!(!ok("http://127.0.0.1:10/x"), "another port");
+        assert!(!ok("http://127.0.0.1/x"), "the default port is not :9");
+        assert!(
+            !ok("https://lookaside.fbsbx.com:8443/x"),
+            "not the default port"
+        );
+        assert!(
+            ok("https://lookaside.fbsbx.com:443/x"),
+            "the default port, spelled out"
+        );
         assert!(!ok("http://127.0.0.2:9/x"));
         assert!(!ok("ftp://lookaside.fbsbx.com/x"));
+        let err = media_url_allowed(
+            &reqwest::Url::parse("http://127.0.0.1:10/").unwrap(),
+            &hosts,
+        );
+        assert!(err.unwrap_err().contains("'127.0.0.1:10'"));
+    }
+
+    #[test]
+    fn media_ids_are_digits() {
+        for ok in ["1", "1003383421387256", &"9".repeat(MAX_MEDIA_ID_LEN)] {
+            assert!(valid_media_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "../../me",
+            "9/../../../oauth/access_token",
+            "123?fields=access_token&x=",
+            "12 3",
+            "１２３",
+            "-1",
+            "1%2F2",
+            &"9".repeat(MAX_MEDIA_ID_LEN + 1),
+        ] {
+            assert!(!valid_media_id(bad), "{bad}");
+        }
+        assert!(invalid_media_id("a\nb\u{1b}").contains("a\\nb"));
     }
 
     #[test]

@@ -90,14 +90,12 @@ impl Upstream {
         &self.http
     }
 
-    /// `{WAGATE_GRAPH_URL}/{WAGATE_GRAPH_VERSION}/{path}`.
-    pub fn graph_url(&self, path: &str) -> String {
-        format!(
-            "{}/{}/{}",
-            self.graph.url,
-            self.graph.version,
-            path.trim_start_matches('/')
-        )
+    /// `{WAGATE_GRAPH_URL}/{WAGATE_GRAPH_VERSION}/{segments...}`, each segment
+    /// percent-encoded as exactly one path segment (`/`, `?`, `#`, `%` included), so
+    /// an id can never reach another path or add a query. An empty, `.` or `..`
+    /// segment is refused (the URL library would drop it).
+    pub fn graph_url(&self, segments: &[&str]) -> Result<reqwest::Url, String> {
+        graph_url(&self.graph.url, &self.graph.version, segments)
     }
 
     pub fn has_token(&self) -> bool {
@@ -119,16 +117,21 @@ impl Upstream {
         phone_number_id: &str,
         body: &Value,
     ) -> Result<GraphResponse, CallError> {
-        self.post_json(&format!("{phone_number_id}/messages"), body)
-            .await
+        self.post_json(&[phone_number_id, "messages"], body).await
     }
 
-    /// POSTs JSON to a Graph path with the bearer token.
-    pub async fn post_json(&self, path: &str, body: &Value) -> Result<GraphResponse, CallError> {
+    /// POSTs JSON to a Graph path (its segments, see [`Upstream::graph_url`]) with
+    /// the bearer token.
+    pub async fn post_json(
+        &self,
+        segments: &[&str],
+        body: &Value,
+    ) -> Result<GraphResponse, CallError> {
         let token = self.graph.token.as_ref().ok_or(CallError::NoToken)?;
+        let url = self.graph_url(segments).map_err(CallError::NotSent)?;
         let resp = self
             .http
-            .post(self.graph_url(path))
+            .post(url)
             .bearer_auth(token.expose())
             .json(body)
             .send()
@@ -153,11 +156,71 @@ impl Upstream {
     }
 }
 
+/// See [`Upstream::graph_url`].
+fn graph_url(base: &str, version: &str, segments: &[&str]) -> Result<reqwest::Url, String> {
+    if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+        return Err(format!("refused a Graph path segment '{bad}'"));
+    }
+    let mut url =
+        reqwest::Url::parse(base).map_err(|e| format!("bad WAGATE_GRAPH_URL '{base}': {e}"))?;
+    url.path_segments_mut()
+        .map_err(|_| format!("WAGATE_GRAPH_URL '{base}' cannot take a path"))?
+        .pop_if_empty()
+        .push(version)
+        .extend(segments);
+    Ok(url)
+}
+
 fn call_error(e: reqwest::Error) -> CallError {
     // A connect failure (refused, DNS, TLS handshake) means nothing was sent.
     if e.is_connect() || e.is_builder() {
         CallError::NotSent(e.to_string())
     } else {
         CallError::Unknown(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::graph_url;
+
+    #[test]
+    fn every_id_is_one_path_segment() {
+        let url = |base: &str, segs: &[&str]| graph_url(base, "v23.0", segs).map(|u| u.to_string());
+        let g = "https://graph.facebook.com";
+        assert_eq!(
+            url(g, &["123"]).unwrap(),
+            "https://graph.facebook.com/v23.0/123"
+        );
+        assert_eq!(
+            url(&format!("{g}/"), &["1", "messages"]).unwrap(),
+            "https://graph.facebook.com/v23.0/1/messages"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:9/prefix", &["1"]).unwrap(),
+            "http://127.0.0.1:9/prefix/v23.0/1"
+        );
+        for (evil, want) in [
+            ("../../me", "https://graph.facebook.com/v23.0/..%2F..%2Fme"),
+            (
+                "9/../../../oauth/access_token",
+                "https://graph.facebook.com/v23.0/9%2F..%2F..%2F..%2Foauth%2Faccess_token",
+            ),
+            (
+                "123?fields=access_token&x=",
+                "https://graph.facebook.com/v23.0/123%3Ffields=access_token&x=",
+            ),
+            ("1#frag", "https://graph.facebook.com/v23.0/1%23frag"),
+            ("%2e%2e", "https://graph.facebook.com/v23.0/%252e%252e"),
+        ] {
+            let u = url(g, &[evil]).unwrap();
+            assert_eq!(u, want, "{evil}");
+            let parsed = reqwest::Url::parse(&u).unwrap();
+            assert_eq!(parsed.query(), None, "{evil}");
+            assert_eq!(parsed.path_segments().unwrap().count(), 2, "{evil}");
+        }
+        for refused in ["", ".", ".."] {
+            assert!(url(g, &[refused]).is_err(), "{refused:?}");
+        }
     }
 }

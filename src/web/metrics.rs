@@ -81,6 +81,7 @@ async fn render(state: &WebState) -> Result<String, ApiError> {
     if let Some(acme) = state.acme.get() {
         crate::acme::metrics::render(&mut out, &acme.borrow());
     }
+    state.dashboard.render_metrics(&mut out);
     render_disk(&mut out, state).await?;
     crate::forward::metrics::render(&state.forward, &mut out)
         .await

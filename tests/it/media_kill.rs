@@ -16,7 +16,7 @@ fn start(dir: &std::path::Path, fake: &FakeMedia) -> Server {
         &[
             ("WHATSAPP_TOKEN", TOKEN),
             ("WAGATE_GRAPH_URL", &fake.base),
-            ("WAGATE_MEDIA_HOSTS", "127.0.0.1"),
+            ("WAGATE_MEDIA_HOSTS", &fake.host_port()),
             ("WAGATE_MEDIA_BACKOFF_BASE", "10ms"),
             ("WAGATE_MEDIA_BACKOFF_CAP", "50ms"),
         ],

@@ -30,7 +30,8 @@ use warp::{Filter, Reply};
 use crate::httpkit::error::ApiError;
 use crate::httpkit::params::{capped_body, decode_segment};
 use crate::web::WebState;
-use auth::Session;
+use auth::throttle::BUSY_RETRY_SECS;
+use auth::{Login, Refused, Session};
 pub use page::Chrome;
 
 type Response = warp::reply::Response;
@@ -237,7 +238,12 @@ async fn route(ctx: Ctx, now: i64) -> Response {
         (false, [""]) => overview::page(ctx).await,
         (true, ["logout"]) => {
             let auth = ctx.req.state.dashboard.clone();
-            auth.revoke(&ctx.session, now);
+            let (a, session) = (auth.clone(), ctx.session.clone());
+            let saved = tokio::task::spawn_blocking(move || a.revoke(&session, now)).await;
+            if let Ok(Err(e)) = saved {
+                // Out in memory: only a restart would let the cookie back in.
+                tracing::error!(error = %e, "cannot record a dashboard logout on disk");
+            }
             let mut resp = page::redirect("/login");
             if let Ok(v) = HeaderValue::from_str(&auth.set_cookie("", ctx.req.secure())) {
                 resp.headers_mut().insert(http::header::SET_COOKIE, v);
@@ -288,28 +294,36 @@ async fn login(req: Req, now: i64) -> Response {
         .and_then(|v| v.to_str().ok());
     let addr = crate::httpkit::client_ip::client_ip(peer, xff, &c.trusted_proxies);
     let auth = req.state.dashboard.clone();
-    if let Err(wait) = auth.throttled(addr, now) {
-        let msg = format!(
-            "Too many failed logins from your address: try again in {} minute(s).",
-            (wait + 59) / 60
-        );
-        return page::login_page(&req, Some(msg), StatusCode::TOO_MANY_REQUESTS);
-    }
     let given = req.form.get("password").cloned().unwrap_or_default();
-    let a = auth.clone();
-    let ok = tokio::task::spawn_blocking(move || a.verify_password(&given))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        auth.failed(addr, now);
-        tracing::info!(%addr, "dashboard login failed");
-        return page::login_page(
-            &req,
-            Some("Wrong password.".into()),
-            StatusCode::UNAUTHORIZED,
-        );
+    match auth.login(addr, given, now).await {
+        Login::Ok => {}
+        Login::WrongPassword => {
+            tracing::info!(%addr, "dashboard login failed");
+            return page::login_page(
+                &req,
+                Some("Wrong password.".into()),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Login::Refused(Refused::Locked(wait)) => {
+            let msg = format!(
+                "Too many failed logins from your address: try again in {} minute(s).",
+                (wait + 59) / 60
+            );
+            return page::login_page(&req, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+        }
+        Login::Refused(Refused::Busy) => {
+            let msg = format!(
+                "Too many logins are being checked right now: try again in {BUSY_RETRY_SECS} seconds."
+            );
+            let mut resp = page::login_page(&req, Some(msg), StatusCode::SERVICE_UNAVAILABLE);
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(BUSY_RETRY_SECS),
+            );
+            return resp;
+        }
     }
-    auth.succeeded(addr);
     tracing::info!(%addr, "dashboard login");
     let mut resp = page::redirect("/");
     let cookie = auth.set_cookie(&auth.issue(now), req.secure());

@@ -84,7 +84,7 @@ pub fn forbidden(text: &str) -> Response {
 
 /// `text` percent-encoded as one path segment (ids may hold `/`, `+`, `=`).
 pub fn segment(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    crate::httpkit::params::encode_segment(text)
 }
 
 pub fn too_large() -> Response {

@@ -83,6 +83,12 @@ impl FakeMedia {
         fake
     }
 
+    /// `127.0.0.1:<port>`: the `WAGATE_MEDIA_HOSTS` entry that allows this server
+    /// (a bare host allows the scheme's default port only).
+    pub fn host_port(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
     pub fn file_url(&self) -> String {
         format!("{}/media/file?mid={MEDIA_ID}&source=webhook", self.base)
     }

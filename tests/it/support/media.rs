@@ -18,7 +18,7 @@ pub const TOKEN: &str = "media-token-for-tests";
 pub fn setup(c: &mut Config, fake: &FakeMedia) {
     c.graph.url = fake.base.clone();
     c.graph.token = Some(Secret::new(TOKEN));
-    c.media.hosts = vec!["127.0.0.1".into()];
+    c.media.hosts = vec![fake.host_port()];
     c.media.backoff_base = Duration::from_millis(10);
     c.media.backoff_cap = Duration::from_millis(50);
     c.graph.timeout = Duration::from_secs(5);

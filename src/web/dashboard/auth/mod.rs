@@ -5,13 +5,15 @@
 //! last used (unix seconds), and an HMAC-SHA256 over the rest. The MAC key is
 //! derived from `<data>/session-key` and the password, so a new password ends
 //! every session. Sessions live in the cookie (they survive a restart); logging out
-//! adds the id to an in-memory revocation list kept until the session would have
-//! expired anyway.
+//! adds the id to a list kept in `<data>/dashboard-logouts` until the session would
+//! have expired anyway (`logouts.rs`). Login throttling is `throttle.rs`'s.
 
-use std::collections::HashMap;
+mod logouts;
+pub mod throttle;
+
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -24,17 +26,15 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::config::Config;
+use logouts::Logouts;
+pub use throttle::Refused;
+use throttle::Throttle;
 
 pub const COOKIE: &str = "wagate_session";
 /// A session idle this long is over (`Config::dashboard_idle` in tests).
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(30 * 60);
 /// A session ends this long after login, used or not.
 const MAX_AGE_SECS: i64 = 12 * 3600;
-/// Failed logins per address before it is refused, within `THROTTLE_WINDOW_SECS`.
-pub const THROTTLE_FAILURES: usize = 5;
-pub const THROTTLE_WINDOW_SECS: i64 = 5 * 60;
-/// How long an address is refused after too many failures.
-pub const THROTTLE_LOCK_SECS: i64 = 5 * 60;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -56,22 +56,22 @@ pub struct Session {
     issued: i64,
 }
 
-#[derive(Default)]
-struct Throttle {
-    /// Failure times per address, within the window.
-    failures: HashMap<IpAddr, Vec<i64>>,
-    /// Refused until (unix seconds).
-    locked: HashMap<IpAddr, i64>,
-}
-
 pub struct Auth {
     /// PHC string of the Argon2id hash (salted).
     password_hash: String,
     mac_key: Zeroizing<[u8; 32]>,
     idle_secs: i64,
-    throttle: Mutex<Throttle>,
-    /// Logged-out session ids -> when they would have expired.
-    revoked: Mutex<HashMap<[u8; 16], i64>>,
+    throttle: Throttle,
+    /// Logged-out sessions, until they would have expired.
+    logouts: Logouts,
+}
+
+/// What a login attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    Ok,
+    WrongPassword,
+    Refused(Refused),
 }
 
 impl std::fmt::Debug for Auth {
@@ -115,9 +115,10 @@ fn random_hex(n: usize) -> String {
 impl Auth {
     /// The password from `WAGATE_ADMIN_PASSWORD`, else `<data>/admin-password`
     /// (generated on first start; its path is logged, never its value), and the
-    /// session key `<data>/session-key` (generated on first start). Blocking: the
-    /// password is hashed here (Argon2id, a random salt) and then forgotten.
-    pub fn open(config: &Config) -> Result<Auth, AuthError> {
+    /// session key `<data>/session-key` (generated on first start), and the logouts
+    /// still in force at `now`. Blocking: the password is hashed here (Argon2id, a
+    /// random salt) and then forgotten.
+    pub fn open(config: &Config, now: i64) -> Result<Auth, AuthError> {
         let dir = &config.data_dir;
         let password = match &config.admin_password {
             Some(p) => Zeroizing::new(p.expose().to_string()),
@@ -151,13 +152,67 @@ impl Auth {
         mac.update(password.as_bytes());
         let mut mac_key = Zeroizing::new([0u8; 32]);
         mac_key.copy_from_slice(&mac.finalize().into_bytes());
+        let logouts_path = dir.join("dashboard-logouts");
+        let logouts = Logouts::load(&logouts_path, now).map_err(file_err(&logouts_path))?;
         Ok(Auth {
             password_hash,
             mac_key,
             idle_secs: config.dashboard_idle.as_secs().max(1) as i64,
-            throttle: Mutex::default(),
-            revoked: Mutex::default(),
+            throttle: Throttle::default(),
+            logouts,
         })
+    }
+
+    /// One login attempt from `addr`: reserved in the throttle first (it counts as
+    /// a failure unless the password is right), then checked on a blocking thread
+    /// while holding one of the few check slots. Refused without a check while the
+    /// address is locked out or every slot is busy.
+    pub async fn login(
+        self: &std::sync::Arc<Self>,
+        addr: IpAddr,
+        given: String,
+        now: i64,
+    ) -> Login {
+        let mut attempt = match self.throttle.reserve(addr, now) {
+            Ok(a) => a,
+            Err(r) => return Login::Refused(r),
+        };
+        let (me, permit) = (self.clone(), attempt.permit.take());
+        let given = Zeroizing::new(given);
+        let ok = tokio::task::spawn_blocking(move || {
+            // The slot is held until Argon2 is done, even if the request is dropped.
+            let _permit = permit;
+            me.verify_password(&given)
+        })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            return Login::WrongPassword;
+        }
+        attempt.succeeded();
+        Login::Ok
+    }
+
+    /// `wagate_dashboard_login_*` series for `/metrics`.
+    pub fn render_metrics(&self, out: &mut String) {
+        let t = &self.throttle;
+        crate::util::prom::counter(
+            out,
+            "wagate_dashboard_login_checks_total",
+            "Dashboard passwords checked (Argon2id) since start.",
+            t.checked.load(Relaxed),
+        );
+        crate::util::prom::labeled(
+            out,
+            "wagate_dashboard_login_refused_total",
+            "counter",
+            "Dashboard logins refused without a check: address locked out, or every check busy.",
+            "reason",
+            [
+                ("locked", t.refused_locked.load(Relaxed)),
+                ("busy", t.refused_busy.load(Relaxed)),
+            ],
+        );
     }
 
     /// Checks a password against the hash (slow on purpose: run it off the async
@@ -207,8 +262,7 @@ impl Auth {
         let issued: i64 = parts.next()?.parse().ok()?;
         let seen: i64 = parts.next()?.parse().ok()?;
         let fresh = now >= seen - 60 && now - seen < self.idle_secs && now - issued < MAX_AGE_SECS;
-        let revoked = self.lock_revoked().contains_key(&id);
-        (fresh && !revoked).then_some(Session { id, issued })
+        (fresh && !self.logouts.contains(&id)).then_some(Session { id, issued })
     }
 
     /// The cookie value for a session used at `now` (sliding idle timeout).
@@ -235,50 +289,12 @@ impl Auth {
         given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())))
     }
 
-    /// Logs a session out.
-    pub fn revoke(&self, s: &Session, now: i64) {
-        let mut revoked = self.lock_revoked();
-        revoked.retain(|_, until| *until > now);
-        revoked.insert(s.id, s.issued + MAX_AGE_SECS);
-    }
-
-    fn lock_revoked(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], i64>> {
-        self.revoked.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_throttle(&self) -> std::sync::MutexGuard<'_, Throttle> {
-        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `Err(seconds to wait)` while `addr` is refused.
-    pub fn throttled(&self, addr: IpAddr, now: i64) -> Result<(), i64> {
-        match self.lock_throttle().locked.get(&addr) {
-            Some(until) if *until > now => Err(until - now),
-            _ => Ok(()),
-        }
-    }
-
-    /// Records a failed login; the fifth within the window refuses the address.
-    pub fn failed(&self, addr: IpAddr, now: i64) {
-        let mut t = self.lock_throttle();
-        // Bounded memory: forget what no longer counts once the map grows.
-        if t.failures.len() > 10_000 {
-            t.failures
-                .retain(|_, v| v.iter().any(|at| now - at < THROTTLE_WINDOW_SECS));
-            t.locked.retain(|_, until| *until > now);
-        }
-        let list = t.failures.entry(addr).or_default();
-        list.retain(|at| now - at < THROTTLE_WINDOW_SECS);
-        list.push(now);
-        if list.len() >= THROTTLE_FAILURES {
-            list.clear();
-            t.locked.insert(addr, now + THROTTLE_LOCK_SECS);
-            tracing::warn!(%addr, "dashboard login refused for 5 minutes after 5 failures");
-        }
-    }
-
-    pub fn succeeded(&self, addr: IpAddr) {
-        self.lock_throttle().failures.remove(&addr);
+    /// Logs a session out, for good: the list is written to the data directory
+    /// (blocking). Out in memory even if that write fails (the error says so).
+    pub fn revoke(&self, s: &Session, now: i64) -> Result<(), AuthError> {
+        self.logouts
+            .add(&s.id, s.issued + MAX_AGE_SECS, now)
+            .map_err(file_err(self.logouts.path()))
     }
 }
 
@@ -290,7 +306,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config::new(dir.path());
         c.dashboard_idle = Duration::from_secs(idle);
-        let a = Auth::open(&c).unwrap();
+        let a = Auth::open(&c, 0).unwrap();
         (dir, a)
     }
 
@@ -309,7 +325,7 @@ mod tests {
         assert!(!a.password_hash.contains(pw.trim()));
         // A restart reads the same password and key: old cookies stay valid.
         let cookie = a.issue(1000);
-        let b = Auth::open(&Config::new(dir.path())).unwrap();
+        let b = Auth::open(&Config::new(dir.path()), 1001).unwrap();
         assert!(b.verify_password(pw.trim()));
         assert!(
             b.check(&cookie, 1001).is_some(),
@@ -318,7 +334,7 @@ mod tests {
         // A new password ends every session.
         let mut c = Config::new(dir.path());
         c.admin_password = Some(crate::config::Secret::new("another password"));
-        let d = Auth::open(&c).unwrap();
+        let d = Auth::open(&c, 1001).unwrap();
         assert!(d.check(&cookie, 1001).is_none());
         assert!(d.verify_password("another password"));
     }
@@ -343,27 +359,20 @@ mod tests {
         assert!(a.check_csrf(&s, Some(&a.csrf(&s))));
         assert!(!a.check_csrf(&s, Some("00")));
         assert!(!a.check_csrf(&s, None));
-        a.revoke(&s, 2600);
+        a.revoke(&s, 2600).unwrap();
         assert!(a.check(&c2, 2600).is_none());
     }
 
     #[test]
-    fn five_failures_lock_an_address_for_five_minutes() {
-        let (_dir, a) = auth(1800);
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
-        for i in 0..4 {
-            a.failed(ip, 100 + i);
-            assert!(a.throttled(ip, 100 + i).is_ok());
-        }
-        a.failed(ip, 104);
-        assert_eq!(a.throttled(ip, 104), Err(300));
-        assert!(a.throttled(other, 104).is_ok());
-        assert!(a.throttled(ip, 404).is_ok());
-        // Failures spread over more than the window do not add up.
-        for i in 0..10 {
-            a.failed(other, 1000 + i * 100);
-        }
-        assert!(a.throttled(other, 2000).is_ok());
+    fn a_logout_survives_a_restart() {
+        let (dir, a) = auth(1800);
+        let cookie = a.issue(1000);
+        let s = a.check(&cookie, 1000).unwrap();
+        a.revoke(&s, 1001).unwrap();
+        let mut c = Config::new(dir.path());
+        c.dashboard_idle = Duration::from_secs(1800);
+        let b = Auth::open(&c, 1002).unwrap();
+        assert!(b.check(&cookie, 1002).is_none(), "still logged out");
+        assert!(b.check(&b.issue(1002), 1002).is_some(), "others are not");
     }
 }
