@@ -21,6 +21,7 @@ mod forward;
 mod forward_crash;
 mod forward_pywa;
 mod forward_retry;
+mod forward_whatsapp_api_js;
 mod forward_window;
 mod media;
 mod media_crypto;
