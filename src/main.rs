@@ -206,7 +206,9 @@ fn serve() -> ExitCode {
             }
         };
         // Started once the listener is bound: the CA's validation connects to it.
-        let _acme = match acme.map(|(a, tls)| wagate::acme::Acme::start(a, &data_dir, tls, app.state.clock.clone())) {
+        let _acme = match acme
+            .map(|(a, tls)| wagate::acme::Acme::start(a, &data_dir, tls, app.state.clock.clone()))
+        {
             Some(Err(e)) => {
                 eprintln!("wagate: {e}");
                 app.shutdown().await;

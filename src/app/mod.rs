@@ -20,9 +20,9 @@ use crate::outbox::Outbox;
 use crate::pipeline::retention::{RetentionOptions, RetentionTotals};
 use crate::pipeline::Applier;
 use crate::store::{Applied, Store, StoreError};
+use crate::upstream::Upstream;
 use crate::util::clock::Clock;
 use crate::web::dashboard::auth::Auth;
-use crate::upstream::Upstream;
 use crate::web::WebState;
 use crate::webhook::Webhook;
 
@@ -102,7 +102,14 @@ impl App {
             a.clone(),
             clock.clone(),
         );
-        let outbox = Outbox::start(j.clone(), st.clone(), upstream, &config, a.clone(), clock.clone());
+        let outbox = Outbox::start(
+            j.clone(),
+            st.clone(),
+            upstream,
+            &config,
+            a.clone(),
+            clock.clone(),
+        );
         let state = WebState {
             outbox,
             webhook: webhook(&config, &journal, &store, &clock),
@@ -173,11 +180,15 @@ async fn start_applier(
         totals: totals.clone(),
         clock: clock.clone(),
     };
-    let (j, s, ttl, c) = (journal.clone(), store.clone(), config.dedup_ttl, clock.clone());
-    let (applier, applied) = blocking(move || {
-        Applier::new(j, s, ttl, retention, pending.media, pending.forward, c)
-    })
-    .await??;
+    let (j, s, ttl, c) = (
+        journal.clone(),
+        store.clone(),
+        config.dedup_ttl,
+        clock.clone(),
+    );
+    let (applier, applied) =
+        blocking(move || Applier::new(j, s, ttl, retention, pending.media, pending.forward, c))
+            .await??;
     let (stop, stop_rx) = watch::channel(false);
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()
@@ -201,7 +212,9 @@ fn webhook(config: &Config, journal: &Arc<Journal>, store: &Store, clock: &Clock
 }
 
 /// Runs blocking start-up work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, StartError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StartError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StartError::Store(StoreError::Task(e.to_string())))

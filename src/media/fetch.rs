@@ -17,10 +17,10 @@ use super::files::{FileError, MediaFiles, StoredFile};
 use super::record::{type_cap, MediaEntry, MediaState};
 use super::scan::{ScanError, Scanner, Verdict};
 use super::MediaStats;
-use crate::util::clock::Clock;
 use crate::config::MediaConfig;
 use crate::upstream::media::{Downloaded, FetchError, MediaInfo};
 use crate::upstream::Upstream;
+use crate::util::clock::Clock;
 
 /// Chunks in flight between the download and the store (each at most a few tens of KiB).
 const CHANNEL_CHUNKS: usize = 8;

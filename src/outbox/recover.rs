@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-
 use super::job::Job;
 use super::record::{AttemptResult, OutboxEntry, Pause, SendUpdate, State};
 use super::{Outbox, OutboxError};

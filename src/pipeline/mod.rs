@@ -20,10 +20,10 @@ use committer::Committer;
 use items::Overlay;
 use seen::{ScanResult, SeenFilter};
 
-use crate::util::clock::Clock;
 use crate::journal::{Cursor, Heads, Journal, Stream, StreamReader};
 use crate::store::{Applied, Counters};
 use crate::store::{Changes, Store, StoreError};
+use crate::util::clock::Clock;
 
 /// What woke the idle applier.
 enum Wake {

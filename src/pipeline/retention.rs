@@ -111,11 +111,14 @@ impl Retention {
             );
         }
         // A status pass in progress continues soon; otherwise rest.
-        self.next_run = self.options.clock.deadline(if self.statuses_from.is_some() {
-            Duration::from_secs(1)
-        } else {
-            EVERY
-        });
+        self.next_run = self
+            .options
+            .clock
+            .deadline(if self.statuses_from.is_some() {
+                Duration::from_secs(1)
+            } else {
+                EVERY
+            });
         Ok(())
     }
 

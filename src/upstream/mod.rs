@@ -17,8 +17,8 @@ pub use graph_error::{classify, Class, GraphError};
 pub use retry_after::parse_retry_after;
 pub(crate) use retry_after::retry_after;
 
-use crate::util::clock::Clock;
 use crate::config::GraphConfig;
+use crate::util::clock::Clock;
 
 pub const USER_AGENT: &str = concat!("wagate/", env!("CARGO_PKG_VERSION"));
 

@@ -53,7 +53,10 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         assert_eq!(retry_after(&h, SystemTime::now()), None);
         h.insert(reqwest::header::RETRY_AFTER, "5".parse().unwrap());
-        assert_eq!(retry_after(&h, SystemTime::now()), Some(Duration::from_secs(5)));
+        assert_eq!(
+            retry_after(&h, SystemTime::now()),
+            Some(Duration::from_secs(5))
+        );
         h.insert(reqwest::header::RETRY_AFTER, "later".parse().unwrap());
         assert_eq!(retry_after(&h, SystemTime::now()), None);
     }

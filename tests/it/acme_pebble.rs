@@ -158,7 +158,13 @@ async fn acme_issues_through_pebble_and_a_restart_reuses_the_certificate() {
     let tls = Arc::new(TlsConfig::managed().unwrap());
     let server = TlsServer::start(data.path(), listener, tls.clone()).await;
     let config = acme_config(&pebble, &[OTHER_DOMAIN, DOMAIN]);
-    let acme = Acme::start(config, data.path(), tls.clone(), wagate::util::clock::Clock::system()).unwrap();
+    let acme = Acme::start(
+        config,
+        data.path(),
+        tls.clone(),
+        wagate::util::clock::Clock::system(),
+    )
+    .unwrap();
     assert_eq!(
         handshake(addr, DOMAIN, HTTP, &[&root]).await.unwrap().0,
         issued
@@ -206,7 +212,8 @@ async fn acme_renews_a_stored_certificate_near_expiry() {
         data.path(),
         tls.clone(),
         wagate::util::clock::Clock::system(),
-    ).unwrap();
+    )
+    .unwrap();
     // The old certificate is served while the renewal runs in the background.
     assert_eq!(
         acme.status()
