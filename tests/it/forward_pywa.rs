@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use wagate::config::{ForwardMode, ForwardTarget};
 use wagate::events::model::Item;
 
+use crate::support::bot::Bot;
 use crate::support::corpus;
 use crate::support::forward::{poll_target, spawn};
-use crate::support::bot::Bot;
 
 const BOT_SECRET: &str = "pywa_bot_app_secret";
 

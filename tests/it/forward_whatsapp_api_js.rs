@@ -25,18 +25,23 @@ fn texts(messages: &[(&str, &str)]) -> Vec<u8> {
         .iter()
         .map(|(id, text)| json!({"from": "16505559876", "id": id, "timestamp": "1760000000", "text": {"body": text}, "type": "text"}))
         .collect();
-    wagate::events::meta_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"value": {
+    wagate::events::meta_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"value": {
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE},
         "contacts": [{"profile": {"name": "José 😀"}, "wa_id": "16505559876"}],
-        "messages": messages}, "field": "messages"}]}]}))
+        "messages": messages}, "field": "messages"}]}]}),
+    )
 }
 
 /// Deliveries of which wagate forwards only part: rebuilt, then signed.
 fn narrowed_cases() -> Vec<(String, Vec<u8>, String)> {
     let first = ("wamid.wajs.1", "café 😀 https://example.com/a/b?c=1&d=2");
     let second = ("wamid.wajs.2", "ünïcödé ☕ 👍🏽 see http://x.example/ü/");
-    let third = ("wamid.wajs.3", "plain / slash, \"quotes\" and \\ and <tag> & 'apostrophe' @ %");
+    let third = (
+        "wamid.wajs.3",
+        "plain / slash, \"quotes\" and \\ and <tag> & 'apostrophe' @ %",
+    );
     [
         ("first alone", texts(&[first])),
         ("first again with second", texts(&[first, second])),

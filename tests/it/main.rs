@@ -19,6 +19,7 @@ mod disk_full;
 mod events;
 mod forward;
 mod forward_crash;
+mod forward_poison;
 mod forward_pywa;
 mod forward_retry;
 mod forward_whatsapp_api_js;

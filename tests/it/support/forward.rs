@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use wagate::config::{ForwardMode, ForwardTarget};
+use wagate::util::clock::Clock;
 
 use super::fake_target::FakeTarget;
 use super::{data_path, eventually, TestApp, API_TOKEN, TEN_YEARS};
@@ -21,7 +22,16 @@ pub async fn spawn(
     targets: Vec<ForwardTarget>,
     tweak: impl FnOnce(&mut wagate::Config),
 ) -> TestApp {
-    TestApp::spawn_with(|c| {
+    spawn_clocked(Clock::system(), targets, tweak).await
+}
+
+/// The same on `clock` (a manual one: backoffs pass when the test moves it).
+pub async fn spawn_clocked(
+    clock: Clock,
+    targets: Vec<ForwardTarget>,
+    tweak: impl FnOnce(&mut wagate::Config),
+) -> TestApp {
+    TestApp::spawn_clocked(clock, |c| {
         c.dedup_ttl = TEN_YEARS;
         c.forward.targets = targets;
         c.forward.timeout = Duration::from_secs(5);

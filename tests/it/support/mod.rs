@@ -99,7 +99,9 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = App::start_with_clock(config, clock).await.expect("app starts");
+        let app = App::start_with_clock(config, clock)
+            .await
+            .expect("app starts");
         let state = app.state.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(wagate::serve(listener, app, async {
