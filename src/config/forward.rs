@@ -102,6 +102,9 @@ pub struct ForwardConfig {
     pub probe_every: Duration,
     /// An event not delivered this long after it was received goes to the dead letters.
     pub max_age: Duration,
+    /// An entry that failed this many times while other contacts' entries did not
+    /// (a poisoned entry) goes to the dead letters; its contact's next entries go on.
+    pub max_attempts: u32,
     /// Entries in flight at once per target (never two of the same contact).
     pub concurrency: usize,
 }
@@ -116,6 +119,7 @@ impl Default for ForwardConfig {
             pause_after: Duration::from_secs(600),
             probe_every: Duration::from_secs(300),
             max_age: Duration::from_secs(3 * 86400),
+            max_attempts: 15,
             concurrency: 4,
         }
     }
@@ -161,6 +165,12 @@ pub(super) fn read_forward(
     duration_var(get, "WAGATE_FORWARD_PAUSE_AFTER", &mut f.pause_after)?;
     duration_var(get, "WAGATE_FORWARD_PROBE_EVERY", &mut f.probe_every)?;
     duration_var(get, "WAGATE_FORWARD_MAX_AGE", &mut f.max_age)?;
+    count_var(
+        get,
+        "WAGATE_FORWARD_MAX_ATTEMPTS",
+        1..=1_000_000,
+        &mut f.max_attempts,
+    )?;
     count_var(
         get,
         "WAGATE_FORWARD_CONCURRENCY",
@@ -302,6 +312,9 @@ mod tests {
         .unwrap();
         assert_eq!(f.targets.len(), 1);
         assert_eq!(f.targets[0].mode, ForwardMode::Meta);
+        assert_eq!(f.max_attempts, 15);
+        let f = read(&[("WAGATE_FORWARD_MAX_ATTEMPTS", "3")], dir.path()).unwrap();
+        assert_eq!(f.max_attempts, 3);
         assert!(!format!("{f:?}").contains("s3cret"));
         std::fs::write(
             dir.path().join("forward.json"),
@@ -336,6 +349,10 @@ mod tests {
             (
                 vec![("WAGATE_FORWARD_MAX_AGE", "x")],
                 "WAGATE_FORWARD_MAX_AGE",
+            ),
+            (
+                vec![("WAGATE_FORWARD_MAX_ATTEMPTS", "0")],
+                "WAGATE_FORWARD_MAX_ATTEMPTS",
             ),
             (
                 vec![("WAGATE_FORWARD_CONFIG", "/nonexistent/f.json")],

@@ -1,9 +1,11 @@
 //! Meta's webhook formats, pure (no I/O): payloads parsed into items (`parse`,
 //! `model`), an item's dedup key and the order of statuses (`identity`), a payload
 //! narrowed to some items or items turned into events for forwarding (`reshape`),
-//! and the `X-Hub-Signature-256` signature (`signature`).
+//! the `X-Hub-Signature-256` signature (`signature`), and JSON written as Meta
+//! writes it (`meta_json`).
 
 pub mod identity;
+pub mod meta_json;
 pub mod model;
 pub mod parse;
 mod read;

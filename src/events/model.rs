@@ -22,6 +22,9 @@ pub struct ItemMeta {
 }
 
 /// One unit of work found in a delivery.
+// Short-lived parse results (a `Vec` per delivery, most of them messages): boxing
+// the message would cost an allocation per item and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "item", rename_all = "snake_case")]
 pub enum Item {

@@ -19,7 +19,8 @@ fn parse_root(body: &[u8]) -> Result<Value, ParseError> {
 /// Meta's payload with only the items `keep`. When `keep` holds every item that is
 /// not a contact upsert, the exact original bytes; else a rebuilt body with the same
 /// envelope, holding only the kept elements (a kept message brings its change's
-/// contacts along). `None` when nothing of `keep` is in the body.
+/// contacts along), keys in their order, written as Meta writes JSON
+/// ([`meta_json`](super::meta_json)). `None` when nothing of `keep` is in the body.
 pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]>>, ParseError> {
     let root = parse_root(body)?;
     let located = parse_located(&root)?;
@@ -73,46 +74,38 @@ pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]
         new_entries.push(Value::Object(e));
     }
     out.insert("entry".into(), Value::Array(new_entries));
-    let bytes = serde_json::to_vec(&Value::Object(out)).expect("serialisable");
+    let bytes = super::meta_json::to_vec(&Value::Object(out));
     Ok(Some(Cow::Owned(bytes)))
 }
 
-/// A `messages` change value with only the kept parts.
+/// A `messages` change value with only the kept parts, its keys in their order.
 fn narrow_messages(v: &Map<String, Value>, parts: &HashSet<Part>) -> Map<String, Value> {
     let (contacts, messages, statuses, errors, odd) = messages_parts(v);
-    let mut out = Map::new();
-    for k in ["messaging_product", "metadata"] {
-        if let Some(x) = v.get(k) {
-            out.insert(k.into(), x.clone());
-        }
-    }
     let any_message = parts.iter().any(|p| matches!(p, Part::Message(_)));
-    let mut put = |key: &str, arr: &[Value], keep: &dyn Fn(usize, &Value) -> bool| {
+    let kept = |arr: &[Value], keep: &dyn Fn(usize, &Value) -> bool| {
         let kept: Vec<Value> = arr
             .iter()
             .enumerate()
             .filter(|(k, x)| keep(*k, x))
             .map(|(_, x)| x.clone())
             .collect();
-        if !kept.is_empty() {
-            out.insert(key.into(), Value::Array(kept));
-        }
+        (!kept.is_empty()).then_some(Value::Array(kept))
     };
-    put("contacts", contacts, &|k, c| {
-        parts.contains(&Part::Contact(k)) || (any_message && c.is_object())
-    });
-    put("messages", messages, &|k, _| {
-        parts.contains(&Part::Message(k))
-    });
-    put("statuses", statuses, &|k, _| {
-        parts.contains(&Part::Status(k))
-    });
-    put("errors", errors, &|k, _| parts.contains(&Part::Error(k)));
-    if parts.contains(&Part::Odd) {
-        for k in odd {
-            if let Some(x) = v.get(k) {
-                out.insert(k.into(), x.clone());
-            }
+    let mut out = Map::new();
+    for (key, x) in v {
+        let value = match key.as_str() {
+            k if odd.contains(&k) => parts.contains(&Part::Odd).then(|| x.clone()),
+            "messaging_product" | "metadata" => Some(x.clone()),
+            "contacts" => kept(contacts, &|k, c| {
+                parts.contains(&Part::Contact(k)) || (any_message && c.is_object())
+            }),
+            "messages" => kept(messages, &|k, _| parts.contains(&Part::Message(k))),
+            "statuses" => kept(statuses, &|k, _| parts.contains(&Part::Status(k))),
+            "errors" => kept(errors, &|k, _| parts.contains(&Part::Error(k))),
+            _ => None,
+        };
+        if let Some(x) = value {
+            out.insert(key.clone(), x);
         }
     }
     out
@@ -229,6 +222,21 @@ mod tests {
         let v: Value = serde_json::from_slice(&only_status).unwrap();
         assert_eq!(v["entry"][0]["changes"].as_array().unwrap().len(), 1);
         assert_eq!(v["entry"][0]["id"], "W1");
+    }
+
+    /// A narrowed body is what Meta would have sent with only those items: keys in
+    /// their order (`statuses` before `contacts` here), compact, Meta's escapes.
+    #[test]
+    fn narrowed_body_is_written_as_meta_writes_it() {
+        let body = r#"{"entry":[{"changes":[{"value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"P1"},"statuses":[{"id":"wamid.S","status":"read","timestamp":"1","recipient_id":"111"}],"contacts":[{"profile":{"name":"Ren\u00e9"},"wa_id":"111"}],"messages":[{"from":"111","id":"wamid.A","timestamp":"2","text":{"body":"old"},"type":"text"},{"from":"111","id":"wamid.B","timestamp":"3","text":{"body":"caf\u00e9 \ud83d\ude00 https:\/\/example.com\/a?b=1&c=2"},"type":"text"}]},"field":"messages"}],"id":"W1"}],"object":"whatsapp_business_account"}"#;
+        // Items: contact, message A, message B, status S.
+        let narrowed = meta_body(body.as_bytes(), &[2]).unwrap().unwrap();
+        let want = r#"{"entry":[{"changes":[{"value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"P1"},"contacts":[{"profile":{"name":"Ren\u00e9"},"wa_id":"111"}],"messages":[{"from":"111","id":"wamid.B","timestamp":"3","text":{"body":"caf\u00e9 \ud83d\ude00 https:\/\/example.com\/a?b=1&c=2"},"type":"text"}]},"field":"messages"}],"id":"W1"}],"object":"whatsapp_business_account"}"#;
+        assert_eq!(String::from_utf8_lossy(&narrowed), want);
+        let status_and_b = meta_body(body.as_bytes(), &[2, 3]).unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&status_and_b).starts_with(
+            r#"{"entry":[{"changes":[{"value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"P1"},"statuses":[{"id":"wamid.S","status":"read","timestamp":"1","recipient_id":"111"}],"contacts":"#
+        ));
     }
 
     #[test]

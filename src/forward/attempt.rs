@@ -11,7 +11,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::decide::{self, Answer, Limits, Streak};
+use super::decide::{self, Answer, EntryNext, Limits, Retry, Streak};
 use super::record::QueueEntry;
 use super::{read_body, Forwarder};
 use crate::config::{ForwardMode, ForwardTarget};
@@ -40,6 +40,10 @@ pub(super) struct Slot {
     pub done: usize,
     pub requests: Option<Arc<Vec<Request>>>,
     pub last_error: Option<String>,
+    /// Failures counted against it (while only its contacts' entries failed).
+    pub failures: u32,
+    /// Backing off on its own: it does not start before this (monotonic micros).
+    pub not_before: Option<i64>,
 }
 
 impl Slot {
@@ -51,6 +55,8 @@ impl Slot {
             done: 0,
             requests: None,
             last_error: None,
+            failures: 0,
+            not_before: None,
         }
     }
 
@@ -68,6 +74,8 @@ pub(super) enum Attempt {
     Failed {
         error: String,
         retry_after: Option<Duration>,
+        /// Some of its requests were answered `2xx` in this attempt.
+        progressed: bool,
     },
     /// The target answered `410 Gone`.
     Gone,
@@ -88,6 +96,7 @@ pub(super) async fn attempt(
             Err(error) => return (slot, Attempt::Unsendable(error)),
         },
     };
+    let done_before = slot.done;
     while slot.done < reqs.len() {
         slot.attempts += 1;
         let r = &reqs[slot.done];
@@ -116,24 +125,36 @@ pub(super) async fn attempt(
             }
             Answer::Gone => return (slot, Attempt::Gone),
             Answer::Failed { error, retry_after } => {
-                return (slot, Attempt::Failed { error, retry_after })
+                let progressed = slot.done > done_before;
+                let failed = Attempt::Failed {
+                    error,
+                    retry_after,
+                    progressed,
+                };
+                return (slot, failed);
             }
         }
     }
     (slot, Attempt::Delivered)
 }
 
-/// Records a failed request of an entry given up at `give_up_at`; the delay before
-/// the target is tried again ([`decide::after_failure`]).
+/// Records a failed request of `slot`'s entry (`others_failed`: entries of other
+/// contacts failed too since the target's last success); what follows
+/// ([`decide::after_failure`]).
 pub(super) fn failed(
     f: &Forwarder,
     t: &ForwardTarget,
+    slot: &Slot,
     error: &str,
     retry_after: Option<Duration>,
-    give_up_at: i64,
-) -> Duration {
+    others_failed: bool,
+) -> Retry {
     let now = f.clock.now_micros();
     let limits = Limits::of(&f.config);
+    let entry = decide::Entry {
+        failures: slot.failures,
+        give_up_at_micros: slot.give_up_at(f),
+    };
     let retry = f.update_live(&t.id, |l| {
         l.failures += 1;
         l.consecutive_failures = l.consecutive_failures.saturating_add(1);
@@ -143,17 +164,24 @@ pub(super) fn failed(
             failures: l.consecutive_failures,
             since_micros: *l.failing_since_micros.get_or_insert(now),
             paused: l.paused,
+            others_failed,
         };
-        let retry = decide::after_failure(&streak, retry_after, now, give_up_at, &limits, jitter());
+        let retry = decide::after_failure(&streak, &entry, retry_after, now, &limits, jitter());
         if retry.paused && !l.paused {
             tracing::warn!(target_id = %t.id, error, "forwarding target keeps failing; paused, probing every {:?}", limits.probe_every);
         }
         l.paused = retry.paused;
-        retry.delay
+        retry
     });
-    let delay = retry.unwrap_or(Duration::ZERO);
-    tracing::warn!(target_id = %t.id, error, retry_in_ms = delay.as_millis() as u64, "forwarding failed; will retry");
-    delay
+    // The lock is poisoned only if a thread panicked holding it: retry at once.
+    let retry = retry.unwrap_or(Retry {
+        paused: false,
+        delay: Duration::ZERO,
+        counted: false,
+        entry: EntryNext::After(Duration::ZERO),
+    });
+    tracing::warn!(target_id = %t.id, error, retry_in_ms = retry.delay.as_millis() as u64, counted = retry.counted, "forwarding failed; will retry");
+    retry
 }
 
 /// The contacts the entry's items concern, read from its raw delivery (blocking).

@@ -4,9 +4,12 @@
 //!
 //! - `2xx`: that request is delivered (an entry is delivered when all of its are).
 //! - `410 Gone`: the target is disabled until it is enabled again.
-//! - Anything else (other statuses, timeouts, refused connections): the target backs
-//!   off with full jitter; `Retry-After` on `429`/`503` wins (up to an hour). After
-//!   `pause_after` without a success it is paused: only probed every `probe_every`.
+//! - Anything else (other statuses, timeouts, refused connections): while only
+//!   entries of that entry's contacts fail, it backs off on its own (full jitter)
+//!   and other contacts' entries go on; after `max_attempts` such failures it is
+//!   dead-lettered. When other contacts' entries fail too the target backs off; `Retry-After` on `429`/`503` wins (up to an hour).
+//!   After `pause_after` without a success it is paused: only probed every
+//!   `probe_every`.
 //! - The wait never runs past the entry's max age: it wakes in time to dead-letter it.
 
 use std::time::Duration;
@@ -24,6 +27,9 @@ pub struct Limits {
     pub backoff: Backoff,
     pub pause_after: Duration,
     pub probe_every: Duration,
+    /// Failures of one entry, counted while only its contacts' entries fail, before it
+    /// is dead-lettered.
+    pub max_attempts: u32,
 }
 
 impl Limits {
@@ -32,6 +38,7 @@ impl Limits {
             backoff: Backoff::new(c.backoff_base, c.backoff_cap),
             pause_after: c.pause_after,
             probe_every: c.probe_every,
+            max_attempts: c.max_attempts,
         }
     }
 }
@@ -79,6 +86,27 @@ pub struct Streak {
     pub since_micros: i64,
     /// Paused before this failure.
     pub paused: bool,
+    /// Entries of other contacts failed too since the last success: the target
+    /// fails everything, not just this entry's contacts.
+    pub others_failed: bool,
+}
+
+/// The entry whose request failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Entry {
+    /// Failures counted against it before this one.
+    pub failures: u32,
+    /// When `WAGATE_FORWARD_MAX_AGE` gives up on it (Unix micros).
+    pub give_up_at_micros: i64,
+}
+
+/// What becomes of the entry that failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EntryNext {
+    /// Tried again, not before this wait; its contacts' later entries wait behind it.
+    After(Duration),
+    /// Failed `max_attempts` times: a dead letter; its contacts' next entries go on.
+    DeadLetter,
 }
 
 /// What follows a failure.
@@ -86,31 +114,55 @@ pub struct Streak {
 pub struct Retry {
     /// The target is (now, or still) paused: only probed.
     pub paused: bool,
-    /// Wait before the target is tried again.
+    /// Wait before the target is tried again, with any entry.
     pub delay: Duration,
+    /// The failure counts against the entry (towards `max_attempts`).
+    pub counted: bool,
+    pub entry: EntryNext,
 }
 
-/// After a failed request of an entry given up at `give_up_at_micros`.
+/// After a failed request of `entry`.
+///
+/// While only entries of this entry's contacts fail (`!others_failed`, not paused)
+/// the failure counts against it: it waits its own backoff, and other contacts'
+/// entries go on at once (a poisoned entry holds up its own contacts only) until
+/// it has failed `max_attempts` times. When entries of other contacts fail too, or
+/// the target is paused, the target fails everything: nothing counts against the
+/// entry, and the target backs off (paused after `pause_after` without a success:
+/// only probed every `probe_every`). The entry then waits past the target's delay,
+/// so the next try is another entry's. `Retry-After` holds the whole target back.
 pub fn after_failure(
     streak: &Streak,
+    entry: &Entry,
     retry_after: Option<Duration>,
     now_micros: i64,
-    give_up_at_micros: i64,
     limits: &Limits,
     jitter: f64,
 ) -> Retry {
     let failing_for = now_micros - streak.since_micros;
     let paused = streak.paused || failing_for >= limits.pause_after.as_micros() as i64;
-    let delay = match (retry_after, paused) {
-        (Some(r), _) => r.min(MAX_RETRY_AFTER),
-        (None, true) => limits.probe_every,
-        (None, false) => limits.backoff.delay(streak.failures, jitter),
+    let counted = !paused && !streak.others_failed;
+    let failures = entry.failures + u32::from(counted);
+    let delay = match (retry_after, paused, counted) {
+        (Some(r), _, _) => r.min(MAX_RETRY_AFTER),
+        (None, true, _) => limits.probe_every,
+        (None, false, false) => limits.backoff.delay(streak.failures, jitter),
+        (None, false, true) => Duration::ZERO,
     };
     // Wake in time to dead-letter it at the max age.
-    let left = give_up_at_micros.saturating_sub(now_micros).max(0) as u64;
+    let left = entry.give_up_at_micros.saturating_sub(now_micros).max(0) as u64;
+    let left = Duration::from_micros(left);
+    let entry = match counted && failures >= limits.max_attempts {
+        true => EntryNext::DeadLetter,
+        false => {
+            EntryNext::After((delay + limits.backoff.delay(failures.max(1), jitter)).min(left))
+        }
+    };
     Retry {
         paused,
-        delay: delay.min(Duration::from_micros(left)),
+        delay: delay.min(left),
+        counted,
+        entry,
     }
 }
 

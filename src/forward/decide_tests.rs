@@ -10,6 +10,7 @@ fn limits() -> Limits {
         backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
         pause_after: Duration::from_secs(600),
         probe_every: Duration::from_secs(300),
+        max_attempts: 3,
     }
 }
 
@@ -57,34 +58,65 @@ fn answers() {
 
 #[test]
 fn after_a_failure() {
-    let streak = |failures, failing_secs: i64, paused| Streak {
+    let streak = |failures, failing_secs: i64, paused, others_failed| Streak {
         failures,
         since_micros: NOW - failing_secs * SEC,
         paused,
+        others_failed,
     };
-    let retry = |paused, delay| Retry { paused, delay };
+    let entry = |failures, give_up_at_micros| Entry {
+        failures,
+        give_up_at_micros,
+    };
     let far = NOW + 86_400 * SEC;
-    // (case, streak, Retry-After, give up at, jitter, what next)
+    let (only, others) = (false, true);
+    // Counted against the entry, the target waits `delay`, the entry `after`.
+    let counted = |delay, after| Retry {
+        paused: false,
+        delay,
+        counted: true,
+        entry: EntryNext::After(after),
+    };
+    let target = |paused, delay, after| Retry {
+        paused,
+        delay,
+        counted: false,
+        entry: EntryNext::After(after),
+    };
+    let dead = Retry {
+        paused: false,
+        delay: secs(0),
+        counted: true,
+        entry: EntryNext::DeadLetter,
+    };
+    let ms = Duration::from_millis;
+    // (case, streak, entry, Retry-After, jitter, what next)
     #[rustfmt::skip]
     let rows = [
-        ("first failure",                   streak(1, 0, false),    None,              far,            1.0, retry(false, secs(1))),
-        ("first failure, half jitter",      streak(1, 0, false),    None,              far,            0.5, retry(false, Duration::from_millis(500))),
-        ("third failure",                   streak(3, 5, false),    None,              far,            1.0, retry(false, secs(4))),
-        ("many failures: the cap",          streak(30, 60, false),  None,              far,            1.0, retry(false, secs(60))),
-        ("no jitter drawn",                 streak(4, 60, false),   None,              far,            0.0, retry(false, secs(0))),
-        ("Retry-After wins",                streak(2, 5, false),    Some(secs(120)),   far,            1.0, retry(false, secs(120))),
-        ("Retry-After capped to an hour",   streak(2, 5, false),    Some(secs(7200)),  far,            1.0, retry(false, secs(3600))),
-        ("just short of pause_after",       streak(9, 599, false),  None,              far,            1.0, retry(false, secs(60))),
-        ("pause_after reached: paused",     streak(9, 600, false),  None,              far,            1.0, retry(true, secs(300))),
-        ("paused: probe",                   streak(20, 900, true),  None,              far,            1.0, retry(true, secs(300))),
-        ("paused, Retry-After wins",        streak(20, 900, true),  Some(secs(30)),    far,            1.0, retry(true, secs(30))),
-        ("wake at the max age",             streak(3, 5, false),    None,              NOW + 2 * SEC,  1.0, retry(false, secs(2))),
-        ("Retry-After past the max age",    streak(1, 0, false),    Some(secs(100)),   NOW + 10 * SEC, 1.0, retry(false, secs(10))),
-        ("probe past the max age",          streak(20, 900, true),  None,              NOW + SEC,      1.0, retry(true, secs(1))),
-        ("max age passed already",          streak(1, 0, false),    None,              NOW - SEC,      1.0, retry(false, secs(0))),
+        ("only its contact fails: others go", streak(1, 0, false, only),     entry(0, far),          None,             1.0, counted(secs(0), secs(1))),
+        ("half jitter",                       streak(1, 0, false, only),     entry(0, far),          None,             0.5, counted(secs(0), ms(500))),
+        ("its own count sets its backoff",    streak(7, 20, false, only),    entry(1, far),          None,             1.0, counted(secs(0), secs(2))),
+        ("max attempts: dead letter",         streak(9, 30, false, only),    entry(2, far),          None,             1.0, dead),
+        ("Retry-After holds the target",      streak(1, 0, false, only),     entry(0, far),          Some(secs(120)),  1.0, counted(secs(120), secs(121))),
+        ("Retry-After capped to an hour",     streak(1, 0, false, only),     entry(0, far),          Some(secs(7200)), 1.0, counted(secs(3600), secs(3601))),
+        ("others fail too: target backs off", streak(3, 5, false, others),   entry(0, far),          None,             1.0, target(false, secs(4), secs(5))),
+        ("others fail: not counted",          streak(3, 5, false, others),   entry(2, far),          None,             1.0, target(false, secs(4), secs(6))),
+        ("many failures: the cap",            streak(30, 60, false, others), entry(0, far),          None,             1.0, target(false, secs(60), secs(61))),
+        ("no jitter drawn",                   streak(4, 60, false, others),  entry(0, far),          None,             0.0, target(false, secs(0), secs(0))),
+        ("Retry-After wins",                  streak(2, 5, false, others),   entry(0, far),          Some(secs(120)),  1.0, target(false, secs(120), secs(121))),
+        ("just short of pause_after",         streak(9, 599, false, others), entry(0, far),          None,             1.0, target(false, secs(60), secs(61))),
+        ("pause_after reached: paused",       streak(9, 600, false, others), entry(0, far),          None,             1.0, target(true, secs(300), secs(301))),
+        ("one entry for pause_after: paused", streak(9, 600, false, only),   entry(2, far),          None,             1.0, target(true, secs(300), secs(302))),
+        ("paused: probe",                     streak(20, 900, true, others), entry(0, far),          None,             1.0, target(true, secs(300), secs(301))),
+        ("paused, Retry-After wins",          streak(20, 900, true, others), entry(0, far),          Some(secs(30)),   1.0, target(true, secs(30), secs(31))),
+        ("wake at the max age",               streak(3, 5, false, others),   entry(0, NOW + 2 * SEC),  None,           1.0, target(false, secs(2), secs(2))),
+        ("own wait up to the max age",        streak(1, 0, false, only),     entry(1, NOW + SEC),    None,             1.0, counted(secs(0), secs(1))),
+        ("Retry-After past the max age",      streak(1, 0, false, only),     entry(0, NOW + 10 * SEC), Some(secs(100)), 1.0, counted(secs(10), secs(10))),
+        ("probe past the max age",            streak(20, 900, true, others), entry(0, NOW + SEC),    None,             1.0, target(true, secs(1), secs(1))),
+        ("max age passed already",            streak(1, 0, false, others),   entry(0, NOW - SEC),    None,             1.0, target(false, secs(0), secs(0))),
     ];
-    for (case, s, retry_after, give_up_at, jitter, want) in rows {
-        let got = after_failure(&s, retry_after, NOW, give_up_at, &limits(), jitter);
+    for (case, s, e, retry_after, jitter, want) in rows {
+        let got = after_failure(&s, &e, retry_after, NOW, &limits(), jitter);
         assert_eq!(got, want, "{case}");
     }
 }

@@ -7,11 +7,15 @@
 //!   are waiting for their sync at any time.
 //! - `410 Gone`: the target is disabled (journaled); what is in flight finishes, then
 //!   the queue waits for an enable and starts again from its head.
-//! - Anything else (other statuses, timeouts, refused connections): the target backs
-//!   off (exponential backoff with full jitter; `Retry-After` on `429`/`503` wins) and
-//!   then sends one entry at a time, the oldest first, until one is delivered. After
-//!   `pause_after` without a success the target is paused: only probed every
-//!   `probe_every`; a success resumes it.
+//! - Anything else (other statuses, timeouts, refused connections): the target sends
+//!   one entry at a time until one is delivered, and `decide::after_failure` says
+//!   who waits. While only entries of its contacts fail, it waits on its own
+//!   (exponential backoff with full jitter) with its contacts' later entries behind
+//!   it, and the other contacts' entries go on: a poisoned entry holds up its own
+//!   contacts only, and after `max_attempts` such failures it is dead-lettered. When
+//!   other contacts' entries fail too, the whole target backs off (`Retry-After` on
+//!   `429`/`503` always does); after `pause_after` without a success it is paused:
+//!   only probed every `probe_every`; a success resumes it.
 //! - An entry older than `max_age` (or whose raw delivery is gone) is dead-lettered.
 //!
 //! After a crash every entry whose outcome was not yet in the journal is sent again:
@@ -27,7 +31,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{watch, Notify};
 
 use super::attempt::{attempt, failed, order_keys, Attempt, Slot};
-use super::decide;
+use super::decide::{self, EntryNext};
 use super::record::ForwardUpdate;
 use super::Forwarder;
 use crate::config::ForwardTarget;
@@ -40,6 +44,9 @@ const LOOKAHEAD: usize = 256;
 /// Outcome records journaled but not yet synced, at most: bounds what a crash
 /// sends again (with the entries in flight).
 pub const MAX_UNSYNCED: usize = 16;
+/// Failed entries remembered in a failing streak: enough to tell one contact
+/// failing from everything failing.
+const STREAK_KEPT: usize = 64;
 
 /// Counts the worker as stopped when dropped.
 struct Running(Arc<Forwarder>);
@@ -74,6 +81,8 @@ pub(super) async fn run(f: Arc<Forwarder>, target: ForwardTarget) {
         busy: Vec::new(),
         journaling: FuturesUnordered::new(),
         not_before: None,
+        entry_wake: None,
+        streak: Vec::new(),
         failing: false,
         gone: false,
     }
@@ -100,9 +109,14 @@ struct Worker {
     busy: Vec<String>,
     /// Outcome records on their way to the journal.
     journaling: FuturesUnordered<BoxFuture<'static, ()>>,
-    /// Backing off: nothing starts before this.
-    /// Monotonic microseconds (the forwarder's clock) before which nothing starts.
+    /// The target backs off: nothing starts before this (monotonic microseconds of
+    /// the forwarder's clock).
     not_before: Option<i64>,
+    /// The earliest end of an entry's own backoff, when one held it back (monotonic).
+    entry_wake: Option<i64>,
+    /// The contacts of each entry that failed since the target's last success (at
+    /// most [`STREAK_KEPT`]).
+    streak: Vec<Vec<String>>,
     /// The last outcome was a failure: one entry at a time until one is delivered.
     failing: bool,
     /// A `410` was answered: let what is in flight finish, then wait for an enable.
@@ -110,10 +124,10 @@ struct Worker {
 }
 
 enum Event {
-    Settled(Slot, Attempt),
+    Settled(Box<Slot>, Attempt),
     Journaled,
     Woken,
-    BackoffOver,
+    Timer,
     Stopping,
 }
 
@@ -146,21 +160,30 @@ impl Worker {
                 self.start();
             }
             let clock = self.f.clock.clone();
-            let backoff = clock.sleep_until(self.not_before.unwrap_or(0));
+            let wake = match (self.not_before, self.entry_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timer = clock.sleep_until(wake.unwrap_or(0));
             let event = tokio::select! {
-                Some((slot, a)) = self.inflight.next(), if !self.inflight.is_empty() => Event::Settled(slot, a),
+                Some((slot, a)) = self.inflight.next(), if !self.inflight.is_empty() => Event::Settled(Box::new(slot), a),
                 Some(()) = self.journaling.next(), if !self.journaling.is_empty() => Event::Journaled,
                 _ = notify.notified() => Event::Woken,
-                _ = backoff, if self.not_before.is_some() => Event::BackoffOver,
+                _ = timer, if wake.is_some() => Event::Timer,
                 _ = self.stopping.wait_for(|s| *s), if !stopping => Event::Stopping,
             };
             match event {
-                Event::Settled(slot, a) => self.settle(slot, a).await,
+                Event::Settled(slot, a) => self.settle(*slot, a).await,
                 Event::Woken => {
                     self.caught_up = false;
                     self.refresh_state = true;
                 }
-                Event::BackoffOver => self.not_before = None,
+                Event::Timer => {
+                    let now = self.f.clock.mono_micros();
+                    if self.not_before.is_some_and(|t| t <= now) {
+                        self.not_before = None;
+                    }
+                }
                 Event::Journaled | Event::Stopping => {}
             }
         }
@@ -205,9 +228,11 @@ impl Worker {
     }
 
     /// Starts what may start: in queue order, up to the window (one while failing),
-    /// skipping entries whose contacts have an earlier entry in flight or waiting.
+    /// skipping entries backing off on their own and entries whose contacts have an
+    /// earlier entry in flight or waiting.
     fn start(&mut self) {
         let now = self.f.clock.mono_micros();
+        self.entry_wake = None;
         if self.disabled || self.gone || self.not_before.is_some_and(|t| t > now) {
             return;
         }
@@ -218,8 +243,12 @@ impl Worker {
             && self.inflight.len() < limit
             && self.journaling.len() < MAX_UNSYNCED
         {
-            let keys = &self.waiting[i].keys;
-            if keys.iter().any(|k| blocked.contains(k)) {
+            let (keys, own) = (&self.waiting[i].keys, self.waiting[i].not_before);
+            let backing_off = own.filter(|t| *t > now);
+            if backing_off.is_some() || keys.iter().any(|k| blocked.contains(k)) {
+                if let Some(t) = backing_off {
+                    self.entry_wake = Some(self.entry_wake.map_or(t, |w| w.min(t)));
+                }
                 blocked.extend(keys.iter().cloned());
                 i += 1;
                 continue;
@@ -251,6 +280,7 @@ impl Worker {
         match outcome {
             Attempt::Delivered => {
                 self.failing = false;
+                self.streak.clear();
                 let u = ForwardUpdate::Delivered {
                     target: self.t.id.clone(),
                     order: slot.entry.order,
@@ -259,15 +289,11 @@ impl Worker {
                 };
                 self.journal_later(u);
             }
-            Attempt::Failed { error, retry_after } => {
-                let give_up_at = slot.give_up_at(&self.f);
-                let delay = failed(&self.f, &self.t, &error, retry_after, give_up_at);
-                self.back_off(delay);
-                self.failing = true;
-                let mut slot = slot;
-                slot.last_error = Some(error);
-                self.put_back(slot);
-            }
+            Attempt::Failed {
+                error,
+                retry_after,
+                progressed,
+            } => self.failed(slot, error, retry_after, progressed),
             Attempt::Gone => {
                 if !self.gone {
                     self.gone = true;
@@ -281,6 +307,48 @@ impl Worker {
                 self.put_back(slot);
             }
             Attempt::Unsendable(error) => self.dead_letter(slot, error),
+        }
+    }
+
+    /// A request of `slot` failed: it waits (on its own, or with the whole target),
+    /// or it failed too often and goes to the dead letters.
+    fn failed(
+        &mut self,
+        mut slot: Slot,
+        error: String,
+        retry_after: Option<Duration>,
+        progressed: bool,
+    ) {
+        if progressed {
+            self.streak.clear();
+        }
+        // An entry of other contacts failed too: the target fails everything.
+        let others_failed = self
+            .streak
+            .iter()
+            .any(|keys| !keys.iter().any(|k| slot.keys.contains(k)));
+        if !self.streak.contains(&slot.keys) && self.streak.len() < STREAK_KEPT {
+            self.streak.push(slot.keys.clone());
+        }
+        let retry = failed(&self.f, &self.t, &slot, &error, retry_after, others_failed);
+        if !retry.delay.is_zero() {
+            self.back_off(retry.delay);
+        }
+        self.failing = true;
+        slot.failures += u32::from(retry.counted);
+        match retry.entry {
+            EntryNext::DeadLetter => {
+                let error = format!(
+                    "failed {} times while other contacts' entries did not (WAGATE_FORWARD_MAX_ATTEMPTS); last: {error}",
+                    slot.failures
+                );
+                self.dead_letter(slot, error);
+            }
+            EntryNext::After(d) => {
+                slot.not_before = Some(self.f.clock.deadline(d));
+                slot.last_error = Some(error);
+                self.put_back(slot);
+            }
         }
     }
 

@@ -8,20 +8,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use wagate::config::{ForwardMode, ForwardTarget};
 use wagate::events::model::Item;
 
+use crate::support::bot::Bot;
 use crate::support::corpus;
 use crate::support::forward::{poll_target, spawn};
-use crate::support::pywa_bot::PywaBot;
 
 const BOT_SECRET: &str = "pywa_bot_app_secret";
 
 #[tokio::test]
 #[ignore = "needs python3 with pywa and flask; run by .ci/run"]
 async fn forwarding_to_a_real_pywa_bot() {
-    let bot = tokio::task::spawn_blocking(|| PywaBot::start(BOT_SECRET))
+    let bot = tokio::task::spawn_blocking(|| Bot::pywa(BOT_SECRET))
         .await
         .unwrap();
-    let port = bot.port;
-    let url = format!("http://127.0.0.1:{port}/");
+    let url = bot.url();
     let app = spawn(
         vec![ForwardTarget::new(
             "pywa",
@@ -42,15 +41,7 @@ async fn forwarding_to_a_real_pywa_bot() {
     app.wait_applied().await;
     let t = poll_target(&app, "pywa", |t| t["queued"] == 0).await;
     eprintln!("pywa target: {t}");
-    let counts: serde_json::Value = app
-        .client
-        .get(format!("http://127.0.0.1:{port}/counts"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counts = bot.counts(&app.client).await;
     eprintln!("pywa counts: {counts}");
     let answers = counts["answers"].as_object().unwrap();
     assert_eq!(

@@ -11,6 +11,7 @@ use crate::support::forward::{
     messages_body, poll_target, replay, spawn, spawn_clocked, target, PHONE, TARGET_SECRET,
 };
 use crate::support::{stays, TestApp};
+use wagate::util::clock::Clock;
 
 /// Waits until the target has taken in its `n`th failure (and so chosen its delay).
 async fn failures(app: &TestApp, n: u64) {
@@ -27,6 +28,7 @@ async fn retries_honour_retry_after_and_time_out_slow_answers() {
         Answer::status(503).retry_after("0"),
     ]);
     let app = spawn_clocked(
+        Clock::manual_now(),
         vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
         |c| c.forward.timeout = Duration::from_millis(400),
     )
@@ -43,7 +45,8 @@ async fn retries_honour_retry_after_and_time_out_slow_answers() {
     failures(&app, 2).await;
     app.clock().advance(Duration::from_millis(999));
     stays("no retry before Retry-After", async || t.got().len() == 2).await;
-    app.clock().advance(Duration::from_millis(2));
+    // Then the entry's own backoff (at most the 40 ms cap) on top.
+    app.clock().advance(Duration::from_millis(42));
     // A slow answer (held past the 400 ms timeout) is a failure; then the 503.
     t.wait_for(3).await;
     failures(&app, 3).await;
@@ -106,10 +109,14 @@ async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
     let t = FakeTarget::start(TARGET_SECRET).await;
     t.fallback(Some(Answer::status(502)));
     let app = spawn_clocked(
+        Clock::manual_now(),
         vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
         |c| {
             c.forward.pause_after = Duration::from_millis(150);
             c.forward.probe_every = Duration::from_millis(300);
+            // One entry failing alone could be a poisoned one: not what this
+            // tests (forward_poison.rs does).
+            c.forward.max_attempts = 1_000_000;
         },
     )
     .await;
@@ -123,7 +130,8 @@ async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
     let n = t.got().len();
     app.clock().advance(Duration::from_millis(299));
     stays("no probe before its time", async || t.got().len() == n).await;
-    app.clock().advance(Duration::from_millis(2));
+    // Then the entry's own backoff (at most the 40 ms cap) on top.
+    app.clock().advance(Duration::from_millis(42));
     t.wait_for(n + 1).await;
     let m = app.metrics().await;
     assert!(m.contains("wagate_forward_paused{target=\"bot\"} 1"), "{m}");
@@ -133,7 +141,7 @@ async fn a_target_failing_for_long_is_paused_probed_and_resumes() {
     })
     .await;
     t.fallback(None);
-    app.clock().advance(Duration::from_millis(301));
+    app.clock().advance(Duration::from_millis(342));
     poll_target(&app, "bot", |t| {
         t["state"] == "active" && t["delivered"] == 1
     })
@@ -145,9 +153,12 @@ async fn too_old_goes_to_dead_letters_and_replays_from_there() {
     let t = FakeTarget::start(TARGET_SECRET).await;
     t.fallback(Some(Answer::status(500)));
     let app = spawn_clocked(
+        Clock::manual_now(),
         vec![target("bot", &t, TARGET_SECRET, ForwardMode::Meta)],
         |c| {
             c.forward.max_age = Duration::from_secs(2);
+            // Given up by age here, not by attempts (forward_poison.rs).
+            c.forward.max_attempts = 1_000_000;
         },
     )
     .await;

@@ -1,4 +1,5 @@
-//! A scripted forwarding target on 127.0.0.1:0: answers from a script (then 200),
+//! A scripted forwarding target on 127.0.0.1:0: answers from a rule on the body,
+//! else from a script (then 200),
 //! checks every request's signature on its own (Meta's `X-Hub-Signature-256`, or
 //! Standard Webhooks' `webhook-signature`) and records what it got.
 
@@ -21,6 +22,8 @@ pub struct Answer {
     pub delay: Duration,
     /// Answered only once one of the request's message ids is released.
     pub held: bool,
+    /// The answer's body (`{}` unless set).
+    pub body: String,
 }
 
 impl Answer {
@@ -30,12 +33,17 @@ impl Answer {
             retry_after: None,
             delay: Duration::ZERO,
             held: false,
+            body: "{}".into(),
         }
     }
     /// Keeps the request in flight until the test calls [`FakeTarget::release`]
     /// with one of its message ids.
     pub fn held(mut self) -> Answer {
         self.held = true;
+        self
+    }
+    pub fn body(mut self, b: &str) -> Answer {
+        self.body = b.into();
         self
     }
     pub fn retry_after(mut self, v: &str) -> Answer {
@@ -84,8 +92,12 @@ fn message_ids(body: &[u8]) -> Vec<String> {
     out
 }
 
+/// Picks the answer to a body (`None`: the script's).
+type Rule = Arc<dyn Fn(&[u8]) -> Option<Answer> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
+    rule: Option<Rule>,
     script: VecDeque<Answer>,
     /// Answered when the script is empty (200 unless set).
     fallback: Option<Answer>,
@@ -169,7 +181,8 @@ impl FakeTarget {
                 async move {
                     let answer = {
                         let mut s = st.lock().unwrap();
-                        let a = s.script.pop_front().unwrap_or_else(|| {
+                        let ruled = s.rule.as_ref().and_then(|r| r(&body));
+                        let a = ruled.or_else(|| s.script.pop_front()).unwrap_or_else(|| {
                             s.fallback.clone().unwrap_or_else(|| Answer::status(200))
                         });
                         let signed = verify(&secret, &headers, &body);
@@ -188,7 +201,8 @@ impl FakeTarget {
                     }
                     tokio::time::sleep(answer.delay).await;
                     let code = warp::http::StatusCode::from_u16(answer.status).unwrap();
-                    let mut resp = warp::reply::with_status("{}", code).into_response();
+                    let mut resp =
+                        warp::reply::with_status(answer.body.clone(), code).into_response();
                     if let Some(r) = &answer.retry_after {
                         resp.headers_mut().insert("retry-after", r.parse().unwrap());
                     }
@@ -216,6 +230,18 @@ impl FakeTarget {
 
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
         self.state.lock().unwrap().script.extend(answers);
+    }
+
+    /// Answers `answer` to every body containing `needle` (`None`: no such rule).
+    pub fn answer_bodies_with(&self, rule: Option<(&str, Answer)>) {
+        self.state.lock().unwrap().rule = rule.map(|(needle, answer)| {
+            let needle = needle.as_bytes().to_vec();
+            Arc::new(move |body: &[u8]| {
+                body.windows(needle.len())
+                    .any(|w| w == needle)
+                    .then(|| answer.clone())
+            }) as Rule
+        });
     }
 
     /// What to answer once the script is used up.

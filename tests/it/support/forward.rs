@@ -22,18 +22,11 @@ pub async fn spawn(
     targets: Vec<ForwardTarget>,
     tweak: impl FnOnce(&mut wagate::Config),
 ) -> TestApp {
-    spawn_on(Clock::system(), targets, tweak).await
+    spawn_clocked(Clock::system(), targets, tweak).await
 }
 
-/// The same on a manual clock: a retry comes due only when the test moves it.
+/// The same on `clock` (a manual one: backoffs pass when the test moves it).
 pub async fn spawn_clocked(
-    targets: Vec<ForwardTarget>,
-    tweak: impl FnOnce(&mut wagate::Config),
-) -> TestApp {
-    spawn_on(Clock::manual_now(), targets, tweak).await
-}
-
-async fn spawn_on(
     clock: Clock,
     targets: Vec<ForwardTarget>,
     tweak: impl FnOnce(&mut wagate::Config),

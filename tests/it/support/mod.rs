@@ -6,6 +6,7 @@
 // Each test file uses its own part of this.
 #![allow(dead_code)]
 
+pub mod bot;
 pub mod child;
 pub mod clamd;
 pub mod dashboard;
@@ -15,7 +16,6 @@ pub mod fake_target;
 pub mod forward;
 pub mod media;
 pub mod pebble;
-pub mod pywa_bot;
 pub mod send;
 pub mod tls;
 pub mod tmpfs;
