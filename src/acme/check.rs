@@ -45,7 +45,7 @@ pub fn run(config: &Config) -> Vec<Check> {
         }
     }
     let files = AcmeFiles::new(&config.data_dir, &acme.directory);
-    let now = super::unix_now();
+    let now = crate::util::clock::Clock::system().now_secs();
     match files.read_certificate() {
         Ok(None) => out.push(check(
             Level::Ok,

@@ -74,10 +74,6 @@ impl Drop for Acme {
     }
 }
 
-fn unix_now() -> i64 {
-    crate::util::clock::now_micros() / 1_000_000
-}
-
 /// Orders that failed are retried after this, doubling up to `RETRY_CAP`.
 const RETRY: Backoff = Backoff {
     base: RETRY_BASE,

@@ -11,6 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::StartError;
+use crate::util::fs::DIR_MODE;
 
 /// What is wrong with a data directory, or what was done to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub fn prepare(dir: &Path) -> Result<(), StartError> {
         path: dir.display().to_string(),
         source,
     };
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), DIR_MODE)
         .create(dir)
         .map_err(err)?;
     let meta = std::fs::metadata(dir).map_err(err)?;
@@ -51,13 +52,13 @@ pub fn prepare(dir: &Path) -> Result<(), StartError> {
     match decide(meta.permissions().mode(), meta.uid(), euid) {
         Tighten::Private => {}
         Tighten::Tighten { old } => {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-                StartError::DataDirOpen {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE)).map_err(
+                |e| StartError::DataDirOpen {
                     path: dir.display().to_string(),
                     mode: old,
                     reason: format!("it cannot be made private: {e}"),
-                }
-            })?;
+                },
+            )?;
             tracing::warn!(path = %dir.display(), old_mode = format!("{old:o}"),
                 "the data directory was open to other users: made it private (mode 700)");
         }

@@ -63,10 +63,6 @@ impl Clock {
         Clock::manual(now_micros())
     }
 
-    pub fn is_manual(&self) -> bool {
-        matches!(self.kind, Kind::Manual(_))
-    }
-
     /// Unix time, in microseconds.
     pub fn now_micros(&self) -> i64 {
         match &self.kind {
@@ -140,13 +136,6 @@ impl Clock {
         if let Kind::Manual(t) = &self.kind {
             let d = d.as_micros().min(i64::MAX as u128) as i64;
             t.send_modify(|now| *now = now.saturating_add(d));
-        }
-    }
-
-    /// Sets a manual clock (tests). Does nothing to the system clock.
-    pub fn set(&self, micros: i64) {
-        if let Kind::Manual(t) = &self.kind {
-            t.send_replace(micros);
         }
     }
 }

@@ -18,6 +18,12 @@ async fn failures(app: &TestApp, n: u64) {
     poll_target(app, "bot", |t| t["failures"] == n).await;
 }
 
+/// Once failure `n` is taken in, lets its backoff (at most the 40 ms cap) pass.
+async fn backoff_passes(app: &TestApp, n: u64) {
+    failures(app, n).await;
+    app.clock().advance(Duration::from_millis(40));
+}
+
 #[tokio::test]
 async fn retries_honour_retry_after_and_time_out_slow_answers() {
     let t = FakeTarget::start(TARGET_SECRET).await;
@@ -38,8 +44,7 @@ async fn retries_honour_retry_after_and_time_out_slow_answers() {
     app.deliver(messages_body(PHONE, &["wamid.T2"])).await;
     // 500: a backoff (at most the 40 ms cap), not a Retry-After.
     t.wait_for(1).await;
-    failures(&app, 1).await;
-    app.clock().advance(Duration::from_millis(40));
+    backoff_passes(&app, 1).await;
     t.wait_for(2).await;
     // 429 with Retry-After: 1: not a moment sooner.
     failures(&app, 2).await;
@@ -49,11 +54,9 @@ async fn retries_honour_retry_after_and_time_out_slow_answers() {
     app.clock().advance(Duration::from_millis(42));
     // A slow answer (held past the 400 ms timeout) is a failure; then the 503.
     t.wait_for(3).await;
-    failures(&app, 3).await;
-    app.clock().advance(Duration::from_millis(40));
+    backoff_passes(&app, 3).await;
     t.wait_for(4).await;
-    failures(&app, 4).await;
-    app.clock().advance(Duration::from_millis(40));
+    backoff_passes(&app, 4).await;
     let got = t.wait_for(6).await;
     // T1: 500, 429, slow, 503, 200; then T2: head of line until delivered.
     assert!(

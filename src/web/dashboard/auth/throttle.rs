@@ -86,7 +86,9 @@ impl Throttle {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// `Err(seconds to wait)` while `addr` is refused.
+    /// `Err(seconds to wait)` while `addr` is refused (the tests' view: logins
+    /// ask [`Throttle::reserve`], which checks the same).
+    #[cfg(test)]
     pub fn locked(&self, addr: IpAddr, now: i64) -> Result<(), i64> {
         match self.lock().locked.get(&addr) {
             Some(until) if *until > now => Err(until - now),
