@@ -30,6 +30,7 @@ mod media_scan;
 mod metrics;
 mod params;
 mod parse;
+mod privacy_export;
 mod retention;
 mod send;
 mod send_crash;
