@@ -31,6 +31,7 @@ mod metrics;
 mod params;
 mod parse;
 mod privacy_export;
+mod privacy_logs;
 mod retention;
 mod send;
 mod send_crash;
