@@ -14,6 +14,7 @@ pub mod journal;
 pub mod media;
 pub mod outbox;
 pub mod pipeline;
+pub mod privacy;
 pub mod store;
 pub mod tls;
 pub mod upstream;

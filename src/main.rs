@@ -36,6 +36,14 @@ enum Command {
     /// Add a new media master key and make it primary; old keys still decrypt.
     /// Run it while wagate is stopped (a running wagate keeps its keys until restart).
     RotateMediaKey,
+    /// Write everything held about one contact (contact id, wa_id or user_id) as a
+    /// zip to standard output: `wagate export-contact 16505551234 > contact.zip`.
+    /// Reads the data directory directly: run it while wagate is stopped (a running
+    /// wagate holds the state's lock; use GET /api/contacts/{id}/export then).
+    ExportContact {
+        /// The contact id, wa_id or user_id.
+        id: String,
+    },
     /// Validate the configuration, the data directory's permissions and free space.
     /// Exits 0 when wagate can start, 1 with an explanation when it cannot.
     Check,
@@ -48,19 +56,74 @@ fn main() -> ExitCode {
     // SAFETY: umask has no preconditions and cannot fail.
     unsafe { libc::umask(0o077) };
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    // An export writes its archive to standard output: its log goes to standard error.
+    let to_stderr = matches!(cli.command, Some(Command::ExportContact { .. }));
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,warp=warn,hyper=warn".into()),
         )
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+        .with_target(false);
+    if to_stderr {
+        logs.with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init();
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::VerifySignature { header, file } => verify_signature(header, &file),
         Command::Check => check(),
         Command::RotateMediaKey => rotate_media_key(),
+        Command::ExportContact { id } => export_contact(&id),
+    }
+}
+
+fn export_contact(id: &str) -> ExitCode {
+    let config = match wagate::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wagate: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let exporter = match wagate::app::open_for_export(&config) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("wagate: cannot open the data directory (is wagate running? stop it, or use GET /api/contacts/{{id}}/export): {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let contact = match exporter.store.contact_id(id) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            eprintln!("wagate: no contact {id}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("wagate: cannot read the state: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = wagate::privacy::export::write_export(&exporter, &contact, &mut out)
+        .and_then(|c| Ok(std::io::Write::flush(&mut out).map(|()| c)?));
+    match written {
+        Ok(c) => {
+            eprintln!(
+                "exported {} message(s), {} delivery(ies), {} media file(s)",
+                c.inbound + c.outbound,
+                c.deliveries,
+                c.media
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wagate: export failed (the output is incomplete): {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

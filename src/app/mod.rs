@@ -271,6 +271,31 @@ fn open(config: &Config) -> Result<Opened, StartError> {
     })
 }
 
+/// What `wagate export-contact` reads, opened while wagate is stopped (sled
+/// allows one process: a running wagate makes this fail; use the HTTP route then).
+/// No worker, no applier: the state is read as the last run left it.
+pub fn open_for_export(config: &Config) -> Result<crate::privacy::Exporter, StartError> {
+    let dir = &config.data_dir;
+    if !dir.join("state").exists() {
+        return Err(StartError::DataDir {
+            path: dir.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no state here"),
+        });
+    }
+    let journal = Journal::open(&JournalOptions {
+        dir: dir.clone(),
+        segment_size: config.segment_size,
+        quarantine_max: config.quarantine_max,
+    })?;
+    let media = Arc::new(crate::media::open(config)?);
+    Ok(crate::privacy::Exporter {
+        store: Store::open(&dir.join("state"))?,
+        journal: Arc::new(journal),
+        open_media: crate::web::media_opener(media),
+        clock: Clock::system(),
+    })
+}
+
 /// Reads the API token file, or creates it (mode 0600, written to a temporary name,
 /// fsynced, renamed). Logs where it is, never its value.
 fn load_or_create_token(path: &Path) -> std::io::Result<Secret> {

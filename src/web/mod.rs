@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod metrics;
 pub mod server;
 mod state;
+pub use state::media_opener;
 
 pub use state::WebState;
 

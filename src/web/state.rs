@@ -53,6 +53,17 @@ impl WebState {
         }
     }
 
+    /// What the contact export reads: the store, the journal, and stored media
+    /// opened (authenticated, then decrypted) through the media files.
+    pub fn exporter(&self) -> crate::privacy::Exporter {
+        crate::privacy::Exporter {
+            store: self.store.clone(),
+            journal: self.journal.clone(),
+            open_media: media_opener(self.media.clone()),
+            clock: self.clock.clone(),
+        }
+    }
+
     /// What the forwarding routes use.
     pub fn forward_handles(&self) -> crate::forward::Handles {
         crate::forward::Handles {
@@ -60,4 +71,13 @@ impl WebState {
             store: self.store.clone(),
         }
     }
+}
+
+/// Stored media files opened for the export: the whole file authenticated, then a
+/// reader of its plaintext (the format stays `media`'s).
+pub fn media_opener(media: Arc<MediaFiles>) -> crate::privacy::MediaOpener {
+    Arc::new(move |file: &str| {
+        let r = media.open_verified(file).map_err(std::io::Error::other)?;
+        Ok(Box::new(r) as Box<dyn std::io::Read + Send>)
+    })
 }

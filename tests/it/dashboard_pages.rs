@@ -67,6 +67,9 @@ async fn every_page_renders_the_corpus() {
     assert!(page.contains(&format!("/dashboard/deliveries/{id}\"")));
     let settings = b.page("/dashboard/settings").await;
     assert!(settings.contains("1 secret(s) configured (hidden)"));
+    // The retention in force, next to a pointer to the privacy register.
+    assert!(settings.contains("PRIVACY.md"));
+    assert!(settings.contains("WAGATE_FORWARD_MAX_AGE"));
     assert!(!settings.contains(SECRET));
     assert!(!settings.contains(API_TOKEN));
     assert!(!settings.contains(PASSWORD));

@@ -35,6 +35,8 @@ mod media_scan;
 mod metrics;
 mod params;
 mod parse;
+mod privacy_export;
+mod privacy_logs;
 mod retention;
 mod send;
 mod send_crash;

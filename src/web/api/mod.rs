@@ -28,6 +28,8 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
             .or(crate::outbox::api_routes(state.outbox_handles()))
             .unify()
             .or(crate::forward::routes(state.forward_handles()))
+            .unify()
+            .or(crate::privacy::routes(state.exporter()))
             .unify(),
     )
     .boxed()

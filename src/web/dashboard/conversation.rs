@@ -42,10 +42,23 @@ struct Conversation {
     window_open: bool,
     bubbles: Vec<Bubble>,
     older: Option<String>,
+    /// The query of `/dashboard/export` for this contact.
+    export: String,
 }
 
 pub async fn conversation(ctx: Ctx) -> Response {
     respond(conversation_inner(ctx).await)
+}
+
+/// `GET /dashboard/export?contact=`: the contact's data as one zip (the same
+/// archive as `GET /api/contacts/{id}/export`).
+pub async fn export(ctx: Ctx) -> Response {
+    let Some(contact) = ctx.req.q("contact").map(str::to_string) else {
+        return respond(Err(ApiError::BadRequest(
+            "name a contact (?contact=wa_id)".into(),
+        )));
+    };
+    respond(crate::privacy::export_response(ctx.req.state.exporter(), contact).await)
 }
 
 fn tick(status: Option<&str>) -> String {
@@ -136,6 +149,7 @@ async fn conversation_inner(ctx: Ctx) -> Result<Response, ApiError> {
     Ok(render(&Conversation {
         chrome: Chrome::new(&ctx, "messages").await,
         name: record.profile_name.or(record.username).unwrap_or_default(),
+        export: page::query(&[("contact", &contact)]),
         contact,
         window,
         window_open,

@@ -118,6 +118,10 @@ fn retention_rows(c: &Config) -> Vec<(&'static str, String)> {
             "WAGATE_QUARANTINE_MAX (rejected deliveries)",
             format_size(c.quarantine_max),
         ),
+        (
+            "WAGATE_FORWARD_MAX_AGE (forwarding queues)",
+            format_duration(c.forward.max_age),
+        ),
     ]
 }
 

@@ -6,12 +6,16 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use super::{api_json, eventually, API_TOKEN, SECRET};
 
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// Every line the child logged (its standard output), as it comes.
+    pub log: Arc<Mutex<Vec<String>>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A failing test must not leave its server running (it would hold the test
@@ -28,6 +32,16 @@ impl Server {
     pub fn kill(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reap");
+    }
+
+    /// SIGKILL, reaped, and its whole log once the pipe is drained.
+    pub fn kill_and_log(mut self) -> Vec<String> {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+        if let Some(t) = self.drain.take() {
+            t.join().expect("log reader");
+        }
+        std::mem::take(&mut *self.log.lock().unwrap())
     }
 }
 
@@ -60,12 +74,14 @@ pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         .expect("spawn wagate");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let log = Arc::new(Mutex::new(Vec::new()));
     // The log says where it listens (port 0 picks one).
     let addr = loop {
         let line = lines
             .next()
             .expect("wagate exited before listening")
             .expect("read log");
+        log.lock().unwrap().push(line.clone());
         if let Some(rest) = line.split("wagate listening").nth(1) {
             let addr = rest
                 .split("addr=")
@@ -77,10 +93,17 @@ pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
         }
     };
     // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let kept = log.clone();
+    let drain = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
     Server {
         child,
         base: format!("http://{addr}"),
+        log,
+        drain: Some(drain),
     }
 }
 
