@@ -104,6 +104,10 @@ pub struct Campaign {
     pub kills: u64,
     pub startup_kills: u64,
     pub early_kills: u64,
+    /// Kills within 100 ms of the start that landed before wagate listened.
+    pub killed_before_listening: u64,
+    /// Start to listening, per start that got there (ms).
+    pub start_ms: Vec<f64>,
 }
 
 impl Campaign {
@@ -124,7 +128,9 @@ impl Campaign {
 
     pub async fn listening(&mut self) -> Res<(Wagate, Api)> {
         let mut w = self.start_wagate()?;
+        let t = Instant::now();
         let base = w.listening(Duration::from_secs(60)).await?;
+        self.start_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         Ok((w, Api::new(&base)))
     }
 
@@ -141,8 +147,11 @@ impl Campaign {
 
     async fn round(&mut self, round: u64) -> Res<()> {
         if self.rng.gen_range(0..100) < self.args.startup_kill_pct {
-            let w = self.start_wagate()?;
+            let mut w = self.start_wagate()?;
             tokio::time::sleep(Duration::from_millis(self.rng.gen_range(0..=100))).await;
+            if !w.said_listening() {
+                self.killed_before_listening += 1;
+            }
             w.kill();
             self.kills += 1;
             self.startup_kills += 1;
@@ -229,6 +238,8 @@ async fn main() -> std::process::ExitCode {
         kills: 0,
         startup_kills: 0,
         early_kills: 0,
+        killed_before_listening: 0,
+        start_ms: Vec::new(),
     };
     println!(
         "kill campaign: {} rounds, seed {seed}, data and log in {}",

@@ -31,14 +31,17 @@ pub struct Report {
 impl Report {
     pub fn summary(&self, c: &Campaign, secs: f64) -> String {
         format!(
-            "kill campaign: {} rounds, {} kills ({} within 100 ms of start, {} within 100 ms of listening), {:.0} s\n\
+            "kill campaign: {} rounds, {} kills ({} within 100 ms of start, {} of them before it listened; {} within 100 ms of listening), {:.0} s\n\
+             start to listening: median {:.0} ms, max {:.0} ms (first start {:.0} ms, last {:.0} ms)\n\
              deliveries: {} acknowledged, {} lost, {} stored; items: {} messages and {} statuses, applied twice {}\n\
              sends: {} acknowledged, {} doubled, {} unknown (in flight at a kill, not resent)\n\
              forwarding: {} items, {} entries sent again (bound {}: {} kills x (concurrency {} + 16))\n\
              media: {} files stored byte-exact, {} downloads\n\
              | {} | {} | {} | {} | {} | {} | {} | {:.0} s |\n\
              violations: {}",
-            c.args.rounds, c.kills, c.startup_kills, c.early_kills, secs,
+            c.args.rounds, c.kills, c.startup_kills, c.killed_before_listening, c.early_kills, secs,
+            percentile(&c.start_ms, 0.5), percentile(&c.start_ms, 1.0),
+            c.start_ms.first().copied().unwrap_or(0.0), c.start_ms.last().copied().unwrap_or(0.0),
             self.acked, self.lost, self.stored_deliveries, self.messages, self.statuses, self.applied_twice,
             self.sends_acked, self.sends_doubled, self.sends_unknown,
             self.forward_items, self.forward_entries_again, self.forward_bound, c.kills, c.args.forward_concurrency,
@@ -48,6 +51,13 @@ impl Report {
             self.violations.len(),
         )
     }
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v.get(i).copied().unwrap_or(0.0)
 }
 
 const LIMIT: Duration = Duration::from_secs(120);

@@ -109,6 +109,12 @@ impl Wagate {
         }
     }
 
+    /// Has it said where it listens yet? (Consumes the address: for a process about
+    /// to be killed.)
+    pub fn said_listening(&mut self) -> bool {
+        self.addr.as_mut().is_some_and(|rx| rx.try_recv().is_ok())
+    }
+
     /// Still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
