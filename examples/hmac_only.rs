@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Prints `hmac-only listening addr=<addr>` once it listens (what
-//! `scripts/ingest-bench` waits for). It reads the whole body (up to 3 MiB, as
+//! `scripts/ingest-bench` waits for). It reads the whole body (up to 4 MiB, as
 //! wagate's default `WAGATE_MAX_BODY`), hex-decodes `X-Hub-Signature-256`, and
 //! compares HMAC-SHA256 in constant time, as wagate does; it writes no journal, no
 //! fsync, no processing. Tokio's default runtime: one worker per CPU it may run on.
@@ -41,7 +41,7 @@ async fn main() {
         .and(warp::path("webhook"))
         .and(warp::path::end())
         .and(warp::header::optional::<String>("x-hub-signature-256"))
-        .and(warp::body::content_length_limit(3 * 1024 * 1024))
+        .and(warp::body::content_length_limit(4 * 1024 * 1024))
         .and(warp::body::bytes())
         .map(move |sig: Option<String>, body: bytes::Bytes| {
             let status = if valid(secret, sig.as_deref(), &body) {

@@ -16,6 +16,7 @@ pub mod media;
 mod model;
 pub mod outbox;
 mod progress;
+mod snapshots;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -209,6 +210,7 @@ fn counter_key(name: &str) -> Vec<u8> {
 impl Store {
     /// Opens sled under `dir` (blocking).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        snapshots::remove_unfinished(dir);
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(128 << 20)
