@@ -284,6 +284,12 @@ fn fail(c: Campaign, why: &[String]) -> std::process::ExitCode {
     for w in why.iter().take(50) {
         eprintln!("kill campaign: FAILED: {w}");
     }
+    let log = std::fs::read_to_string(&c.log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    eprintln!("kill campaign: the log's last lines:");
+    for l in &lines[lines.len().saturating_sub(15)..] {
+        eprintln!("  {l}");
+    }
     let kept = c.dir.keep();
     eprintln!("kill campaign: data and log kept in {}", kept.display());
     std::process::ExitCode::FAILURE
