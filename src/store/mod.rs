@@ -16,6 +16,7 @@ pub mod media;
 mod model;
 pub mod outbox;
 mod progress;
+mod snapshots;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -212,7 +213,6 @@ fn counter_key(name: &str) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens sled under `dir` (blocking).
     /// Opens (or creates, mode 0700) the store in `dir`; errors name `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let at = |source: std::io::Error| StoreError::Open {
@@ -220,6 +220,7 @@ impl Store {
             source,
         };
         crate::util::fs::private_dir(dir).map_err(at)?;
+        snapshots::remove_unfinished(dir);
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(128 << 20)

@@ -44,5 +44,6 @@ mod send_graph;
 mod send_more;
 mod server_limits;
 mod statuses;
+mod store_snapshot;
 mod tls;
 mod webhook;
