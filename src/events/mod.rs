@@ -1,7 +1,8 @@
 //! Meta's webhook formats, pure (no I/O): payloads parsed into items (`parse`,
 //! `model`), an item's dedup key and the order of statuses (`identity`), a payload
 //! narrowed to some items or items turned into events for forwarding (`reshape`),
-//! and the `X-Hub-Signature-256` signature (`signature`).
+//! an item's own time judged against its receive time (`when`), and the
+//! `X-Hub-Signature-256` signature (`signature`).
 
 pub mod identity;
 pub mod model;
@@ -9,3 +10,4 @@ pub mod parse;
 mod read;
 pub mod reshape;
 pub mod signature;
+mod when;

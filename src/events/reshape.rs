@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::Item;
 use super::parse::{messages_parts, parse_located, Loc, ParseError, Part};
+use crate::util::time::JsonTime;
 
 fn parse_root(body: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))
@@ -148,8 +149,11 @@ pub fn events_for(
             continue;
         };
         let id = format!("evt_{}", &hex::encode(Sha256::digest(&key))[..32]);
-        let at = item.timestamp().filter(|t| *t > 0).unwrap_or(received_secs);
-        let (event_type, meta, name, object) = match item {
+        // Out of range, the item's time is kept raw and marked; it goes by the receive time.
+        let judged = item.time(received_secs);
+        let mut item = item.clone();
+        item.settle_time(received_secs);
+        let (event_type, meta, name, object) = match &item {
             Item::Message { meta, message } => {
                 ("whatsapp.message", meta, "message", json!(message))
             }
@@ -160,14 +164,14 @@ pub fn events_for(
         let mut data = json!({
             "id": id,
             "delivery_id": delivery_id,
-            "received_at": rfc3339(received_secs),
+            "received_at": JsonTime::secs(received_secs),
             "waba_id": meta.waba_id,
             "field": meta.field,
             "phone_number_id": meta.phone_number_id,
             "display_phone_number": meta.display_phone_number,
         });
         data[name] = object;
-        if let Item::Message { message, .. } = item {
+        if let Item::Message { message, .. } = &item {
             let contact = located.iter().find_map(|(l, it)| match it {
                 Item::Contact { contact, .. }
                     if (l.entry, l.change) == (loc.entry, loc.change)
@@ -179,7 +183,12 @@ pub fn events_for(
             });
             data["contact"] = contact.unwrap_or(Value::Null);
         }
-        let event = json!({"type": event_type, "timestamp": rfc3339(at), "data": data});
+        let at = judged.or_received(received_secs);
+        let mut event = json!({"type": event_type, "timestamp": JsonTime::secs(at), "data": data});
+        if let Some(raw) = judged.out_of_range() {
+            event["timestamp_out_of_range"] = json!(true);
+            event["timestamp_raw"] = json!(raw);
+        }
         out.push(ForwardEvent {
             id,
             event_type,
@@ -187,11 +196,6 @@ pub fn events_for(
         });
     }
     Ok(out)
-}
-
-fn rfc3339(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]
