@@ -37,5 +37,6 @@ mod send_graph;
 mod send_more;
 mod server_limits;
 mod statuses;
+mod timestamps;
 mod tls;
 mod webhook;
