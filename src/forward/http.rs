@@ -34,7 +34,7 @@ struct TargetView {
     mode: &'static str,
     phone_number_ids: Vec<String>,
     fields: Vec<String>,
-    /// `active`, `retrying`, `paused` or `disabled`.
+    /// `active`, `retrying`, `paused`, `failed` or `disabled`.
     state: &'static str,
     queued: u64,
     delivered: u64,
@@ -45,6 +45,8 @@ struct TargetView {
     attempts: u64,
     failures: u64,
     consecutive_failures: u32,
+    entry_failures: u64,
+    worker_restarts: u64,
     last_error: Option<String>,
     last_error_at: Option<JsonTime>,
     failing_since: Option<JsonTime>,
@@ -73,6 +75,8 @@ fn view(s: TargetStatus) -> TargetView {
         attempts: l.attempts,
         failures: l.failures,
         consecutive_failures: l.consecutive_failures,
+        entry_failures: l.entry_failures,
+        worker_restarts: l.worker_restarts,
         last_error: l.last_error,
         last_error_at: l.last_error_at_micros.map(JsonTime::micros),
         failing_since: l.failing_since_micros.map(JsonTime::micros),

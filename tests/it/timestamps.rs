@@ -1,7 +1,8 @@
 //! Times no real item has (year 10000 and later, `i64::MAX`, a message at
 //! 9999-12-31T23:59:59): every read answers and shows the raw time, marked;
 //! forwarding goes on past them, also after a restart; retention deletes them by
-//! their receive time.
+//! their receive time. And a forwarding entry that cannot be built is reported
+//! (last error, metric, dead letter) while the worker goes on.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use wagate::config::ForwardMode;
 use wagate::util::clock::Clock;
 
 use crate::support::dashboard::{Browser, PASSWORD};
-use crate::support::fake_target::FakeTarget;
+use crate::support::fake_target::{Answer, FakeTarget};
 use crate::support::forward::{messages_body_from, poll_target, spawn, target, PHONE};
 use crate::support::{eventually, TestApp, TEN_YEARS};
 
@@ -178,4 +179,57 @@ async fn retention_deletes_absurd_times_by_their_receive_time() {
     app.wait_applied().await;
     let list = app.get_json("/api/messages").await;
     assert_eq!(list["messages"][0]["id"], "wamid.NOW", "{list}");
+}
+
+#[tokio::test]
+async fn an_entry_that_cannot_be_built_is_reported_and_the_worker_goes_on() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let t = FakeTarget::start(secret).await;
+    t.fallback(Some(Answer::status(503)));
+    let targets = || vec![target("ev", &t, secret, ForwardMode::Events)];
+    let app = spawn(targets(), |_| {}).await;
+    app.deliver(messages_body_from_contact("wamid.LOST")).await;
+    app.deliver(messages_body_from_contact("wamid.KEPT")).await;
+    t.wait_for(1).await;
+    app.wait_applied().await;
+    let list = app.get_json("/api/deliveries?limit=2").await;
+    let lost = list["deliveries"][1]["id"].as_u64().unwrap();
+    let dir = app.stop().await;
+    // The first delivery's raw bytes can no longer be read (as after a lost segment).
+    {
+        let store = wagate::store::Store::open(&dir.path().join("state")).unwrap();
+        let mut meta = store.delivery(lost).unwrap().unwrap();
+        meta.pos.segment = 999_999;
+        let mut changes = wagate::store::Changes::new();
+        changes.put_delivery(&meta);
+        store.commit(changes).unwrap();
+        store.flush().unwrap();
+    }
+    t.fallback(None);
+    let app = TestApp::spawn_in(dir, |c| {
+        c.dedup_ttl = TEN_YEARS;
+        c.forward.targets = targets();
+    })
+    .await;
+    t.wait_until("wamid.KEPT forwarded", |got| {
+        got.iter()
+            .any(|g| g.status == 200 && g.json()["data"]["message"]["id"] == "wamid.KEPT")
+    })
+    .await;
+    let v = poll_target(&app, "ev", |t| t["delivered"] == 1 && t["dead_lettered"] == 1).await;
+    assert_eq!(v["state"], "active", "the worker goes on: {v}");
+    assert_eq!(v["entry_failures"], 1, "{v}");
+    let error = v["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("no longer in the journal"), "{v}");
+    let dead = app.get_json("/api/forward/dead_letters?target=ev").await;
+    assert_eq!(dead["dead_letters"][0]["delivery"], lost, "{dead}");
+    assert!(dead["dead_letters"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no longer in the journal"));
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("wagate_forward_entry_failures_total{target=\"ev\"} 1"),
+        "{metrics}"
+    );
 }
