@@ -237,7 +237,9 @@ async fn sleep_until(clock: &Clock, unix: i64) {
         if left <= 0 {
             return;
         }
-        clock.sleep(Duration::from_secs(left.min(3600) as u64)).await;
+        clock
+            .sleep(Duration::from_secs(left.min(3600) as u64))
+            .await;
     }
 }
 

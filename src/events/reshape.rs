@@ -253,4 +253,23 @@ mod tests {
         assert_eq!(again[0].id, ev[0].id, "the id depends on the item only");
         assert_eq!(ev[1].event_type, "whatsapp.status");
     }
+
+    #[test]
+    fn an_out_of_range_time_is_kept_raw_and_the_event_goes_by_the_receive_time() {
+        for raw in [253_402_300_800, i64::MAX, -1, 1_700_000_100 + 86_401] {
+            let body = BODY.replace("1700000002", &raw.to_string());
+            let ev = events_for(body.as_bytes(), &[3], 7, 1_700_000_100_000_000).unwrap();
+            let v: Value = serde_json::from_slice(&ev[0].body).unwrap();
+            assert_eq!(v["timestamp"], "2023-11-14T22:15:00Z", "{raw}");
+            assert_eq!(v["timestamp_out_of_range"], true);
+            assert_eq!(v["timestamp_raw"], raw);
+            assert_eq!(v["data"]["status"]["timestamp"], 1_700_000_100);
+            assert_eq!(v["data"]["status"]["timestamp_raw"], raw);
+        }
+        let ev = events_for(BODY.as_bytes(), &[3], 7, 1_700_000_100_000_000).unwrap();
+        let v: Value = serde_json::from_slice(&ev[0].body).unwrap();
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:22Z");
+        assert!(v.get("timestamp_out_of_range").is_none(), "{v}");
+        assert!(v["data"]["status"].get("timestamp_raw").is_none(), "{v}");
+    }
 }

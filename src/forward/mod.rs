@@ -40,9 +40,9 @@ use crate::config::{ForwardConfig, ForwardTarget};
 use crate::journal::delivery::Delivery;
 use crate::journal::{Journal, JournalError, Kind, Stream};
 use crate::store::Applied;
-use crate::util::clock::Clock;
 use crate::store::{Store, StoreError};
 use crate::upstream::Upstream;
+use crate::util::clock::Clock;
 use record::{encode, ForwardUpdate, TargetState};
 
 #[derive(Debug, thiserror::Error)]

@@ -212,7 +212,9 @@ impl Applier<'_> {
             self.counters.add("items_duplicate", 1);
             return Ok(false);
         }
-        if item_secs.is_some_and(|ts| ts < now_secs.saturating_sub(self.dedup_ttl.as_secs().min(i64::MAX as u64) as i64)) {
+        if item_secs.is_some_and(|ts| {
+            ts < now_secs.saturating_sub(self.dedup_ttl.as_secs().min(i64::MAX as u64) as i64)
+        }) {
             // Older than the dedup horizon: a replay we can no longer tell from new.
             self.counters.add("items_stale", 1);
             return Ok(false);

@@ -112,11 +112,14 @@ impl Retention {
             );
         }
         // A status pass in progress continues soon; otherwise rest.
-        self.next_run = self.options.clock.deadline(if self.statuses_from.is_some() {
-            Duration::from_secs(1)
-        } else {
-            EVERY
-        });
+        self.next_run = self
+            .options
+            .clock
+            .deadline(if self.statuses_from.is_some() {
+                Duration::from_secs(1)
+            } else {
+                EVERY
+            });
         Ok(())
     }
 
@@ -174,8 +177,12 @@ impl Retention {
                 break;
             }
         }
-        let (n, next) =
-            store.expire_statuses(event_horizon, misplaced_after, self.statuses_from.as_deref(), BUDGET)?;
+        let (n, next) = store.expire_statuses(
+            event_horizon,
+            misplaced_after,
+            self.statuses_from.as_deref(),
+            BUDGET,
+        )?;
         report.statuses += n;
         self.statuses_from = next;
         Ok(report)

@@ -152,7 +152,10 @@ pub(super) fn del_message(changes: &mut Changes, suffix: &[u8], m: Option<&Store
     changes.del(T::MessagesByTime, suffix);
     if let Some(m) = m {
         changes.del(T::Messages, m.message.id.as_bytes());
-        changes.del(T::MessagesByContact, prefixed(&m.message.contact_id, suffix));
+        changes.del(
+            T::MessagesByContact,
+            prefixed(&m.message.contact_id, suffix),
+        );
         changes.del(T::MessagesByType, prefixed(&m.message.msg_type, suffix));
     }
 }

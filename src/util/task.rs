@@ -29,10 +29,8 @@ pub async fn catch<T>(fut: impl Future<Output = T>) -> Result<T, String> {
 /// Runs the task `make` builds until one run ends without panicking. After each
 /// panic `crashed` hears how many runs have failed and why; it waits as long as it
 /// wants before the next run, and answers `false` to give up.
-pub async fn supervise<F, C>(
-    mut make: impl FnMut() -> F,
-    mut crashed: impl FnMut(u32, String) -> C,
-) where
+pub async fn supervise<F, C>(mut make: impl FnMut() -> F, mut crashed: impl FnMut(u32, String) -> C)
+where
     F: Future<Output = ()> + Send + 'static,
     C: Future<Output = bool>,
 {
@@ -89,7 +87,10 @@ mod tests {
         .await;
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         let heard = heard.lock().unwrap().clone();
-        assert_eq!(heard, [(1, "worker died".into()), (2, "worker died".into())]);
+        assert_eq!(
+            heard,
+            [(1, "worker died".into()), (2, "worker died".into())]
+        );
     }
 
     #[tokio::test]

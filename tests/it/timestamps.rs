@@ -37,9 +37,11 @@ fn message_at(id: &str, ts: i64) -> Vec<u8> {
 }
 
 fn status_at(id: &str, status: &str, ts: i64) -> Vec<u8> {
-    let mut s = json!({"id": id, "status": status, "timestamp": ts.to_string(), "recipient_id": CONTACT});
+    let mut s =
+        json!({"id": id, "status": status, "timestamp": ts.to_string(), "recipient_id": CONTACT});
     if status == "failed" {
-        s["errors"] = json!([{"code": 131049, "title": "not delivered", "message": "not delivered"}]);
+        s["errors"] =
+            json!([{"code": 131049, "title": "not delivered", "message": "not delivered"}]);
     }
     value_body(json!({"statuses": [s]}))
 }
@@ -173,7 +175,9 @@ async fn retention_deletes_absurd_times_by_their_receive_time() {
                 left.push(id);
             }
         }
-        left.is_empty().then_some(()).ok_or(format!("{left:?} left"))
+        left.is_empty()
+            .then_some(())
+            .ok_or(format!("{left:?} left"))
     })
     .await;
     app.wait_applied().await;
@@ -216,7 +220,10 @@ async fn an_entry_that_cannot_be_built_is_reported_and_the_worker_goes_on() {
             .any(|g| g.status == 200 && g.json()["data"]["message"]["id"] == "wamid.KEPT")
     })
     .await;
-    let v = poll_target(&app, "ev", |t| t["delivered"] == 1 && t["dead_lettered"] == 1).await;
+    let v = poll_target(&app, "ev", |t| {
+        t["delivered"] == 1 && t["dead_lettered"] == 1
+    })
+    .await;
     assert_eq!(v["state"], "active", "the worker goes on: {v}");
     assert_eq!(v["entry_failures"], 1, "{v}");
     let error = v["last_error"].as_str().unwrap_or_default();
