@@ -48,7 +48,10 @@ mod tests {
         parse_delivery(body.as_bytes()).unwrap()
     }
 
-    fn times(item: &Item) -> Option<(i64, bool, Option<i64>)> {
+    /// `timestamp`, `timestamp_out_of_range`, `timestamp_raw`.
+    type Times = (i64, bool, Option<i64>);
+
+    fn times(item: &Item) -> Option<Times> {
         match item {
             Item::Message { message: m, .. } => {
                 Some((m.timestamp, m.timestamp_out_of_range, m.timestamp_raw))
@@ -66,7 +69,7 @@ mod tests {
     #[test]
     #[rustfmt::skip]
     fn out_of_range_times_are_kept_raw_and_marked() {
-        let cases: &[(&str, (i64, bool, Option<i64>))] = &[
+        let cases: &[(&str, Times)] = &[
             ("\"1764660000\"",            (1_764_660_000, false, None)),
             ("1764660000",                (1_764_660_000, false, None)),
             ("\"0\"",                     (NOW, false, None)),
