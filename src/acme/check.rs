@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::util::check::{check, Check, Level};
+use crate::util::time::JsonTime;
 
 use super::cert;
 use super::files::AcmeFiles;
@@ -70,15 +71,15 @@ pub fn run(config: &Config) -> Vec<Check> {
                     Level::Warning,
                     format!(
                         "ACME: the stored certificate expired at {}; renewed at start",
-                        super::rfc3339(info.not_after)
+                        JsonTime::secs(info.not_after)
                     ),
                 ),
                 Ok((_, info)) => check(
                     Level::Ok,
                     format!(
                         "ACME: certificate valid until {}, renewal from {} (issuer {})",
-                        super::rfc3339(info.not_after),
-                        super::rfc3339(info.renew_at()),
+                        JsonTime::secs(info.not_after),
+                        JsonTime::secs(info.renew_at()),
                         info.issuer
                     ),
                 ),

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use crate::util::backoff::{jitter, Backoff};
 use crate::util::clock::Clock;
+use crate::util::time::JsonTime;
 use tokio::sync::watch;
 
 use crate::config::AcmeConfig;
@@ -137,7 +138,7 @@ fn load_stored(files: &AcmeFiles, config: &AcmeConfig, tls: &TlsConfig) -> Optio
                 tracing::info!(stored = ?info.names, configured = ?config.domains, "ACME: the stored certificate names other domains; ordering one");
                 return None;
             }
-            tracing::info!(domains = ?info.names, not_after = %rfc3339(info.not_after), renew_at = %rfc3339(info.renew_at()), "ACME: serving the stored certificate");
+            tracing::info!(domains = ?info.names, not_after = %JsonTime::secs(info.not_after), renew_at = %JsonTime::secs(info.renew_at()), "ACME: serving the stored certificate");
             Some(info)
         }
         Err(e) => {
@@ -145,12 +146,6 @@ fn load_stored(files: &AcmeFiles, config: &AcmeConfig, tls: &TlsConfig) -> Optio
             None
         }
     }
-}
-
-/// Unix seconds as an RFC 3339 time (for logs and `wagate check`).
-pub fn rfc3339(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 struct Renewal {
@@ -176,7 +171,7 @@ impl Renewal {
             tracing::info!(domains = ?self.config.domains, directory = %self.config.directory, "ACME: ordering a certificate");
             match self.order().await {
                 Ok(info) => {
-                    tracing::info!(domains = ?info.names, issuer = %info.issuer, not_after = %rfc3339(info.not_after), renew_at = %rfc3339(info.renew_at()), "ACME: certificate issued and in service");
+                    tracing::info!(domains = ?info.names, issuer = %info.issuer, not_after = %JsonTime::secs(info.not_after), renew_at = %JsonTime::secs(info.renew_at()), "ACME: certificate issued and in service");
                     retry_at = None;
                     self.status.send_modify(|s| {
                         s.certificate = Some(info.clone());

@@ -277,7 +277,7 @@ fn open(config: &Config) -> Result<Opened, StartError> {
 pub fn open_for_export(config: &Config) -> Result<crate::privacy::Exporter, StartError> {
     let dir = &config.data_dir;
     if !dir.join("state").exists() {
-        return Err(StartError::DataDir {
+        return Err(StartError::OpenDataDir {
             path: dir.display().to_string(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no state here"),
         });

@@ -1,7 +1,8 @@
 //! Meta's webhook formats, pure (no I/O): payloads parsed into items (`parse`,
 //! `model`), an item's dedup key and the order of statuses (`identity`), a payload
 //! narrowed to some items or items turned into events for forwarding (`reshape`),
-//! the `X-Hub-Signature-256` signature (`signature`), and JSON written as Meta
+//! an item's own time judged against its receive time (`when`), the
+//! `X-Hub-Signature-256` signature (`signature`), and JSON written as Meta
 //! writes it (`meta_json`).
 
 pub mod identity;
@@ -11,3 +12,4 @@ pub mod parse;
 mod read;
 pub mod reshape;
 pub mod signature;
+mod when;

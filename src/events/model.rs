@@ -72,6 +72,14 @@ pub struct InboundMessage {
     pub contact_id: String,
     /// Unix seconds (0 if missing or unreadable; `Item::timestamp` then says `None`).
     pub timestamp: i64,
+    /// Set when the wire time was out of range (before 1970, from year 10000 on, or
+    /// more than a day after the delivery was received; see `util::time::ItemTime`):
+    /// `timestamp` is then the receive time and `timestamp_raw` the time sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamp_out_of_range: bool,
+    /// The wire time, kept raw, when it was out of range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_raw: Option<i64>,
     #[serde(rename = "type")]
     pub msg_type: String,
     pub content: MessageContent,
@@ -186,6 +194,14 @@ pub struct StatusUpdate {
     pub status: String,
     /// Unix seconds (0 if missing or unreadable; `Item::timestamp` then says `None`).
     pub timestamp: i64,
+    /// Set when the wire time was out of range (before 1970, from year 10000 on, or
+    /// more than a day after the delivery was received; see `util::time::ItemTime`):
+    /// `timestamp` is then the receive time and `timestamp_raw` the time sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamp_out_of_range: bool,
+    /// The wire time, kept raw, when it was out of range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_raw: Option<i64>,
     pub recipient_id: Option<String>,
     pub recipient_user_id: Option<String>,
     pub pricing: Option<Pricing>,
@@ -232,6 +248,14 @@ pub struct AccountEvent {
     pub field: String,
     /// `value.timestamp`, else an event-specific time, else `entry[].time`.
     pub timestamp: Option<i64>,
+    /// Set when the wire time was out of range (before 1970, from year 10000 on, or
+    /// more than a day after the delivery was received; see `util::time::ItemTime`):
+    /// `timestamp` is then the receive time and `timestamp_raw` the time sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamp_out_of_range: bool,
+    /// The wire time, kept raw, when it was out of range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_raw: Option<i64>,
     /// The change's verbatim `value` (for a `messages` change: narrowed to the one part).
     pub value: Value,
     /// A short human line, best effort.

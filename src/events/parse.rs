@@ -263,6 +263,8 @@ fn change_item(meta: &ItemMeta, value: Value, entry_time: Option<i64>) -> Item {
     let event = AccountEvent {
         field: meta.field.clone(),
         timestamp: change_time(&value).or(entry_time),
+        timestamp_out_of_range: false,
+        timestamp_raw: None,
         summary: summarize(&meta.field, &value).map(|s| truncate(s, 200)),
         value,
     };

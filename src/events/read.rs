@@ -43,6 +43,8 @@ pub(super) fn inbound_message(
     Some(InboundMessage {
         contact_id: first_id(&from, &from_user_id),
         timestamp: m.get("timestamp").and_then(as_ts).unwrap_or(0),
+        timestamp_out_of_range: false,
+        timestamp_raw: None,
         content: content(msg_type.as_deref().unwrap_or(""), m, 0),
         msg_type: msg_type.unwrap_or_else(|| "unknown".into()),
         context: m
@@ -168,6 +170,8 @@ pub(super) fn status_update(s: &Map<String, Value>) -> Option<StatusUpdate> {
         id: g("id")?,
         status: g("status")?,
         timestamp: s.get("timestamp").and_then(as_ts).unwrap_or(0),
+        timestamp_out_of_range: false,
+        timestamp_raw: None,
         recipient_id: g("recipient_id"),
         recipient_user_id: g("recipient_user_id"),
         pricing: s.get("pricing").filter(|p| p.is_object()).map(|p| Pricing {
@@ -229,11 +233,21 @@ pub(super) fn str_at(v: &Value, key: &str) -> Option<String> {
 /// Unix seconds (or any integer) from a string ("1760659300") or a number.
 pub(super) fn as_ts(v: &Value) -> Option<i64> {
     match v {
-        Value::String(s) => s.trim().parse().ok(),
+        Value::String(s) => s.trim().parse().ok().or_else(|| saturated(s.trim())),
         // Saturating cast for floats and integers beyond i64.
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         _ => None,
     }
+}
+
+/// An integer too large for `i64`, saturated (as a JSON number beyond it is).
+fn saturated(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let integer = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    integer.then_some(if negative { i64::MIN } else { i64::MAX })
 }
 
 pub(super) fn as_f64(v: &Value) -> Option<f64> {

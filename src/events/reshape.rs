@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::Item;
 use super::parse::{messages_parts, parse_located, Loc, ParseError, Part};
+use crate::util::time::JsonTime;
 
 fn parse_root(body: &[u8]) -> Result<Value, ParseError> {
     serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))
@@ -141,8 +142,11 @@ pub fn events_for(
             continue;
         };
         let id = format!("evt_{}", &hex::encode(Sha256::digest(&key))[..32]);
-        let at = item.timestamp().filter(|t| *t > 0).unwrap_or(received_secs);
-        let (event_type, meta, name, object) = match item {
+        // Out of range, the item's time is kept raw and marked; it goes by the receive time.
+        let judged = item.time(received_secs);
+        let mut item = item.clone();
+        item.settle_time(received_secs);
+        let (event_type, meta, name, object) = match &item {
             Item::Message { meta, message } => {
                 ("whatsapp.message", meta, "message", json!(message))
             }
@@ -153,14 +157,14 @@ pub fn events_for(
         let mut data = json!({
             "id": id,
             "delivery_id": delivery_id,
-            "received_at": rfc3339(received_secs),
+            "received_at": JsonTime::secs(received_secs),
             "waba_id": meta.waba_id,
             "field": meta.field,
             "phone_number_id": meta.phone_number_id,
             "display_phone_number": meta.display_phone_number,
         });
         data[name] = object;
-        if let Item::Message { message, .. } = item {
+        if let Item::Message { message, .. } = &item {
             let contact = located.iter().find_map(|(l, it)| match it {
                 Item::Contact { contact, .. }
                     if (l.entry, l.change) == (loc.entry, loc.change)
@@ -172,7 +176,12 @@ pub fn events_for(
             });
             data["contact"] = contact.unwrap_or(Value::Null);
         }
-        let event = json!({"type": event_type, "timestamp": rfc3339(at), "data": data});
+        let at = judged.or_received(received_secs);
+        let mut event = json!({"type": event_type, "timestamp": JsonTime::secs(at), "data": data});
+        if let Some(raw) = judged.out_of_range() {
+            event["timestamp_out_of_range"] = json!(true);
+            event["timestamp_raw"] = json!(raw);
+        }
         out.push(ForwardEvent {
             id,
             event_type,
@@ -180,11 +189,6 @@ pub fn events_for(
         });
     }
     Ok(out)
-}
-
-fn rfc3339(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]
@@ -256,5 +260,24 @@ mod tests {
         let again = events_for(body, &[1], 9, 0).unwrap();
         assert_eq!(again[0].id, ev[0].id, "the id depends on the item only");
         assert_eq!(ev[1].event_type, "whatsapp.status");
+    }
+
+    #[test]
+    fn an_out_of_range_time_is_kept_raw_and_the_event_goes_by_the_receive_time() {
+        for raw in [253_402_300_800, i64::MAX, -1, 1_700_000_100 + 86_401] {
+            let body = BODY.replace("1700000002", &raw.to_string());
+            let ev = events_for(body.as_bytes(), &[3], 7, 1_700_000_100_000_000).unwrap();
+            let v: Value = serde_json::from_slice(&ev[0].body).unwrap();
+            assert_eq!(v["timestamp"], "2023-11-14T22:15:00Z", "{raw}");
+            assert_eq!(v["timestamp_out_of_range"], true);
+            assert_eq!(v["timestamp_raw"], raw);
+            assert_eq!(v["data"]["status"]["timestamp"], 1_700_000_100);
+            assert_eq!(v["data"]["status"]["timestamp_raw"], raw);
+        }
+        let ev = events_for(BODY.as_bytes(), &[3], 7, 1_700_000_100_000_000).unwrap();
+        let v: Value = serde_json::from_slice(&ev[0].body).unwrap();
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:22Z");
+        assert!(v.get("timestamp_out_of_range").is_none(), "{v}");
+        assert!(v["data"]["status"].get("timestamp_raw").is_none(), "{v}");
     }
 }

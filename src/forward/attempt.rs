@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use futures_util::future::BoxFuture;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -83,6 +84,26 @@ pub(super) enum Attempt {
     Unsendable(String),
 }
 
+/// [`attempt`], with a panic inside it turned into an `Unsendable` outcome (the
+/// entry is dead-lettered with the reason; the worker goes on).
+pub(super) fn guarded(
+    f: Arc<Forwarder>,
+    t: Arc<ForwardTarget>,
+    slot: Slot,
+) -> BoxFuture<'static, (Slot, Attempt)> {
+    let (entry, keys, attempts) = (slot.entry.clone(), slot.keys.clone(), slot.attempts);
+    Box::pin(async move {
+        crate::util::task::catch(attempt(f, t, slot))
+            .await
+            .unwrap_or_else(|why| {
+                let mut slot = Slot::new(entry, keys);
+                slot.attempts = attempts;
+                let error = format!("wagate failed on this entry: {why}");
+                (slot, Attempt::Unsendable(error))
+            })
+    })
+}
+
 /// Sends what is left of `slot` (blocking reads off the async threads).
 pub(super) async fn attempt(
     f: Arc<Forwarder>,
@@ -121,6 +142,7 @@ pub(super) async fn attempt(
                     l.consecutive_failures = 0;
                     l.failing_since_micros = None;
                     l.paused = false;
+                    l.worker_error = None;
                 });
             }
             Answer::Gone => return (slot, Attempt::Gone),
@@ -182,6 +204,16 @@ pub(super) fn failed(
     });
     tracing::warn!(target_id = %t.id, error, retry_in_ms = retry.delay.as_millis() as u64, counted = retry.counted, "forwarding failed; will retry");
     retry
+}
+
+/// Records an entry that can never be sent (it is dead-lettered with `error`).
+pub(super) fn unsendable(f: &Forwarder, t: &ForwardTarget, error: &str) {
+    let now = f.clock.now_micros();
+    f.update_live(&t.id, |l| {
+        l.entry_failures += 1;
+        l.last_error = Some(error.to_string());
+        l.last_error_at_micros = Some(now);
+    });
 }
 
 /// The contacts the entry's items concern, read from its raw delivery (blocking).

@@ -12,7 +12,7 @@ use crate::httpkit::error::ApiError;
 use crate::httpkit::json_or_error;
 use crate::httpkit::params::{json_body, query, segment, Limit, Position};
 use crate::store::{self, Store};
-use crate::util::time::rfc3339;
+use crate::util::time::JsonTime;
 
 impl From<ForwardError> for ApiError {
     fn from(e: ForwardError) -> Self {
@@ -34,21 +34,23 @@ struct TargetView {
     mode: &'static str,
     phone_number_ids: Vec<String>,
     fields: Vec<String>,
-    /// `active`, `retrying`, `paused` or `disabled`.
+    /// `active`, `retrying`, `paused`, `failed` or `disabled`.
     state: &'static str,
     queued: u64,
     delivered: u64,
     dead_lettered: u64,
-    last_success: Option<String>,
+    last_success: Option<JsonTime>,
     disabled: Option<Disabled>,
     /// Since this process started.
     attempts: u64,
     failures: u64,
     consecutive_failures: u32,
+    entry_failures: u64,
+    worker_restarts: u64,
     last_error: Option<String>,
-    last_error_at: Option<String>,
-    failing_since: Option<String>,
-    next_attempt_at: Option<String>,
+    last_error_at: Option<JsonTime>,
+    failing_since: Option<JsonTime>,
+    next_attempt_at: Option<JsonTime>,
 }
 
 fn view(s: TargetStatus) -> TargetView {
@@ -68,15 +70,17 @@ fn view(s: TargetStatus) -> TargetView {
         queued: s.queued,
         delivered: s.delivered,
         dead_lettered: s.dead_lettered,
-        last_success: s.last_success_micros.map(rfc3339),
+        last_success: s.last_success_micros.map(JsonTime::micros),
         disabled: s.disabled,
         attempts: l.attempts,
         failures: l.failures,
         consecutive_failures: l.consecutive_failures,
+        entry_failures: l.entry_failures,
+        worker_restarts: l.worker_restarts,
         last_error: l.last_error,
-        last_error_at: l.last_error_at_micros.map(rfc3339),
-        failing_since: l.failing_since_micros.map(rfc3339),
-        next_attempt_at: l.next_attempt_at_micros.map(rfc3339),
+        last_error_at: l.last_error_at_micros.map(JsonTime::micros),
+        failing_since: l.failing_since_micros.map(JsonTime::micros),
+        next_attempt_at: l.next_attempt_at_micros.map(JsonTime::micros),
     }
 }
 
@@ -91,15 +95,15 @@ struct ListQuery {
 struct DeadLetterView {
     #[serde(flatten)]
     dead: DeadLetter,
-    enqueued_at: String,
-    dead_at: String,
+    enqueued_at: JsonTime,
+    dead_at: JsonTime,
 }
 
 #[derive(Serialize)]
 struct UnroutedView {
     #[serde(flatten)]
     item: Unrouted,
-    received_at: String,
+    received_at: JsonTime,
 }
 
 /// What the forwarding routes use: the forwarder (targets, replays, enabling)
@@ -168,8 +172,8 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
                     let views: Vec<DeadLetterView> = all
                         .into_iter()
                         .map(|d| DeadLetterView {
-                            enqueued_at: rfc3339(d.enqueued_at_micros),
-                            dead_at: rfc3339(d.dead_at_micros),
+                            enqueued_at: JsonTime::micros(d.enqueued_at_micros),
+                            dead_at: JsonTime::micros(d.dead_at_micros),
                             dead: d,
                         })
                         .collect();
@@ -191,7 +195,7 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
                     let views: Vec<UnroutedView> = all
                         .into_iter()
                         .map(|u| UnroutedView {
-                            received_at: rfc3339(u.received_at_micros),
+                            received_at: JsonTime::micros(u.received_at_micros),
                             item: u,
                         })
                         .collect();

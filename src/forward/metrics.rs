@@ -10,7 +10,7 @@ use super::{ForwardError, Forwarder, Live};
 pub async fn render(forward: &Forwarder, out: &mut String) -> Result<(), ForwardError> {
     let all = forward.statuses().await?;
     type Get = fn(&TargetState, &Live) -> u64;
-    let series: [(&str, &str, &str, Get); 8] = [
+    let series: [(&str, &str, &str, Get); 10] = [
         (
             "wagate_forward_queue_depth",
             "gauge",
@@ -40,6 +40,18 @@ pub async fn render(forward: &Forwarder, out: &mut String) -> Result<(), Forward
             "counter",
             "Failed requests per target since start.",
             |_, l| l.failures,
+        ),
+        (
+            "wagate_forward_entry_failures_total",
+            "counter",
+            "Entries per target that could not be built or sent (dead-lettered with the reason) since start.",
+            |_, l| l.entry_failures,
+        ),
+        (
+            "wagate_forward_worker_restarts_total",
+            "counter",
+            "Times a target's worker died and was started again since start.",
+            |_, l| l.worker_restarts,
         ),
         (
             "wagate_forward_paused",

@@ -74,6 +74,13 @@ pub struct Live {
     /// Failing for longer than `WAGATE_FORWARD_PAUSE_AFTER`: only probed.
     pub paused: bool,
     pub next_attempt_at_micros: Option<i64>,
+    /// Entries that could not be built or sent for a reason of their own (their raw
+    /// delivery gone, a failure inside wagate): each dead-lettered with the reason.
+    pub entry_failures: u64,
+    /// Times the worker task died and was started again.
+    pub worker_restarts: u64,
+    /// Why the worker last died, until the target delivers again.
+    pub worker_error: Option<String>,
 }
 
 /// A target as the API and the dashboard show it: its configuration, its durable
@@ -85,10 +92,13 @@ pub struct TargetStatus {
 }
 
 impl TargetStatus {
-    /// `active`, `retrying`, `paused` or `disabled`.
+    /// `active`, `retrying`, `paused`, `failed` (its worker died and is started
+    /// again) or `disabled`.
     pub fn state_name(&self) -> &'static str {
         if self.state.disabled.is_some() {
             "disabled"
+        } else if self.live.worker_error.is_some() {
+            "failed"
         } else if self.live.paused {
             "paused"
         } else if self.live.consecutive_failures > 0 {
@@ -148,7 +158,7 @@ impl Forwarder {
         });
         for t in &f.config.targets {
             tracing::info!(target_id = %t.id, url = %t.display_url(), mode = t.mode.as_str(), "forwarding to target");
-            tokio::spawn(worker::run(f.clone(), t.clone()));
+            tokio::spawn(worker::supervised(f.clone(), t.clone()));
         }
         f
     }

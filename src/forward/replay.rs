@@ -13,6 +13,7 @@ use crate::config::ForwardTarget;
 use crate::events::parse::parse_delivery;
 use crate::journal::Journal;
 use crate::store::Store;
+use crate::util::time::secs_to_micros;
 
 /// Deliveries one range replay may cover (a larger range: replay it in parts).
 pub const MAX_RANGE_DELIVERIES: usize = 10_000;
@@ -127,8 +128,8 @@ fn resolve(
             ))
         }
         What::Range(from, to) => {
-            let from_micros = from.saturating_mul(1_000_000);
-            let to_micros = to.saturating_mul(1_000_000).saturating_add(999_999);
+            let from_micros = secs_to_micros(from);
+            let to_micros = secs_to_micros(to).saturating_add(999_999);
             let metas = store.accepted_between(from_micros, to_micros, MAX_RANGE_DELIVERIES + 1)?;
             if metas.len() > MAX_RANGE_DELIVERIES {
                 return Err(ForwardError::BadRequest(format!(

@@ -30,12 +30,15 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{watch, Notify};
 
-use super::attempt::{attempt, failed, order_keys, Attempt, Slot};
+use super::attempt::{failed, guarded, order_keys, unsendable, Attempt, Slot};
 use super::decide::{self, EntryNext};
 use super::record::ForwardUpdate;
 use super::Forwarder;
 use crate::config::ForwardTarget;
 use crate::store::StoreError;
+use crate::util::backoff::Backoff;
+use crate::util::clock::Clock;
+use crate::util::task::supervise;
 
 /// Entries read from the queue at once.
 const BATCH: usize = 64;
@@ -57,8 +60,32 @@ impl Drop for Running {
     }
 }
 
-pub(super) async fn run(f: Arc<Forwarder>, target: ForwardTarget) {
+/// The worker of `target`, started again when it dies (a panic, which a failure
+/// of one entry never is: see [`guarded`]). Until it delivers again the target
+/// shows `failed`, with the reason as its `last_error`.
+pub(super) async fn supervised(f: Arc<Forwarder>, target: ForwardTarget) {
     let _running = Running(f.clone());
+    let restart = Backoff::new(f.config.backoff_base, f.config.backoff_cap);
+    let crashed = |n: u32, why: String| {
+        let (f, id) = (f.clone(), target.id.clone());
+        async move {
+            let error = format!("the forwarding worker stopped: {why}");
+            tracing::error!(target_id = %id, restarts = n, error = %error, alert = "forwarding worker failed", "forwarding worker failed; starting it again");
+            let now = f.clock.now_micros();
+            f.update_live(&id, |l| {
+                l.worker_restarts += 1;
+                l.worker_error = Some(error.clone());
+                l.last_error = Some(error);
+                l.last_error_at_micros = Some(now);
+            });
+            let mut stopping = f.stopping.subscribe();
+            !sleep_or_stop(&f.clock, &mut stopping, restart.ceiling(n)).await
+        }
+    };
+    supervise(|| run(f.clone(), target.clone()), crashed).await
+}
+
+async fn run(f: Arc<Forwarder>, target: ForwardTarget) {
     let Some(notify) = f.notify.get(&target.id).cloned() else {
         return;
     };
@@ -267,7 +294,7 @@ impl Worker {
             blocked.extend(slot.keys.iter().cloned());
             self.busy.extend(slot.keys.iter().cloned());
             self.inflight
-                .push(Box::pin(attempt(self.f.clone(), self.t.clone(), slot)));
+                .push(guarded(self.f.clone(), self.t.clone(), slot));
         }
     }
 
@@ -306,7 +333,10 @@ impl Worker {
                 }
                 self.put_back(slot);
             }
-            Attempt::Unsendable(error) => self.dead_letter(slot, error),
+            Attempt::Unsendable(error) => {
+                unsendable(&self.f, &self.t, &error);
+                self.dead_letter(slot, error)
+            }
         }
     }
 
@@ -395,9 +425,9 @@ impl Worker {
 }
 
 /// Returns true when stopping.
-async fn sleep_or_stop(stopping: &mut watch::Receiver<bool>, d: Duration) -> bool {
+async fn sleep_or_stop(clock: &Clock, stopping: &mut watch::Receiver<bool>, d: Duration) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(d) => false,
+        _ = clock.sleep(d) => false,
         _ = stopping.wait_for(|s| *s) => true,
     }
 }
@@ -413,7 +443,7 @@ async fn record(f: &Forwarder, u: &ForwardUpdate, stopping: &mut watch::Receiver
                 n += 1;
                 tracing::error!(target_id = %u.target(), error = %e, "cannot journal a forwarding outcome; retrying");
                 let d = f.config.backoff_base.saturating_mul(n.min(10));
-                if sleep_or_stop(stopping, d).await {
+                if sleep_or_stop(&f.clock, stopping, d).await {
                     return;
                 }
             }

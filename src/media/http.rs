@@ -16,7 +16,7 @@ use crate::httpkit::error::ApiError;
 use crate::httpkit::json_or_error;
 use crate::httpkit::params::{encode_segment, segment};
 use crate::store::{self, Store};
-use crate::util::time::rfc3339;
+use crate::util::time::JsonTime;
 
 /// What the API shows of a media job.
 #[derive(Debug, Serialize)]
@@ -37,10 +37,10 @@ pub struct MediaView {
     pub scan: Option<String>,
     pub file: Option<String>,
     pub filename: Option<String>,
-    pub created_at: String,
-    pub stored_at: Option<String>,
-    pub expires_at: Option<String>,
-    pub deleted_at: Option<String>,
+    pub created_at: JsonTime,
+    pub stored_at: Option<JsonTime>,
+    pub expires_at: Option<JsonTime>,
+    pub deleted_at: Option<JsonTime>,
     /// `/api/media/{id}/content` while the file is stored.
     pub content: Option<String>,
 }
@@ -51,10 +51,10 @@ impl MediaView {
             .then(|| format!("/api/media/{}/content", encode_segment(&e.media_id)));
         MediaView {
             content,
-            created_at: rfc3339(e.created_at_micros),
-            stored_at: e.stored_at_micros.map(rfc3339),
-            expires_at: e.expires_at_micros.map(rfc3339),
-            deleted_at: e.deleted_at_micros.map(rfc3339),
+            created_at: JsonTime::micros(e.created_at_micros),
+            stored_at: e.stored_at_micros.map(JsonTime::micros),
+            expires_at: e.expires_at_micros.map(JsonTime::micros),
+            deleted_at: e.deleted_at_micros.map(JsonTime::micros),
             media_id: e.media_id,
             message_id: e.message_id,
             media_type: e.media_type,

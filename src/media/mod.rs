@@ -99,7 +99,7 @@ pub fn job_for(message: &InboundMessage, received_at_micros: i64) -> Option<Medi
         return None;
     };
     // Meta's clock, not ours: the media id lives 7 days from when it was sent.
-    let sent_at = (message.timestamp.saturating_mul(1_000_000)).min(received_at_micros);
+    let sent_at = crate::util::time::secs_to_micros(message.timestamp).min(received_at_micros);
     Some(MediaEntry {
         media_id: media_id.clone(),
         message_id: message.id.clone(),
@@ -110,7 +110,8 @@ pub fn job_for(message: &InboundMessage, received_at_micros: i64) -> Option<Medi
         webhook_url: url.clone(),
         filename: filename.clone(),
         created_at_micros: received_at_micros,
-        id_expires_at_micros: sent_at.saturating_add(MEDIA_ID_LIFETIME_SECS * 1_000_000),
+        id_expires_at_micros: sent_at
+            .saturating_add(crate::util::time::secs_to_micros(MEDIA_ID_LIFETIME_SECS)),
         state: MediaState::Pending,
         attempts: 0,
         last_error: None,

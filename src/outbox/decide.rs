@@ -134,7 +134,7 @@ impl Decision {
 
 /// Before an attempt: a message older than the max age is given up.
 pub fn before_attempt(created_at_micros: i64, now_micros: i64, limits: &Limits) -> Option<GaveUp> {
-    let age = Duration::from_micros((now_micros - created_at_micros).max(0) as u64);
+    let age = Duration::from_micros(now_micros.saturating_sub(created_at_micros).max(0) as u64);
     (age >= limits.max_age).then_some(GaveUp::TooOld)
 }
 

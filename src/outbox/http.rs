@@ -272,7 +272,7 @@ async fn window_check(s: &Handles, recipient: String) -> Result<(), ApiError> {
     Err(ApiError::Conflict(match contact.window_closes_at() {
         Some(closed) => format!(
             "the 24-hour customer service window with {recipient} closed at {} (last message from them + 24 h); send a template, or set \"force\": true",
-            crate::util::time::rfc3339(closed.saturating_mul(1_000_000))
+            crate::util::time::rfc3339(crate::util::time::secs_to_micros(closed))
         ),
         None => format!(
             "{recipient} has never written to this number, so no customer service window is open; send a template, or set \"force\": true"

@@ -195,7 +195,9 @@ impl Applier<'_> {
             return Ok(false);
         };
         let now_secs = d.received_at_micros / 1_000_000;
-        let item_secs = item.timestamp();
+        // Only a time in range is believed: an item claiming year 9999 (or before 1970)
+        // is deduplicated, placed and expired by its receive time.
+        let item_secs = item.time(now_secs).own();
         // Only an item with a time of its own can be placed in the filter's window
         // (a stored message outlives it); any other is looked up.
         let surely_new = item_secs.is_some_and(|t| self.seen.surely_absent(&key, t));
@@ -210,7 +212,9 @@ impl Applier<'_> {
             self.counters.add("items_duplicate", 1);
             return Ok(false);
         }
-        if item_secs.is_some_and(|ts| ts < now_secs - self.dedup_ttl.as_secs() as i64) {
+        if item_secs.is_some_and(|ts| {
+            ts < now_secs.saturating_sub(self.dedup_ttl.as_secs().min(i64::MAX as u64) as i64)
+        }) {
             // Older than the dedup horizon: a replay we can no longer tell from new.
             self.counters.add("items_stale", 1);
             return Ok(false);
@@ -222,15 +226,14 @@ impl Applier<'_> {
             self.changes.remember_item(&key, d.received_at_micros);
         }
         self.counters.add("items_new", 1);
+        let mut item = item;
+        item.settle_time(now_secs);
         match item {
             Item::Message { meta, message } => {
                 let name = names.get(&message.contact_id).cloned();
                 self.message(d, meta, message, name)?
             }
-            Item::Status { meta, mut status } => {
-                if status.timestamp <= 0 {
-                    status.timestamp = d.received_at_micros / 1_000_000;
-                }
+            Item::Status { meta, status } => {
                 // The current status is derived from the timeline when read.
                 let rank = status_rank(&status.status);
                 let stored = StoredStatus {
@@ -241,10 +244,10 @@ impl Applier<'_> {
                 self.changes.put_status(&stored, rank);
                 self.counters.add("statuses", 1);
             }
-            Item::Change { meta, mut event } => {
+            Item::Change { meta, event } => {
                 // Without a time of its own (value.errors[]), an event is as old as
-                // its delivery: that keeps its place and its retention deterministic.
-                event.timestamp = event.timestamp.or(Some(d.received_at_micros / 1_000_000));
+                // its delivery (settled above): that keeps its place and its
+                // retention deterministic.
                 let stored = StoredEvent {
                     event,
                     waba_id: meta.waba_id,
@@ -266,9 +269,6 @@ impl Applier<'_> {
         mut message: InboundMessage,
         profile_name: Option<String>,
     ) -> Result<(), StoreError> {
-        if message.timestamp <= 0 {
-            message.timestamp = d.received_at_micros / 1_000_000;
-        }
         // The verbatim object stays in the journal (the API reads it from there); sled
         // keeps the parsed content, unless the type is one the parser does not know.
         if !matches!(

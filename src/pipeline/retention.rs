@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use crate::journal::{Cursor, Journal, Stream};
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
+use crate::util::time::FUTURE_SKEW_SECS;
 
 const EVERY: Duration = Duration::from_secs(600);
 const BUDGET: usize = 10_000;
@@ -131,7 +132,9 @@ impl Retention {
     ) -> Result<Report, StoreError> {
         let mut report = Report::default();
         let io = |e: crate::journal::JournalError| StoreError::Task(e.to_string());
-        let raw_horizon = now - self.options.raw_ttl;
+        let raw_horizon = now
+            .checked_sub(self.options.raw_ttl)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let segments = journal.segments(Stream::Main).map_err(io)?;
         let applied_segment = applied.map_or(0, |c| c.segment);
         for pair in segments.windows(2) {
@@ -151,9 +154,15 @@ impl Retention {
 
         let since_epoch = |t: SystemTime| {
             t.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64)
+                .map_or(0, |d| d.as_secs().min(i64::MAX as u64) as i64)
         };
-        let event_horizon = since_epoch(now - self.options.event_ttl);
+        let ttl = self.options.event_ttl.as_secs().min(i64::MAX as u64) as i64;
+        let event_horizon = since_epoch(now).saturating_sub(ttl);
+        // No item is placed after this today (an out-of-range time goes by the
+        // receive time): what an earlier version put there goes by its delivery's.
+        let misplaced_after = since_epoch(now).saturating_add(FUTURE_SKEW_SECS);
+        let (messages, events) = store.expire_misplaced(misplaced_after, event_horizon, BUDGET)?;
+        (report.messages, report.events) = (messages, events);
         loop {
             let n = store.expire_messages(event_horizon, BUDGET)?;
             report.messages += n;
@@ -168,8 +177,12 @@ impl Retention {
                 break;
             }
         }
-        let (n, next) =
-            store.expire_statuses(event_horizon, self.statuses_from.as_deref(), BUDGET)?;
+        let (n, next) = store.expire_statuses(
+            event_horizon,
+            misplaced_after,
+            self.statuses_from.as_deref(),
+            BUDGET,
+        )?;
         report.statuses += n;
         self.statuses_from = next;
         Ok(report)

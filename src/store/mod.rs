@@ -13,6 +13,7 @@ mod deliveries;
 pub mod forward;
 mod handshakes;
 pub mod media;
+mod misplaced;
 mod model;
 pub mod outbox;
 mod progress;

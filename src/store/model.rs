@@ -147,6 +147,19 @@ impl Changes {
     }
 }
 
+/// Deletes the message at index suffix `suffix` (`ts + id`) and its index entries.
+pub(super) fn del_message(changes: &mut Changes, suffix: &[u8], m: Option<&StoredMessage>) {
+    changes.del(T::MessagesByTime, suffix);
+    if let Some(m) = m {
+        changes.del(T::Messages, m.message.id.as_bytes());
+        changes.del(
+            T::MessagesByContact,
+            prefixed(&m.message.contact_id, suffix),
+        );
+        changes.del(T::MessagesByType, prefixed(&m.message.msg_type, suffix));
+    }
+}
+
 impl Store {
     /// Deletes messages whose timestamp is before `before_secs`, with their index
     /// entries, `budget` at most. Returns how many.
@@ -159,16 +172,8 @@ impl Store {
             .take(budget)
         {
             let (suffix, _) = kv?;
-            changes.del(T::MessagesByTime, &suffix);
-            let id = String::from_utf8_lossy(&suffix[8..]).into_owned();
-            if let Some(m) = self.message(&id)? {
-                changes.del(T::Messages, id.as_bytes());
-                changes.del(
-                    T::MessagesByContact,
-                    prefixed(&m.message.contact_id, &suffix),
-                );
-                changes.del(T::MessagesByType, prefixed(&m.message.msg_type, &suffix));
-            }
+            let m = self.message(&String::from_utf8_lossy(&suffix[8..]))?;
+            del_message(&mut changes, &suffix, m.as_ref());
             n += 1;
         }
         self.commit(changes)?;
@@ -195,20 +200,27 @@ impl Store {
     }
 
     /// Deletes status timeline entries before `before_secs`, looking at `budget` keys
-    /// after `from` (a rolling scan: the timeline is keyed by message id). Returns how
-    /// many were deleted and where to continue (`None`: the pass is complete).
+    /// after `from` (a rolling scan: the timeline is keyed by message id). Entries
+    /// placed after `misplaced_after` go by their delivery's receive time (see
+    /// `misplaced.rs`). Returns how many were deleted and where to continue (`None`:
+    /// the pass is complete).
     pub fn expire_statuses(
         &self,
         before_secs: i64,
+        misplaced_after: i64,
         from: Option<&[u8]>,
         budget: usize,
     ) -> Result<(u64, Option<Vec<u8>>), StoreError> {
-        self.expire_rolling(T::Statuses, from, budget, |k, _, changes| {
+        self.expire_rolling(T::Statuses, from, budget, |k, v, changes| {
             let Some(sep) = k.iter().position(|&b| b == 0) else {
                 return false;
             };
             let (id, rest) = (&k[..sep], &k[sep + 1..]);
-            let expired = (super::from_be(rest).unwrap_or(0) as i64) < before_secs;
+            let ts = super::from_be(rest).unwrap_or(0) as i64;
+            let expired = ts < before_secs
+                || (ts > misplaced_after
+                    && decode::<StoredStatus>(v)
+                        .is_ok_and(|s| self.misplaced_expired(s.delivery_id, before_secs)));
             if expired && rest.ends_with(b"failed") {
                 changes.del(T::StatusesFailed, failed_key_raw(id, &rest[..8]));
             }

@@ -10,4 +10,5 @@ pub mod fdlimit;
 pub mod fs;
 pub mod histogram;
 pub mod prom;
+pub mod task;
 pub mod time;

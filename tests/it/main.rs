@@ -45,5 +45,6 @@ mod send_more;
 mod server_limits;
 mod statuses;
 mod store_snapshot;
+mod timestamps;
 mod tls;
 mod webhook;

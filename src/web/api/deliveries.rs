@@ -10,7 +10,7 @@ use crate::httpkit::error::ApiError;
 use crate::httpkit::params::{query, Limit, Position};
 use crate::journal::delivery::{Delivery, Verdict};
 use crate::store::{self, DeliveryMeta, VerdictFilter};
-use crate::util::time::rfc3339;
+use crate::util::time::JsonTime;
 use crate::web::WebState;
 
 #[derive(Debug, Deserialize)]
@@ -23,7 +23,7 @@ struct ListQuery {
 #[derive(Serialize)]
 struct Summary {
     id: u64,
-    received_at: String,
+    received_at: JsonTime,
     verdict: Verdict,
     reason: String,
     size: u64,
@@ -47,7 +47,7 @@ struct Header {
 struct Detail {
     #[serde(flatten)]
     meta: DeliveryMeta,
-    received_at: String,
+    received_at: JsonTime,
     /// Headers as received (values lossily decoded for display).
     headers: Vec<Header>,
     declared_length: Option<u64>,
@@ -122,7 +122,7 @@ async fn list_inner(state: WebState, q: ListQuery) -> Result<ListResponse, ApiEr
             .into_iter()
             .map(|m| Summary {
                 id: m.id,
-                received_at: rfc3339(m.received_at_micros),
+                received_at: JsonTime::micros(m.received_at_micros),
                 verdict: m.verdict,
                 reason: m.reason,
                 size: m.size,
@@ -196,7 +196,7 @@ async fn detail(state: WebState, id: u64) -> warp::reply::Response {
         let diagnosis = diagnosis_of(&state, &meta, delivery.as_ref());
         Detail {
             diagnosis,
-            received_at: rfc3339(meta.received_at_micros),
+            received_at: JsonTime::micros(meta.received_at_micros),
             meta,
             headers,
             declared_length,

@@ -8,9 +8,8 @@ use super::json_or_error;
 use crate::httpkit::error::ApiError;
 use crate::httpkit::params::{query, segment, Cursor, Limit};
 use crate::store::{self, ContactRecord, StoredEvent, StoredMessage, StoredStatus};
+use crate::util::time::{secs_to_micros, JsonTime};
 use crate::web::WebState;
-
-/// Meta's customer service window: 24 h after the last inbound message.
 
 #[derive(Debug, Deserialize)]
 struct ListQuery {
@@ -48,7 +47,7 @@ struct ContactView {
     #[serde(flatten)]
     contact: ContactRecord,
     window_open: bool,
-    window_closes_at: Option<String>,
+    window_closes_at: Option<JsonTime>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,7 +195,7 @@ async fn contact(state: WebState, id: String) -> Result<ContactView, ApiError> {
         window_open: contact.window_open(now),
         window_closes_at: contact
             .window_closes_at()
-            .map(|c| crate::util::time::rfc3339(c.saturating_mul(1_000_000))),
+            .map(|c| JsonTime::micros(secs_to_micros(c))),
         contact,
     })
 }

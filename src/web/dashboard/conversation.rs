@@ -81,7 +81,7 @@ fn timeline(statuses: &[StoredStatus]) -> (Vec<String>, String) {
             format!(
                 "{} at {}",
                 s.status.status,
-                page::time_secs(s.status.timestamp)
+                page::item_time(s.status.timestamp, s.status.timestamp_raw)
             )
         })
         .collect();
@@ -209,9 +209,9 @@ fn load(st: &Store, contact: &str, before: Option<&str>) -> Result<Loaded, Store
 fn inbound_bubble((m, media): (StoredMessage, Option<MediaEntry>)) -> Bubble {
     let (media_url, media_kind, media_note) = media_view(media);
     Bubble {
-        sort: m.message.timestamp.saturating_mul(1_000_000),
+        sort: crate::util::time::secs_to_micros(m.message.timestamp),
         outbound: false,
-        at: page::time_secs(m.message.timestamp),
+        at: page::item_time(m.message.timestamp, m.message.timestamp_raw),
         kind: m.message.msg_type.clone(),
         text: summary(&m.message.content),
         id: m.message.id,

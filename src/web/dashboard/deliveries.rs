@@ -56,7 +56,10 @@ async fn list_inner(ctx: Ctx) -> Result<Response, ApiError> {
     let page = store::blocking(move || {
         if let (None, Some(end)) = (before, day_end) {
             // Received on or before that day: everything below the first id after it.
-            before = Some(st.delivery_id_at(end * 1_000_000)?.unwrap_or(u64::MAX));
+            before = Some(
+                st.delivery_id_at(crate::util::time::secs_to_micros(end))?
+                    .unwrap_or(u64::MAX),
+            );
         }
         st.deliveries(verdict, before, PAGE)
     })

@@ -52,7 +52,11 @@ async fn inner(ctx: Ctx) -> Result<Response, ApiError> {
     let events = events
         .into_iter()
         .map(|e| Event {
-            at: e.event.timestamp.map(page::time_secs).unwrap_or_default(),
+            at: e
+                .event
+                .timestamp
+                .map(|t| page::item_time(t, e.event.timestamp_raw))
+                .unwrap_or_default(),
             field: e.event.field,
             summary: e.event.summary.unwrap_or_default(),
             value: serde_json::to_string_pretty(&e.event.value).unwrap_or_default(),

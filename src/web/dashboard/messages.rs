@@ -229,7 +229,7 @@ fn outbound_page(
 
 fn inbound_row(m: StoredMessage) -> Row {
     Row {
-        at: page::time_secs(m.message.timestamp),
+        at: page::item_time(m.message.timestamp, m.message.timestamp_raw),
         outbound: false,
         contact_link: page::query(&[("contact", &m.message.contact_id)]),
         contact: m.message.contact_id.clone(),

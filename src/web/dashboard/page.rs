@@ -191,16 +191,27 @@ impl Chrome {
     }
 }
 
-/// `2025-06-15 21:45:36 UTC` from Unix microseconds.
+/// `2025-06-15 21:45:36 UTC` from Unix microseconds; a time out of range (before
+/// 1970, from year 10000 on) as its raw Unix seconds, marked.
 pub fn time(micros: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros.max(0) as u64);
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    s.replacen('T', " ", 1).replace('Z', " UTC")
+    time_secs(crate::util::time::micros_to_secs(micros))
 }
 
 /// From Unix seconds.
 pub fn time_secs(secs: i64) -> String {
-    time(secs.saturating_mul(1_000_000))
+    match crate::util::time::rfc3339_secs(secs) {
+        Some(s) => s.replacen('T', " ", 1).replace('Z', " UTC"),
+        None => format!("{secs} (out of range)"),
+    }
+}
+
+/// An item's time (Unix seconds), and the raw time it was sent with when that was
+/// out of range (the item then goes by its receive time).
+pub fn item_time(secs: i64, raw: Option<i64>) -> String {
+    match raw {
+        Some(raw) => format!("{} (sent as {raw}: out of range)", time_secs(secs)),
+        None => time_secs(secs),
+    }
 }
 
 /// `3 h 5 min`, `42 s`.
@@ -273,6 +284,15 @@ mod tests {
     #[test]
     fn formatting() {
         assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(-1), "-1 (out of range)");
+        assert_eq!(time(i64::MAX), "9223372036854 (out of range)");
+        assert_eq!(time_secs(253_402_300_799), "9999-12-31 23:59:59 UTC");
+        assert_eq!(time_secs(253_402_300_800), "253402300800 (out of range)");
+        assert_eq!(time_secs(i64::MIN), "-9223372036854775808 (out of range)");
+        assert_eq!(
+            item_time(0, Some(i64::MAX)),
+            "1970-01-01 00:00:00 UTC (sent as 9223372036854775807: out of range)"
+        );
         assert_eq!(parse_day("2025-06-15"), Some(1_749_945_600));
         assert_eq!(parse_day("junk"), None);
         assert_eq!(parse_time("2025-06-15T00:01", false), Some(1_749_945_660));

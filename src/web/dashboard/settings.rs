@@ -179,7 +179,7 @@ pub async fn page(ctx: Ctx) -> Response {
 }
 
 fn acme_rows(s: &crate::acme::AcmeStatus) -> Vec<(&'static str, String)> {
-    let when = |t: i64| crate::util::time::rfc3339(t.saturating_mul(1_000_000));
+    let when = |t: i64| crate::util::time::rfc3339(crate::util::time::secs_to_micros(t));
     let mut rows = Vec::new();
     match &s.certificate {
         Some(c) => {

@@ -52,7 +52,7 @@ async fn inner(ctx: Ctx) -> Result<Response, ApiError> {
                 .or(s.recipient_user_id.clone())
                 .unwrap_or_default();
             Failure {
-                at: page::time_secs(s.timestamp),
+                at: page::item_time(s.timestamp, s.timestamp_raw),
                 recipient_link: page::query(&[("contact", &recipient)]),
                 recipient,
                 errors: s
