@@ -22,6 +22,7 @@ mod forward_crash;
 mod forward_pywa;
 mod forward_retry;
 mod forward_window;
+mod fuzz_regressions;
 mod media;
 mod media_crypto;
 mod media_files;
