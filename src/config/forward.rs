@@ -253,8 +253,12 @@ fn validate(t: &ForwardTarget) -> Result<(), String> {
     }
     if let Some(b) = t.secret.expose().strip_prefix("whsec_") {
         use base64::Engine;
-        if base64::engine::general_purpose::STANDARD.decode(b).is_err() {
-            return Err("a whsec_ secret must be base64 after the prefix".into());
+        // An empty key would let anyone sign (found by fuzzing: `whsec_` alone).
+        if !base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .is_ok_and(|key| !key.is_empty())
+        {
+            return Err("a whsec_ secret must be base64 of at least one byte after the prefix".into());
         }
     }
     if t.phone_number_ids
