@@ -79,7 +79,10 @@ fn run(args: &[String]) -> ExitCode {
         total += report.execs;
         failed |= report.new_crashes().next().is_some();
     }
-    println!("fuzz: {total} inputs in all; {}", if failed { "CRASHES" } else { "no new crash" });
+    println!(
+        "fuzz: {total} inputs in all; {}",
+        if failed { "CRASHES" } else { "no new crash" }
+    );
     if failed {
         ExitCode::FAILURE
     } else {
@@ -107,7 +110,9 @@ fn print_report(r: &Report) {
             c.what,
             c.count,
             c.first_exec,
-            c.saved.as_ref().map_or("-".into(), |p| p.display().to_string())
+            c.saved
+                .as_ref()
+                .map_or("-".into(), |p| p.display().to_string())
         );
     }
 }

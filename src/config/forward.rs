@@ -214,10 +214,7 @@ pub(super) fn read_forward(
 
 /// The targets file's text: its targets, each valid, with ids unique among
 /// themselves and `existing` (the one from the environment).
-pub fn parse_targets(
-    text: &str,
-    existing: &[ForwardTarget],
-) -> Result<Vec<ForwardTarget>, String> {
+pub fn parse_targets(text: &str, existing: &[ForwardTarget]) -> Result<Vec<ForwardTarget>, String> {
     let file: TargetsFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut out: Vec<ForwardTarget> = Vec::new();
     for t in file.targets {
@@ -258,7 +255,9 @@ fn validate(t: &ForwardTarget) -> Result<(), String> {
             .decode(b)
             .is_ok_and(|key| !key.is_empty())
         {
-            return Err("a whsec_ secret must be base64 of at least one byte after the prefix".into());
+            return Err(
+                "a whsec_ secret must be base64 of at least one byte after the prefix".into(),
+            );
         }
     }
     if t.phone_number_ids

@@ -91,7 +91,11 @@ pub fn run_one(target: &Target, input: &[u8]) -> Option<(String, String)> {
     quiet_panics();
     match panic::catch_unwind(AssertUnwindSafe(|| (target.run)(input))) {
         Ok(()) => None,
-        Err(_) => Some(LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default()),
+        Err(_) => Some(
+            LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_default(),
+        ),
     }
 }
 
@@ -113,7 +117,14 @@ pub fn input(target: &Target, pool: &[Vec<u8>], seed: u64, i: u64) -> Vec<u8> {
         pool[rng.gen_range(0..pool.len())].clone()
     };
     for _ in 0..1usize << rng.gen_range(0..4) {
-        mutate(&mut rng, &mut data, target.shape, pool, target.dict, target.max_len);
+        mutate(
+            &mut rng,
+            &mut data,
+            target.shape,
+            pool,
+            target.dict,
+            target.max_len,
+        );
     }
     data
 }

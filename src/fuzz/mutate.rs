@@ -229,7 +229,11 @@ fn change(rng: &mut StdRng, v: &mut Value, dict: &[&[u8]], depth: usize) {
     let descend = depth < 16 && rng.gen_bool(0.75);
     match v {
         Value::Object(m) if !m.is_empty() && descend => {
-            let k = m.keys().nth(rng.gen_range(0..m.len())).cloned().unwrap_or_default();
+            let k = m
+                .keys()
+                .nth(rng.gen_range(0..m.len()))
+                .cloned()
+                .unwrap_or_default();
             match rng.gen_range(0..8) {
                 0 => drop(m.remove(&k)),
                 1 => {
@@ -276,7 +280,12 @@ fn dict_key(rng: &mut StdRng, dict: &[&[u8]]) -> Option<String> {
 /// keys, lone surrogates, numbers beyond f64, nesting past the parser's limit.
 fn json_text(rng: &mut StdRng, data: &mut Vec<u8>, dict: &[&[u8]]) {
     let len = data.len();
-    let find = |b: u8, from: usize| data[from.min(len)..].iter().position(|&c| c == b).map(|i| i + from);
+    let find = |b: u8, from: usize| {
+        data[from.min(len)..]
+            .iter()
+            .position(|&c| c == b)
+            .map(|i| i + from)
+    };
     let start = pos(rng, len);
     match rng.gen_range(0..5) {
         0 => {
@@ -307,14 +316,18 @@ fn json_text(rng: &mut StdRng, data: &mut Vec<u8>, dict: &[&[u8]]) {
         }
         3 => {
             let depth = [10, 127, 128, 129, 5_000][rng.gen_range(0..5)];
-            let (open, close) = if rng.gen() { (b'[', b']') } else { (b'{', b'}') };
+            let (open, close) = if rng.gen() {
+                (b'[', b']')
+            } else {
+                (b'{', b'}')
+            };
             if open == b'[' {
                 let body = std::mem::take(data);
                 data.extend(std::iter::repeat_n(open, depth));
                 data.extend(body);
                 data.extend(std::iter::repeat_n(close, depth));
             } else {
-                data.splice(start..start, b"{\"a\":".repeat(depth).into_iter());
+                data.splice(start..start, b"{\"a\":".repeat(depth));
             }
         }
         _ => bytes(rng, data, &[], dict),

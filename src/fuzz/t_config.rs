@@ -21,18 +21,35 @@ pub fn targets(data: &[u8]) {
     let mut ids: Vec<&str> = targets.iter().map(|t| t.id.as_str()).collect();
     ids.push("default");
     ids.sort_unstable();
-    assert!(ids.windows(2).all(|w| w[0] != w[1]), "a target id used twice");
+    assert!(
+        ids.windows(2).all(|w| w[0] != w[1]),
+        "a target id used twice"
+    );
     for t in &targets {
         assert!((1..=64).contains(&t.id.len()));
-        assert!(!t.signing_key().is_empty(), "target '{}' signs with an empty key", t.id);
+        assert!(
+            !t.signing_key().is_empty(),
+            "target '{}' signs with an empty key",
+            t.id
+        );
         let url = reqwest::Url::parse(&t.url).expect("a target's url parses");
         assert!(matches!(url.scheme(), "http" | "https") && url.host_str().is_some());
         let shown = t.display_url();
         let again = reqwest::Url::parse(&shown).expect("the shown url parses");
-        assert!(again.username().is_empty() && again.password().is_none(), "{shown}");
-        assert!(again.query().is_none() && again.fragment().is_none(), "{shown}");
+        assert!(
+            again.username().is_empty() && again.password().is_none(),
+            "{shown}"
+        );
+        assert!(
+            again.query().is_none() && again.fragment().is_none(),
+            "{shown}"
+        );
         assert!(t.phone_number_ids.iter().all(|p| !p.is_empty()));
-        let _ = (t.claims(Some("123")), t.claims(None), t.wants_field("messages"));
+        let _ = (
+            t.claims(Some("123")),
+            t.claims(None),
+            t.wants_field("messages"),
+        );
     }
 }
 
@@ -48,7 +65,23 @@ pub fn seeds() -> Vec<Vec<u8>> {
 }
 
 pub const DICT: &[&[u8]] = &[
-    b"\"targets\"", b"\"id\"", b"\"url\"", b"\"secret\"", b"\"mode\"", b"\"events\"", b"\"meta\"",
-    b"\"phone_number_ids\"", b"\"fields\"", b"\"whsec_\"", b"whsec_", b"https://", b"http://",
-    b"@", b"%40", b":65535", b"[::1]", b"xn--", b"\"default\"",
+    b"\"targets\"",
+    b"\"id\"",
+    b"\"url\"",
+    b"\"secret\"",
+    b"\"mode\"",
+    b"\"events\"",
+    b"\"meta\"",
+    b"\"phone_number_ids\"",
+    b"\"fields\"",
+    b"\"whsec_\"",
+    b"whsec_",
+    b"https://",
+    b"http://",
+    b"@",
+    b"%40",
+    b":65535",
+    b"[::1]",
+    b"xn--",
+    b"\"default\"",
 ];

@@ -33,8 +33,13 @@ pub fn signature(data: &[u8]) {
     let v = Verifier::new(&secrets);
     let out = v.verify(Some(header), body);
     if out.verdict == Verdict::Accepted {
-        let i = usize::from(out.secret_index.expect("an accepted delivery names its secret"));
-        let given = header.strip_prefix(b"sha256=").expect("accepted: has the prefix");
+        let i = usize::from(
+            out.secret_index
+                .expect("an accepted delivery names its secret"),
+        );
+        let given = header
+            .strip_prefix(b"sha256=")
+            .expect("accepted: has the prefix");
         let want = sign(SECRETS[i].as_bytes(), body);
         assert_eq!(
             hex::decode(given.trim_ascii()).ok(),
@@ -45,7 +50,13 @@ pub fn signature(data: &[u8]) {
         assert!(out.secret_index.is_none() && !out.reason.is_empty());
     }
     let len = body.len() as u64;
-    let d = diagnose(&v, Some(header), body, Some(len ^ u64::from(header.len() as u8 & 1)), len);
+    let d = diagnose(
+        &v,
+        Some(header),
+        body,
+        Some(len ^ u64::from(header.len() as u8 & 1)),
+        len,
+    );
     assert_eq!((d.verdict, d.secret_index), (out.verdict, out.secret_index));
     if d.findings.iter().any(|f| f.code == "body_rewritten") {
         assert_eq!(out.verdict, Verdict::Mismatch);
@@ -54,7 +65,10 @@ pub fn signature(data: &[u8]) {
     assert_eq!(v.verify(Some(good.as_bytes()), body).secret_index, Some(1));
     let mut longer = body.to_vec();
     longer.push(b'\n');
-    assert_eq!(v.verify(Some(good.as_bytes()), &longer).verdict, Verdict::Mismatch);
+    assert_eq!(
+        v.verify(Some(good.as_bytes()), &longer).verdict,
+        Verdict::Mismatch
+    );
 }
 
 /// The signature vectors of `tests/data/signature`: `header \n body`.
@@ -83,11 +97,17 @@ pub fn forwarded_for(data: &[u8]) {
     let ranges = String::from_utf8_lossy(inp.until(b'\n')).into_owned();
     let trusted: Vec<Cidr> = ranges.split(',').filter_map(|s| s.parse().ok()).collect();
     for c in &trusted {
-        assert_eq!(c.to_string().parse::<Cidr>(), Ok(*c), "{c} does not read back");
+        assert_eq!(
+            c.to_string().parse::<Cidr>(),
+            Ok(*c),
+            "{c} does not read back"
+        );
     }
     let ip = match inp.u8() % 3 {
         0 => IpAddr::V4(Ipv4Addr::from(inp.u32())),
-        1 => IpAddr::V6(Ipv6Addr::from(u128::from(inp.u64()) << 64 | u128::from(inp.u64()))),
+        1 => IpAddr::V6(Ipv6Addr::from(
+            u128::from(inp.u64()) << 64 | u128::from(inp.u64()),
+        )),
         // The IPv4-mapped form a dual-stack listener reports.
         _ => IpAddr::V6(Ipv4Addr::from(inp.u32()).to_ipv6_mapped()),
     };
@@ -110,7 +130,9 @@ pub fn forwarded_for_seeds() -> Vec<Vec<u8>> {
     let mut a = b"127.0.0.1,10.0.0.0/8,::1\n\x00\x7f\x00\x00\x01\x88\x13".to_vec();
     a.extend_from_slice(b"198.51.100.7, 10.1.1.1");
     let mut b = b"::ffff:0:0/96,fe80::/10\n\x01".to_vec();
-    b.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x50, 0]);
+    b.extend_from_slice(&[
+        0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x50, 0,
+    ]);
     b.extend_from_slice(b"2001:db8::1,  fe80::2 ,junk,,");
     let mut c = b"0.0.0.0/0\n\x02\x0a\x00\x00\x01\x00\x01".to_vec();
     c.extend_from_slice(b"1.2.3.4");
@@ -118,8 +140,20 @@ pub fn forwarded_for_seeds() -> Vec<Vec<u8>> {
 }
 
 pub const FORWARDED_DICT: &[&[u8]] = &[
-    b",", b"/", b"/0", b"/32", b"/33", b"/128", b"::", b"::ffff:", b"[::1]", b"127.0.0.1",
-    b"10.0.0.0/8", b"%eth0", b" ", b"unknown",
+    b",",
+    b"/",
+    b"/0",
+    b"/32",
+    b"/33",
+    b"/128",
+    b"::",
+    b"::ffff:",
+    b"[::1]",
+    b"127.0.0.1",
+    b"10.0.0.0/8",
+    b"%eth0",
+    b" ",
+    b"unknown",
 ];
 
 /// `now (u32 s), attempt, jitter, status, value`: `Retry-After` read as seconds or an
@@ -189,7 +223,7 @@ fn forward_decision(after: Option<Duration>, status: u16, attempt: u32, jitter: 
     let streak = forward::Streak {
         failures: attempt,
         since_micros: now - 5_000_000,
-        paused: attempt % 2 == 0,
+        paused: attempt.is_multiple_of(2),
     };
     let give_up_at = now + 7_200_000_000;
     let r = forward::after_failure(&streak, retry_after, now, give_up_at, &limits, jitter);
@@ -202,16 +236,34 @@ pub fn retry_after_seeds() -> Vec<Vec<u8>> {
         out.extend_from_slice(v.as_bytes());
         out
     };
-    ["3", " 120 ", "0", "Sun, 06 Nov 1994 08:49:37 GMT", "Wed, 02 Dec 2026 10:16:08 GMT",
-        "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "-1", "1.5", "18446744073709551615"]
-        .iter()
-        .map(|v| head(v))
-        .collect()
+    [
+        "3",
+        " 120 ",
+        "0",
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Wed, 02 Dec 2026 10:16:08 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+        "-1",
+        "1.5",
+        "18446744073709551615",
+    ]
+    .iter()
+    .map(|v| head(v))
+    .collect()
 }
 
 pub const RETRY_AFTER_DICT: &[&[u8]] = &[
-    b"GMT", b"Sun, ", b"Dec ", b"9999", b"1970", b"18446744073709551615", b"9223372036854",
-    b"00:00:00", b"23:59:60", b" 29 Feb 2100 ",
+    b"GMT",
+    b"Sun, ",
+    b"Dec ",
+    b"9999",
+    b"1970",
+    b"18446744073709551615",
+    b"9223372036854",
+    b"00:00:00",
+    b"23:59:60",
+    b" 29 Feb 2100 ",
 ];
 
 /// Meta's answers: any body, read as JSON (or kept as a string, as the client does).
@@ -225,7 +277,12 @@ pub fn graph_answer(data: &[u8]) {
     if let Some(e) = &error {
         let _ = e.summary();
         let json = serde_json::to_vec(e).expect("serialisable");
-        assert_eq!(serde_json::from_slice::<crate::upstream::GraphError>(&json).ok().as_ref(), Some(e));
+        assert_eq!(
+            serde_json::from_slice::<crate::upstream::GraphError>(&json)
+                .ok()
+                .as_ref(),
+            Some(e)
+        );
     }
     let class = crate::upstream::classify(status, error.as_ref());
     if (200..300).contains(&status) {
@@ -241,14 +298,27 @@ pub fn graph_seeds() -> Vec<Vec<u8>> {
         .into_iter()
         .map(|b| [&[0x90, 0x01][..], &b].concat())
         .collect();
-    for f in ["graph/media_get_response.json", "graph/send_message_response_text.json"] {
+    for f in [
+        "graph/media_get_response.json",
+        "graph/send_message_response_text.json",
+    ] {
         out.push([&[200, 0][..], &data_file(f)].concat());
     }
     out
 }
 
 pub const GRAPH_DICT: &[&[u8]] = &[
-    b"\"error\"", b"\"code\"", b"\"error_subcode\"", b"\"error_data\"", b"\"details\"",
-    b"\"is_transient\"", b"\"fbtrace_id\"", b"\"url\"", b"\"sha256\"", b"\"file_size\"",
-    b"130429", b"131056", b"190",
+    b"\"error\"",
+    b"\"code\"",
+    b"\"error_subcode\"",
+    b"\"error_data\"",
+    b"\"details\"",
+    b"\"is_transient\"",
+    b"\"fbtrace_id\"",
+    b"\"url\"",
+    b"\"sha256\"",
+    b"\"file_size\"",
+    b"130429",
+    b"131056",
+    b"190",
 ];

@@ -26,7 +26,11 @@ pub fn record(data: &[u8]) {
                 assert!(len <= rest.len(), "a record longer than its input");
                 let mut again = Vec::new();
                 let n = encode(&mut again, r.seq, r.kind, r.unix_micros, &r.payload);
-                assert_eq!((n, &again[..]), (len, &rest[..len]), "re-encoded record differs");
+                assert_eq!(
+                    (n, &again[..]),
+                    (len, &rest[..len]),
+                    "re-encoded record differs"
+                );
                 let header: [u8; FRAME_HEADER] = rest[..FRAME_HEADER].try_into().expect("8");
                 assert_eq!(framed_len(&header), Some(len));
                 at += len;
@@ -34,7 +38,10 @@ pub fn record(data: &[u8]) {
             Decoded::Incomplete => {
                 if let Ok(header) = <[u8; FRAME_HEADER]>::try_from(&rest[..rest.len().min(8)]) {
                     let need = framed_len(&header).expect("incomplete, yet a bad length");
-                    assert!(need > rest.len(), "incomplete, yet all {need} bytes are there");
+                    assert!(
+                        need > rest.len(),
+                        "incomplete, yet all {need} bytes are there"
+                    );
                 }
                 break;
             }
@@ -59,7 +66,12 @@ pub fn record_roundtrip(data: &[u8]) {
         payload,
     };
     assert_eq!(decode(&buf), Decoded::Record(want, n));
-    assert_eq!(decode(&buf[..cut % n]), Decoded::Incomplete, "cut at {}", cut % n);
+    assert_eq!(
+        decode(&buf[..cut % n]),
+        Decoded::Incomplete,
+        "cut at {}",
+        cut % n
+    );
     let i = 4 + usize::from(flip) % (n - 4);
     buf[i] ^= 1 << (flip >> 13);
     assert_eq!(decode(&buf), Decoded::Corrupt, "bit flipped in byte {i}");
@@ -75,9 +87,17 @@ pub fn delivery(data: &[u8]) {
     let again = Delivery::decode(&bytes).expect("a re-encoded delivery decodes");
     assert_eq!(again, d);
     if data[0] == 2 {
-        assert_eq!(&data[..bytes.len()], &bytes[..], "version 2 re-encodes as read");
+        assert_eq!(
+            &data[..bytes.len()],
+            &bytes[..],
+            "version 2 re-encodes as read"
+        );
     }
-    let _ = (d.body_truncated(), d.header("X-Hub-Signature-256"), d.verdict.as_str());
+    let _ = (
+        d.body_truncated(),
+        d.header("X-Hub-Signature-256"),
+        d.verdict.as_str(),
+    );
 }
 
 /// Any delivery survives encode and decode, except that the layout's "absent" values
@@ -197,14 +217,24 @@ fn media_entry() -> MediaEntry {
 pub fn record_seeds() -> Vec<Vec<u8>> {
     let mut two = Vec::new();
     encode(&mut two, 1, 1, 1_700_000_000_000_000, &delivery_seed());
-    encode(&mut two, 2, 3, 1_700_000_000_000_001, br#"{"update":"started","id":1,"attempt":1}"#);
+    encode(
+        &mut two,
+        2,
+        3,
+        1_700_000_000_000_001,
+        br#"{"update":"started","id":1,"attempt":1}"#,
+    );
     let mut empty = Vec::new();
     encode(&mut empty, u64::MAX, 0, -1, b"");
     vec![two, empty]
 }
 
 pub fn roundtrip_seeds() -> Vec<Vec<u8>> {
-    vec![vec![0; 40], (0..=255).collect(), b"seed: a record of some bytes".to_vec()]
+    vec![
+        vec![0; 40],
+        (0..=255).collect(),
+        b"seed: a record of some bytes".to_vec(),
+    ]
 }
 
 fn delivery_seed() -> Vec<u8> {
@@ -247,8 +277,27 @@ pub fn payload_seeds() -> Vec<Vec<u8>> {
 }
 
 pub const PAYLOAD_DICT: &[&[u8]] = &[
-    b"\"update\"", b"\"started\"", b"\"ended\"", b"\"settled\"", b"\"stored\"", b"\"scanned\"",
-    b"\"failed\"", b"\"deleted\"", b"\"attempt\"", b"\"replay\"", b"\"state\"", b"\"queued\"",
-    b"\"sending\"", b"\"sent\"", b"\"unknown\"", b"\"pending\"", b"\"unscanned\"", b"\"expired\"",
-    b"\"quarantined\"", b"\"retry_all\"", b"\"items\"", b"4294967296", b"-1",
+    b"\"update\"",
+    b"\"started\"",
+    b"\"ended\"",
+    b"\"settled\"",
+    b"\"stored\"",
+    b"\"scanned\"",
+    b"\"failed\"",
+    b"\"deleted\"",
+    b"\"attempt\"",
+    b"\"replay\"",
+    b"\"state\"",
+    b"\"queued\"",
+    b"\"sending\"",
+    b"\"sent\"",
+    b"\"unknown\"",
+    b"\"pending\"",
+    b"\"unscanned\"",
+    b"\"expired\"",
+    b"\"quarantined\"",
+    b"\"retry_all\"",
+    b"\"items\"",
+    b"4294967296",
+    b"-1",
 ];

@@ -75,7 +75,12 @@ pub fn seeds() -> Vec<Vec<u8>> {
     out
 }
 
-pub const DICT: &[&[u8]] = &[b"WAGM", b"WAGM\x01\x02k1", b"WAGM\x01\x03old", b"\x00\x01\x00\x00"];
+pub const DICT: &[&[u8]] = &[
+    b"WAGM",
+    b"WAGM\x01\x02k1",
+    b"WAGM\x01\x03old",
+    b"\x00\x01\x00\x00",
+];
 
 /// The key file: what parses prints back to the same keyring, and rotating it works.
 pub fn keys(data: &[u8]) {
@@ -98,4 +103,11 @@ pub fn key_seeds() -> Vec<Vec<u8>> {
     vec![text.as_bytes().to_vec()]
 }
 
-pub const KEY_DICT: &[&[u8]] = &[b"primary ", b"k18446744073709551615", b"k9", b"\n", b"#", b" "];
+pub const KEY_DICT: &[&[u8]] = &[
+    b"primary ",
+    b"k18446744073709551615",
+    b"k9",
+    b"\n",
+    b"#",
+    b" ",
+];

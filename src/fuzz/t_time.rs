@@ -22,7 +22,11 @@ pub fn timestamps(data: &[u8]) {
         let want = UNIX_EPOCH + Duration::from_micros(micros as u64);
         assert_eq!(back, want, "{shown}");
     }
-    let _ = (page::time(micros), page::time_secs(micros), page::duration(micros));
+    let _ = (
+        page::time(micros),
+        page::time_secs(micros),
+        page::duration(micros),
+    );
     for end in [false, true] {
         if let Some(t) = page::parse_time(&text, end) {
             let _ = (page::time_secs(t), rfc3339(t.saturating_mul(1_000_000)));
@@ -56,6 +60,22 @@ pub fn seeds() -> Vec<Vec<u8>> {
 }
 
 pub const DICT: &[&[u8]] = &[
-    b"9999-12-31", b"10000-01-01", b"1970-01-01", b"-", b":", b"T", b" ", b"23:59:59", b"24:00",
-    b"253402300800", b"9223372036854775807", b"d", b"h", b"ms", b"ns", b"GiB", b"KiB", b"Z",
+    b"9999-12-31",
+    b"10000-01-01",
+    b"1970-01-01",
+    b"-",
+    b":",
+    b"T",
+    b" ",
+    b"23:59:59",
+    b"24:00",
+    b"253402300800",
+    b"9223372036854775807",
+    b"d",
+    b"h",
+    b"ms",
+    b"ns",
+    b"GiB",
+    b"KiB",
+    b"Z",
 ];

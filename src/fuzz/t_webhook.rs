@@ -48,7 +48,10 @@ pub fn reshape(data: &[u8]) {
         items.iter().filter_map(|i| i.dedup_key()).collect()
     };
     let kept_keys = keys(&kept);
-    assert_eq!(events.len(), kept.iter().filter(|i| i.dedup_key().is_some()).count());
+    assert_eq!(
+        events.len(),
+        kept.iter().filter(|i| i.dedup_key().is_some()).count()
+    );
     for e in &events {
         let v: Value = serde_json::from_slice(&e.body).expect("an event is JSON");
         assert_eq!(v["type"], e.event_type);
@@ -63,7 +66,10 @@ pub fn reshape(data: &[u8]) {
     for item in &again {
         if matches!(item, Item::Message { .. } | Item::Status { .. }) {
             let key = item.dedup_key().expect("messages and statuses have keys");
-            assert!(kept_keys.contains(&key), "narrowing kept an item not asked for");
+            assert!(
+                kept_keys.contains(&key),
+                "narrowing kept an item not asked for"
+            );
         }
     }
     for item in kept {
@@ -80,7 +86,11 @@ pub fn seeds() -> Vec<Vec<u8>> {
     let cases = manifest["cases"].as_array().cloned().unwrap_or_default();
     cases
         .iter()
-        .filter_map(|c| c["file"].as_str().map(|f| data_file(&format!("payloads/{f}"))))
+        .filter_map(|c| {
+            c["file"]
+                .as_str()
+                .map(|f| data_file(&format!("payloads/{f}")))
+        })
         .filter(|b| !b.is_empty())
         .collect()
 }
@@ -94,12 +104,47 @@ pub fn reshape_seeds() -> Vec<Vec<u8>> {
 }
 
 pub const DICT: &[&[u8]] = &[
-    b"\"object\"", b"\"whatsapp_business_account\"", b"\"entry\"", b"\"changes\"", b"\"field\"",
-    b"\"value\"", b"\"messages\"", b"\"statuses\"", b"\"contacts\"", b"\"errors\"", b"\"metadata\"",
-    b"\"phone_number_id\"", b"\"timestamp\"", b"\"type\"", b"\"id\"", b"\"from\"", b"\"wa_id\"",
-    b"\"user_id\"", b"\"text\"", b"\"body\"", b"\"edit\"", b"\"message\"", b"\"interactive\"",
-    b"\"image\"", b"\"status\"", b"\"read\"", b"\"failed\"", b"\"context\"", b"\"profile\"",
-    b"\"username\"", b"\"expiration_timestamp\"", b"\"conversation\"", b"\"pricing\"",
-    b"\"account_update\"", b"\"user_preferences\"", b"\"volume_tier_info\"", b"\"time\"",
-    b"\"253402300800\"", b"9223372036854775807", b"\"\\u0000\"", b"{}", b"[]", b"null",
+    b"\"object\"",
+    b"\"whatsapp_business_account\"",
+    b"\"entry\"",
+    b"\"changes\"",
+    b"\"field\"",
+    b"\"value\"",
+    b"\"messages\"",
+    b"\"statuses\"",
+    b"\"contacts\"",
+    b"\"errors\"",
+    b"\"metadata\"",
+    b"\"phone_number_id\"",
+    b"\"timestamp\"",
+    b"\"type\"",
+    b"\"id\"",
+    b"\"from\"",
+    b"\"wa_id\"",
+    b"\"user_id\"",
+    b"\"text\"",
+    b"\"body\"",
+    b"\"edit\"",
+    b"\"message\"",
+    b"\"interactive\"",
+    b"\"image\"",
+    b"\"status\"",
+    b"\"read\"",
+    b"\"failed\"",
+    b"\"context\"",
+    b"\"profile\"",
+    b"\"username\"",
+    b"\"expiration_timestamp\"",
+    b"\"conversation\"",
+    b"\"pricing\"",
+    b"\"account_update\"",
+    b"\"user_preferences\"",
+    b"\"volume_tier_info\"",
+    b"\"time\"",
+    b"\"253402300800\"",
+    b"9223372036854775807",
+    b"\"\\u0000\"",
+    b"{}",
+    b"[]",
+    b"null",
 ];

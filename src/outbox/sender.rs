@@ -193,7 +193,9 @@ async fn attempt(ob: &Outbox, job: &Job) -> Decision {
     let now = ob.clock.now_micros();
     let d = decide::next(&outcome, n, &limits, job.created_at_micros, now, jitter());
     result.class = outcome.class();
-    result.retry_in_ms = d.retry_in.map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX));
+    result.retry_in_ms = d
+        .retry_in
+        .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX));
     if let Some(why) = d.gave_up {
         let error = result.error.take().unwrap_or_default();
         result.error = Some(why.reason(limits.max_age, &error));
