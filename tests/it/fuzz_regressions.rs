@@ -64,3 +64,15 @@ fn an_item_with_a_huge_number_survives_json() {
         assert_eq!(back, item);
     }
 }
+
+/// `media_keys`: rotating a key file whose highest id is `k18446744073709551615`
+/// overflowed (`k<max+1>`): a panic in a debug build; `k0` in a release one. The
+/// fuzzer's input:
+#[test]
+fn rotation_after_the_largest_key_number() {
+    let text = "k18446744073709551615 0101010101010101010101010101010101010101010101010101010101010101\nk2 0202020202020202020202020202020202020202020202020202020202020202\nprimary k2\n";
+    let mut keys = wagate::media::keys::Keyring::parse(text).unwrap();
+    let id = keys.rotate();
+    assert_eq!(keys.primary().id(), id);
+    assert_eq!(keys.ids().count(), 3, "{id} is a new key");
+}
