@@ -9,6 +9,9 @@ pub mod app;
 pub mod config;
 pub mod events;
 pub mod forward;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod httpkit;
 pub mod journal;
 pub mod media;

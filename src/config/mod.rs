@@ -11,7 +11,7 @@ use std::time::Duration;
 mod media;
 pub use media::{ClamdAddr, MediaConfig, MediaHost, DEFAULT_MEDIA_HOSTS};
 mod forward;
-pub use forward::{ForwardConfig, ForwardMode, ForwardTarget};
+pub use forward::{parse_targets, ForwardConfig, ForwardMode, ForwardTarget};
 mod acme;
 pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
 mod send;

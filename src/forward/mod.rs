@@ -19,7 +19,7 @@
 
 pub mod apply;
 mod attempt;
-mod decide;
+pub(crate) mod decide;
 mod http;
 pub mod metrics;
 pub mod record;

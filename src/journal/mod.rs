@@ -6,7 +6,7 @@
 //! budget (oldest segments dropped first) so junk can never fill the disk.
 
 pub mod delivery;
-mod record;
+pub(crate) mod record;
 mod segment;
 mod writer;
 

@@ -142,16 +142,21 @@ impl Keyring {
         Ok(())
     }
 
-    /// Rotation: adds a new random key `k<n+1>` (n = the highest `k<n>` listed),
-    /// makes it primary and keeps the old ones. Returns the new id.
+    /// Rotation: adds a new random key `k<n+1>` (n = the highest `k<n>` listed; the
+    /// lowest free `k<n>` when that is `u64::MAX`), makes it primary and keeps the
+    /// old ones. Returns the new id.
     pub fn rotate(&mut self) -> String {
-        let next = self
+        let highest = self
             .keys
             .keys()
             .filter_map(|id| id.strip_prefix('k')?.parse::<u64>().ok())
             .max()
-            .unwrap_or(0)
-            + 1;
+            .unwrap_or(0);
+        let free = |n: &u64| !self.keys.contains_key(&format!("k{n}"));
+        let next = match highest.checked_add(1) {
+            Some(n) => n,
+            None => (1..).find(free).expect("fewer keys than numbers"),
+        };
         let id = format!("k{next}");
         let key = MasterKey::generate(&id).expect("k<n> is a valid id");
         self.add_primary(key).expect("k<max+1> is new");

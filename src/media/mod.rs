@@ -15,7 +15,7 @@
 
 pub mod apply;
 pub mod crypto;
-mod decide;
+pub(crate) mod decide;
 mod download;
 mod fetch;
 pub mod files;

@@ -176,10 +176,11 @@ pub fn next(
     };
     let wait = retry_after.unwrap_or_else(|| limits.backoff.delay(attempt, jitter));
     let hold_all = (outcome.class() == Some(Class::RetryAll)).then_some(wait);
-    let due = now_micros.saturating_add(wait.as_micros() as i64);
+    // Saturating: a `Retry-After` of any size is past the max age, never a wrap.
+    let due = now_micros.saturating_add(micros(wait));
     let gave_up = if attempt >= limits.max_attempts {
         Some(GaveUp::Attempts(attempt))
-    } else if due - created_at_micros >= limits.max_age.as_micros() as i64 {
+    } else if due.saturating_sub(created_at_micros) >= micros(limits.max_age) {
         Some(GaveUp::PastMaxAge { next_in: wait })
     } else {
         None
@@ -195,6 +196,11 @@ pub fn next(
         pause_all: false,
         gave_up,
     }
+}
+
+/// `d` in microseconds, at most `i64::MAX`.
+pub fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

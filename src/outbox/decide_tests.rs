@@ -55,6 +55,7 @@ fn after_an_attempt() {
     );
     let queued = |d| retry(State::Queued, d);
     let past_age = |d| gave_up(GaveUp::PastMaxAge { next_in: d });
+    let huge = Duration::from_secs(u64::MAX);
     // (case, outcome, attempt, age at its end, jitter, decision)
     #[rustfmt::skip]
     let rows = [
@@ -83,6 +84,9 @@ fn after_an_attempt() {
         ("next attempt inside the max age",  answered(Retry, Some(ms(1000))),      1, 3598, 1.0, queued(ms(1000))),
         ("backoff past the max age",         answered(PairRateLimit, None),        3, 3599, 1.0, past_age(ms(1000))),
         ("429 past the max age holds all",   answered(RetryAll, Some(ms(1000))),   1, 3599, 1.0, hold_all(past_age(ms(1000)), ms(1000))),
+        // Found by fuzzing: a Retry-After beyond i64 microseconds wrapped to "now".
+        ("Retry-After: u64::MAX seconds",    answered(Retry, Some(huge)),          1, 10, 1.0, past_age(huge)),
+        ("429, Retry-After: u64::MAX s",     answered(RetryAll, Some(huge)),       1, 10, 1.0, hold_all(past_age(huge), huge)),
     ];
     for (case, outcome, attempt, age_secs, jitter, want) in rows {
         let now = CREATED + age_secs * SEC;

@@ -8,7 +8,7 @@
 //! request with no attempt started is simply sent after the restart.
 
 pub mod apply;
-mod decide;
+pub(crate) mod decide;
 mod http;
 mod job;
 pub mod metrics;

@@ -84,7 +84,8 @@ fn job_of(e: &OutboxEntry, clock: &Clock) -> Job {
         .last()
         .and_then(|a| Some((a.ended_at_micros?, a.result.retry_in_ms?)))
     {
-        let due = d.0 + d.1 as i64 * 1000 - clock.now_micros();
+        let wait = i64::try_from(d.1).unwrap_or(i64::MAX).saturating_mul(1000);
+        let due = d.0.saturating_add(wait).saturating_sub(clock.now_micros());
         job.not_before = clock.deadline(Duration::from_micros(due.max(0) as u64));
     }
     job

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::decide::{self, Decision, GaveUp, Limits, Outcome};
+use super::decide::{self, micros, Decision, GaveUp, Limits, Outcome};
 use super::job::{Job, Msg};
 use super::record::{AttemptResult, SendUpdate, State};
 use super::{answer, Outbox};
@@ -151,13 +151,13 @@ impl Dispatcher {
         self.in_flight -= 1;
         self.busy.remove(&job.recipient);
         if let Some(hold) = d.hold_all {
-            self.global_not_before = self.global_not_before.max(now + micros(hold));
+            self.global_not_before = self.global_not_before.max(now.saturating_add(micros(hold)));
         }
         if d.state.is_final() {
             return;
         }
         job.attempts += 1;
-        job.not_before = now + micros(d.retry_in.unwrap_or_default());
+        job.not_before = now.saturating_add(micros(d.retry_in.unwrap_or_default()));
         if d.pause_all {
             self.paused = true;
         }
@@ -166,10 +166,6 @@ impl Dispatcher {
             .or_default()
             .push_front(job);
     }
-}
-
-fn micros(d: Duration) -> i64 {
-    d.as_micros().min(i64::MAX as u128) as i64
 }
 
 /// One attempt: journal its start, call Meta, journal its end, answer waiters. What
@@ -197,7 +193,9 @@ async fn attempt(ob: &Outbox, job: &Job) -> Decision {
     let now = ob.clock.now_micros();
     let d = decide::next(&outcome, n, &limits, job.created_at_micros, now, jitter());
     result.class = outcome.class();
-    result.retry_in_ms = d.retry_in.map(|r| r.as_millis() as u64);
+    result.retry_in_ms = d
+        .retry_in
+        .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX));
     if let Some(why) = d.gave_up {
         let error = result.error.take().unwrap_or_default();
         result.error = Some(why.reason(limits.max_age, &error));

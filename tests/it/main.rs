@@ -26,6 +26,7 @@ mod forward_pywa;
 mod forward_retry;
 mod forward_whatsapp_api_js;
 mod forward_window;
+mod fuzz_regressions;
 mod media;
 mod media_crypto;
 mod media_files;

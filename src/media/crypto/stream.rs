@@ -30,10 +30,21 @@ pub struct Encryptor<W: Write> {
 impl<W: Write> Encryptor<W> {
     /// Starts a file under the keyring's primary key (fresh random salt) and writes
     /// the header to `out`.
-    pub fn new(keyring: &Keyring, mut out: W) -> Result<Self, CryptoError> {
-        let master = keyring.primary();
+    pub fn new(keyring: &Keyring, out: W) -> Result<Self, CryptoError> {
         let mut salt = [0u8; SALT_LEN];
         rand::rngs::OsRng.fill_bytes(&mut salt);
+        Self::start(keyring, out, salt)
+    }
+
+    /// [`Encryptor::new`] with a given salt, for reproducible test files only: a
+    /// salt must never repeat under one key.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn with_salt(keyring: &Keyring, out: W, salt: [u8; SALT_LEN]) -> Result<Self, CryptoError> {
+        Self::start(keyring, out, salt)
+    }
+
+    fn start(keyring: &Keyring, mut out: W, salt: [u8; SALT_LEN]) -> Result<Self, CryptoError> {
+        let master = keyring.primary();
         let aad = encode_header(master.id(), &salt);
         out.write_all(&aad)?;
         Ok(Encryptor {

@@ -15,7 +15,7 @@ mod forward;
 mod media;
 mod messages;
 mod overview;
-mod page;
+pub(crate) mod page;
 mod settings;
 mod statuses;
 
