@@ -17,10 +17,8 @@
 //!   `429`/`503` always does); after `pause_after` without a success it is paused:
 //!   only probed every `probe_every`; a success resumes it.
 //! - An entry older than `max_age` (or whose raw delivery is gone) is dead-lettered.
-//!
-//! After a crash every entry whose outcome was not yet in the journal is sent again:
-//! the ones in flight and the ones whose record was not yet synced, at most
-//! `WAGATE_FORWARD_CONCURRENCY + MAX_UNSYNCED`.
+//!   After a crash every entry whose outcome was not yet in the journal is sent
+//!   again: at most `WAGATE_FORWARD_CONCURRENCY + MAX_UNSYNCED`.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
