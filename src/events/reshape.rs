@@ -1,29 +1,36 @@
 //! Reshaping a delivery for forwarding (pure, no I/O): Meta's own payload narrowed
 //! to some of its items (`meta` mode), and one JSON event per item (`events` mode).
 //! Items are named by their index in [`parse_delivery`](super::parse::parse_delivery)'s
-//! output, which is what the applier records.
+//! output, which is what the applier records. Only the items up to the last one asked
+//! for are built: a body of a million items costs what its first few do.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use serde_json::{json, Map, Value};
+use serde_json::value::{to_raw_value, RawValue};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::messages::{array, odd_keys, ARRAYS};
 use super::model::Item;
-use super::parse::{messages_parts, parse_located, Loc, ParseError, Part};
+use super::parse::{parse_located, Loc, ParseError, Part};
+use super::raw::{self, Fields};
 
-fn parse_root(body: &[u8]) -> Result<Value, ParseError> {
-    serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))
+/// The items of `body` up to the last one of `keep` (none past it is built), and
+/// how many the body holds.
+fn located_upto(body: &[u8], keep: &HashSet<usize>) -> Result<(Vec<(Loc, Item)>, usize), ParseError> {
+    let limit = keep.iter().max().map_or(0, |last| last + 1);
+    parse_located(body, limit)
 }
 
 /// Meta's payload with only the items `keep`. When `keep` holds every item that is
 /// not a contact upsert, the exact original bytes; else a rebuilt body with the same
 /// envelope, holding only the kept elements (a kept message brings its change's
-/// contacts along). `None` when nothing of `keep` is in the body.
+/// contacts along). `None` when nothing of `keep` is in the body. Walks the body
+/// (never builds it whole); builds the items up to the last kept one only.
 pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]>>, ParseError> {
-    let root = parse_root(body)?;
-    let located = parse_located(&root)?;
     let keep: HashSet<usize> = keep.iter().map(|&i| i as usize).collect();
+    let (located, found) = located_upto(body, &keep)?;
     let kept: HashSet<Loc> = located
         .iter()
         .enumerate()
@@ -33,89 +40,114 @@ pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]
     if kept.is_empty() {
         return Ok(None);
     }
-    let all = located
-        .iter()
-        .enumerate()
-        .all(|(i, (_, item))| keep.contains(&i) || matches!(item, Item::Contact { .. }));
+    let all = found == located.len()
+        && located
+            .iter()
+            .enumerate()
+            .all(|(i, (_, item))| keep.contains(&i) || matches!(item, Item::Contact { .. }));
     if all {
         return Ok(Some(Cow::Borrowed(body)));
     }
-    let mut out = root.as_object().cloned().unwrap_or_default();
-    let entries = root["entry"].as_array().cloned().unwrap_or_default();
-    let mut new_entries = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let changes = entry["changes"].as_array().cloned().unwrap_or_default();
-        let mut new_changes = Vec::new();
-        for (j, change) in changes.iter().enumerate() {
-            let parts: HashSet<Part> = kept
-                .iter()
-                .filter(|l| l.entry == i && l.change == j)
-                .map(|l| l.part)
-                .collect();
-            if parts.is_empty() {
-                continue;
+    Ok(Some(Cow::Owned(rebuilt(body, &kept)?)))
+}
+
+/// An object rebuilt from raw parts (keys in order, as `serde_json::Map` has them).
+type Rebuilt = BTreeMap<String, Box<RawValue>>;
+
+fn owned(fields: &Fields) -> Rebuilt {
+    fields
+        .iter()
+        .map(|(k, v)| (k.clone(), (*v).to_owned()))
+        .collect()
+}
+
+fn boxed<T: serde::Serialize>(v: &T) -> Box<RawValue> {
+    to_raw_value(v).expect("serialisable")
+}
+
+/// The body with only the kept parts: the envelope's other keys as they were.
+fn rebuilt(body: &[u8], kept: &HashSet<Loc>) -> Result<Vec<u8>, ParseError> {
+    let root = raw::object(raw::root(body)?)?.unwrap_or_default();
+    let mut entries = Vec::new();
+    if let Some(all) = root.get("entry") {
+        raw::each(all, |i, entry| {
+            let fields = raw::object(entry)?.unwrap_or_default();
+            let mut changes = Vec::new();
+            if let Some(all) = fields.get("changes") {
+                raw::each(all, |j, change| {
+                    let parts: HashSet<Part> = kept
+                        .iter()
+                        .filter(|l| l.entry == i && l.change == j)
+                        .map(|l| l.part)
+                        .collect();
+                    if !parts.is_empty() {
+                        changes.push(narrow_change(change, &parts)?);
+                    }
+                    Ok(())
+                })?;
             }
-            if parts.contains(&Part::Whole) {
-                new_changes.push(change.clone());
-                continue;
+            if !changes.is_empty() {
+                let mut e = owned(&fields);
+                e.insert("changes".into(), boxed(&changes));
+                entries.push(e);
             }
-            let mut c = change.as_object().cloned().unwrap_or_default();
-            if let Some(v) = change["value"].as_object() {
-                c.insert("value".into(), Value::Object(narrow_messages(v, &parts)));
-            }
-            new_changes.push(Value::Object(c));
-        }
-        if new_changes.is_empty() {
-            continue;
-        }
-        let mut e = entry.as_object().cloned().unwrap_or_default();
-        e.insert("changes".into(), Value::Array(new_changes));
-        new_entries.push(Value::Object(e));
+            Ok(())
+        })?;
     }
-    out.insert("entry".into(), Value::Array(new_entries));
-    let bytes = serde_json::to_vec(&Value::Object(out)).expect("serialisable");
-    Ok(Some(Cow::Owned(bytes)))
+    let mut out = owned(&root);
+    out.insert("entry".into(), boxed(&entries));
+    Ok(serde_json::to_vec(&out).expect("serialisable"))
+}
+
+/// One change with only the kept parts (a whole change as it was).
+fn narrow_change(change: &RawValue, parts: &HashSet<Part>) -> Result<Box<RawValue>, ParseError> {
+    let fields = raw::object(change)?.unwrap_or_default();
+    let value = match fields.get("value") {
+        Some(v) if !parts.contains(&Part::Whole) => raw::object(v)?,
+        _ => None,
+    };
+    let Some(value) = value else {
+        return Ok(change.to_owned());
+    };
+    let mut c = owned(&fields);
+    c.insert("value".into(), boxed(&narrow_messages(&value, parts)?));
+    Ok(boxed(&c))
 }
 
 /// A `messages` change value with only the kept parts.
-fn narrow_messages(v: &Map<String, Value>, parts: &HashSet<Part>) -> Map<String, Value> {
-    let (contacts, messages, statuses, errors, odd) = messages_parts(v);
-    let mut out = Map::new();
+fn narrow_messages(v: &Fields, parts: &HashSet<Part>) -> Result<Rebuilt, ParseError> {
+    let mut out = Rebuilt::new();
     for k in ["messaging_product", "metadata"] {
         if let Some(x) = v.get(k) {
-            out.insert(k.into(), x.clone());
+            out.insert(k.into(), (*x).to_owned());
         }
     }
     let any_message = parts.iter().any(|p| matches!(p, Part::Message(_)));
-    let mut put = |key: &str, arr: &[Value], keep: &dyn Fn(usize, &Value) -> bool| {
-        let kept: Vec<Value> = arr
-            .iter()
-            .enumerate()
-            .filter(|(k, x)| keep(*k, x))
-            .map(|(_, x)| x.clone())
-            .collect();
-        if !kept.is_empty() {
-            out.insert(key.into(), Value::Array(kept));
-        }
-    };
-    put("contacts", contacts, &|k, c| {
-        parts.contains(&Part::Contact(k)) || (any_message && c.is_object())
-    });
-    put("messages", messages, &|k, _| {
-        parts.contains(&Part::Message(k))
-    });
-    put("statuses", statuses, &|k, _| {
-        parts.contains(&Part::Status(k))
-    });
-    put("errors", errors, &|k, _| parts.contains(&Part::Error(k)));
-    if parts.contains(&Part::Odd) {
-        for k in odd {
-            if let Some(x) = v.get(k) {
-                out.insert(k.into(), x.clone());
+    for key in ARRAYS {
+        let Some(arr) = array(v, key) else { continue };
+        let mut kept: Vec<&RawValue> = Vec::new();
+        raw::each(arr, |k, x| {
+            let keep = match key {
+                "contacts" => parts.contains(&Part::Contact(k)) || (any_message && raw::is_object(x)),
+                "messages" => parts.contains(&Part::Message(k)),
+                "statuses" => parts.contains(&Part::Status(k)),
+                _ => parts.contains(&Part::Error(k)),
+            };
+            if keep {
+                kept.push(x);
             }
+            Ok(())
+        })?;
+        if !kept.is_empty() {
+            out.insert(key.into(), boxed(&kept));
         }
     }
-    out
+    if parts.contains(&Part::Odd) {
+        for k in odd_keys(v) {
+            out.insert(k.into(), v[k].to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// One `events`-mode event: its stable id (the same on every retry and replay), its
@@ -135,9 +167,8 @@ pub fn events_for(
     delivery_id: u64,
     received_at_micros: i64,
 ) -> Result<Vec<ForwardEvent>, ParseError> {
-    let root = parse_root(body)?;
-    let located = parse_located(&root)?;
     let keep: HashSet<usize> = keep.iter().map(|&i| i as usize).collect();
+    let (located, _) = located_upto(body, &keep)?;
     let received_secs = received_at_micros.div_euclid(1_000_000);
     let mut out = Vec::new();
     for (i, (loc, item)) in located.iter().enumerate() {
