@@ -7,6 +7,7 @@ mod support;
 
 mod acme;
 mod acme_pebble;
+mod apply_health;
 mod browser;
 mod cli;
 mod contacts;
@@ -22,6 +23,7 @@ mod forward_crash;
 mod forward_pywa;
 mod forward_retry;
 mod forward_window;
+mod max_items;
 mod media;
 mod media_crypto;
 mod media_files;
