@@ -5,13 +5,21 @@
 use serde_json::Value;
 
 use super::model::{AccountEvent, Item, ItemMeta};
+use super::raw::OMITTED;
 use super::read::{api_error, as_ts, str_at};
 
 pub(super) fn change_item(meta: &ItemMeta, value: Value, entry_time: Option<i64>) -> Item {
+    let summary = match value.get(OMITTED).and_then(|o| o.get("bytes")) {
+        Some(n) => Some(format!(
+            "{} value of {n} bytes not built (over 1 MiB): see the raw delivery",
+            meta.field
+        )),
+        None => summarize(&meta.field, &value).map(|s| truncate(s, 200)),
+    };
     let event = AccountEvent {
         field: meta.field.clone(),
         timestamp: change_time(&value).or(entry_time),
-        summary: summarize(&meta.field, &value).map(|s| truncate(s, 200)),
+        summary,
         value,
     };
     Item::Change {

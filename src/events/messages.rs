@@ -25,10 +25,6 @@ const MESSAGES_KEYS: [&str; 6] = [
 /// first, so the upsert lands before the messages using it).
 pub(crate) const ARRAYS: [&str; 4] = ["contacts", "messages", "statuses", "errors"];
 
-/// The value of an odd `messages` change is kept whole up to this size; past it,
-/// only the keys not read (the rest are items of their own).
-const VERBATIM_MAX: usize = 1 << 20;
-
 /// One of the four arrays, when present as an array.
 pub(crate) fn array<'a>(v: &Fields<'a>, key: &str) -> Option<&'a RawValue> {
     v.get(key).copied().filter(|r| raw::is_array(r))
@@ -96,7 +92,7 @@ impl Change<'_, '_> {
             raw::each(arr, |k, el| {
                 let (meta, t) = (&self.meta, self.entry_time);
                 self.sink.offer(at(self.place, part(key, k)), || {
-                    let el = raw::value(el)?;
+                    let el = raw::item_value(el)?;
                     Ok(match element(meta, key, &el, &contacts) {
                         Some(item) => {
                             if key == "contacts" {
@@ -113,12 +109,13 @@ impl Change<'_, '_> {
         if !odd.is_empty() {
             let (meta, t) = (&self.meta, self.entry_time);
             self.sink.offer(at(self.place, Part::Odd), || {
-                let value = if value.get().len() <= VERBATIM_MAX {
+                let value = if value.get().len() <= raw::ITEM_MAX {
+                    // Past it, only the keys not read: the rest are items of their own.
                     raw::value(value)?
                 } else {
                     let mut out = base.clone();
                     for k in &odd {
-                        out.insert(k.to_string(), raw::value(v[*k])?);
+                        out.insert(k.to_string(), raw::item_value(v[*k])?);
                     }
                     Value::Object(out)
                 };
@@ -138,7 +135,7 @@ impl Change<'_, '_> {
     pub(super) fn whole(&mut self, value: &RawValue) -> Result<(), ParseError> {
         let (meta, t) = (&self.meta, self.entry_time);
         self.sink.offer(at(self.place, Part::Whole), || {
-            Ok(change_item(meta, raw::value(value)?, t))
+            Ok(change_item(meta, raw::item_value(value)?, t))
         })
     }
 }

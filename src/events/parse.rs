@@ -17,7 +17,9 @@
 //! * Every other `field` becomes one `Change` with the verbatim value.
 //! * The body is walked, never built whole (`raw.rs`): each entry, change and element is read on
 //!   its own, so [`parse_capped`] costs memory for the items it builds, not for the body's shape.
-//!   A million `{}` messages are counted, the first `max` built.
+//!   A million `{}` messages are counted, the first `max` built. One item's JSON over 1 MiB is
+//!   not built either: it stands as `{"wagate_omitted": {"bytes", "sha256"}}` (whole in the raw
+//!   delivery), since its tree could take a hundred times its size.
 
 use serde_json::value::RawValue;
 use serde_json::Value;

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::de::{self, Deserializer as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use sha2::Digest;
 
 use super::parse::ParseError;
 
@@ -44,6 +45,24 @@ pub(crate) fn object(raw: &RawValue) -> Result<Option<Fields<'_>>, ParseError> {
 /// `raw` parsed into a [`Value`] (for one item, never for the whole body).
 pub(crate) fn value(raw: &RawValue) -> Result<Value, ParseError> {
     serde_json::from_str(raw.get()).map_err(not_json)
+}
+
+/// An item's JSON larger than this is not built (its tree can take a hundred times
+/// its size): it stands as an [`omitted`] marker, and stays whole in the raw delivery.
+pub(crate) const ITEM_MAX: usize = 1 << 20;
+
+/// The key of the marker that stands for an item's JSON too large to build.
+pub(crate) const OMITTED: &str = "wagate_omitted";
+
+/// [`value`], or past [`ITEM_MAX`] the marker `{"wagate_omitted": {"bytes", "sha256"}}`
+/// (the digest keeps two different large values apart for dedup).
+pub(crate) fn item_value(raw: &RawValue) -> Result<Value, ParseError> {
+    let text = raw.get();
+    if text.len() <= ITEM_MAX {
+        return value(raw);
+    }
+    let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    Ok(serde_json::json!({OMITTED: {"bytes": text.len(), "sha256": digest}}))
 }
 
 /// The field `key` as a [`Value`], if present.
@@ -129,6 +148,17 @@ mod tests {
             _ => Ok(()),
         });
         assert_eq!(stop, Err(ParseError::NotMetaShape("two".into())));
+    }
+
+    #[test]
+    fn an_item_too_large_to_build_stands_as_a_marker() {
+        let small = raw(r#"{"a": [1, 2]}"#);
+        assert_eq!(item_value(small).unwrap(), serde_json::json!({"a": [1, 2]}));
+        let text = format!("[{}0]", "0,".repeat(ITEM_MAX / 2));
+        let large: &RawValue = serde_json::from_str(&text).unwrap();
+        let v = item_value(large).unwrap();
+        assert_eq!(v[OMITTED]["bytes"], text.len());
+        assert_eq!(v[OMITTED]["sha256"].as_str().unwrap().len(), 64);
     }
 
     #[test]
