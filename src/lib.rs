@@ -30,13 +30,35 @@ use std::future::Future;
 pub use app::{App, StartError};
 pub use config::Config;
 
+/// Why serving ended other than by the shutdown asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The applier gave up: the store stays broken although the disk has room. A
+    /// new process reopens it and re-applies from the journal.
+    #[error("processing is stuck: {0}")]
+    Stuck(String),
+}
+
+/// `EX_TEMPFAIL` (sysexits.h): a temporary failure; a restart is expected to help.
+pub const EX_TEMPFAIL: u8 = 75;
+
+impl ServeError {
+    /// The process's exit code for it (systemd's `Restart=on-failure` restarts it).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Stuck(_) => EX_TEMPFAIL,
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes; then stops accepting,
-/// finishes in-flight requests, syncs the journal and flushes state.
+/// finishes in-flight requests, syncs the journal and flushes state. Stops the same
+/// way, with an error, when processing gives up ([`ServeError::Stuck`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> Result<(), ServeError> {
     serve_with_tls(listener, app, None, shutdown).await
 }
 
@@ -46,13 +68,21 @@ pub async fn serve_with_tls(
     app: App,
     tls: Option<std::sync::Arc<tls::TlsConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> Result<(), ServeError> {
     let https = tls.is_some();
     let routes = web::routes(app.state.clone());
     let outbox = app.state.outbox.clone();
+    let health = app.state.apply_health.clone();
+    let (gave_up, mut why) = tokio::sync::oneshot::channel();
     // Answer callers waiting on a send first, so the graceful stop is not held up.
     let shutdown = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            reason = health.given_up() => {
+                tracing::error!(%reason, "stopping: processing is stuck");
+                let _ = gave_up.send(reason);
+            }
+        }
         outbox.begin_shutdown();
     };
     if let Ok(addr) = listener.local_addr() {
@@ -62,6 +92,10 @@ pub async fn serve_with_tls(
     web::server::run(listener, routes, tls, limits, shutdown).await;
     tracing::info!("HTTP server stopped; shutting down");
     app.shutdown().await;
+    match why.try_recv() {
+        Ok(reason) => Err(ServeError::Stuck(reason)),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Reloads the TLS certificate files on every SIGHUP, for as long as the process

@@ -289,7 +289,14 @@ fn serve() -> ExitCode {
             }
             None => None,
         };
-        wagate::serve_with_tls(listener, app, tls, wagate::shutdown_signal()).await;
-        ExitCode::SUCCESS
+        match wagate::serve_with_tls(listener, app, tls, wagate::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // 75 (EX_TEMPFAIL): systemd's Restart=on-failure starts a fresh process,
+                // which reopens the store and re-applies from the journal.
+                eprintln!("wagate: {e}; exiting with {} for a restart", e.exit_code());
+                ExitCode::from(e.exit_code())
+            }
+        }
     })
 }

@@ -19,7 +19,8 @@ use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::media::{MediaFiles, MediaWorker};
 use crate::outbox::Outbox;
 use crate::pipeline::retention::{RetentionOptions, RetentionTotals};
-use crate::pipeline::Applier;
+use crate::pipeline::running::ApplyHealth;
+use crate::pipeline::{Applier, Options, Pending, StepBounds};
 use crate::store::{Applied, Store, StoreError};
 use crate::upstream::Upstream;
 use crate::util::clock::Clock;
@@ -85,15 +86,16 @@ impl App {
         let retention = Arc::new(RetentionTotals::default());
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
         let notify = Forwarder::notifiers(&config.forward);
-        let pending = Pending {
+        let pending = crate::pipeline::Pending {
             media: crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx)),
             forward: crate::forward::apply::Pending::new(
                 Arc::new(config.forward.targets.clone()),
                 notify.clone(),
             ),
         };
-        let (applier, applied) =
-            start_applier(&config, &journal, &store, &retention, pending, &clock).await?;
+        let health = Arc::new(ApplyHealth::new(clock.mono_micros()));
+        let options = applier_options(&config, &retention, &health, &clock);
+        let (applier, applied) = start_applier(&journal, &store, options, pending, &clock).await?;
         let upstream = Upstream::new(&config.graph, clock.clone())?;
         let media = Arc::new(opened.media);
         let fetcher = crate::media::Fetcher {
@@ -138,6 +140,7 @@ impl App {
             started: Instant::now(),
             acme: Arc::default(),
             retention,
+            apply_health: health,
             dashboard: Arc::new(dashboard),
             clock,
         };
@@ -173,36 +176,40 @@ struct Running {
     stop: watch::Sender<bool>,
 }
 
-/// What the applier hands to the features' sides of processing.
-struct Pending {
-    media: crate::media::apply::Pending,
-    forward: crate::forward::apply::Pending,
+/// The applier's settings, from the configuration.
+fn applier_options(
+    config: &Config,
+    totals: &Arc<RetentionTotals>,
+    health: &Arc<ApplyHealth>,
+    clock: &Clock,
+) -> Options {
+    Options {
+        dedup_ttl: config.dedup_ttl,
+        max_items: config.processing.max_items,
+        step: StepBounds::default(),
+        stuck_after: config.processing.stuck_after,
+        data_dir: config.data_dir.clone(),
+        min_free: config.min_free,
+        retention: RetentionOptions {
+            raw_ttl: config.raw_ttl,
+            event_ttl: config.event_ttl,
+            totals: totals.clone(),
+            clock: clock.clone(),
+        },
+        health: health.clone(),
+    }
 }
 
 /// Loads the applier (blocking) and starts it on its own thread.
 async fn start_applier(
-    config: &Config,
     journal: &Arc<Journal>,
     store: &Store,
-    totals: &Arc<RetentionTotals>,
+    options: Options,
     pending: Pending,
     clock: &Clock,
 ) -> Result<(Running, watch::Receiver<Applied>), StartError> {
-    let retention = RetentionOptions {
-        raw_ttl: config.raw_ttl,
-        event_ttl: config.event_ttl,
-        totals: totals.clone(),
-        clock: clock.clone(),
-    };
-    let (j, s, ttl, c) = (
-        journal.clone(),
-        store.clone(),
-        config.dedup_ttl,
-        clock.clone(),
-    );
-    let (applier, applied) =
-        blocking(move || Applier::new(j, s, ttl, retention, pending.media, pending.forward, c))
-            .await??;
+    let (j, s, c) = (journal.clone(), store.clone(), clock.clone());
+    let (applier, applied) = blocking(move || Applier::new(j, s, options, pending, c)).await??;
     let (stop, stop_rx) = watch::channel(false);
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()

@@ -14,8 +14,10 @@ mod forward;
 pub use forward::{parse_targets, ForwardConfig, ForwardMode, ForwardTarget};
 mod acme;
 pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
+mod processing;
 mod send;
 mod server;
+pub use processing::{ProcessingConfig, DEFAULT_MAX_ITEMS};
 pub use send::{GraphConfig, SendConfig, DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION};
 pub use server::ServerConfig;
 pub mod values;
@@ -99,6 +101,8 @@ pub struct Config {
     pub dashboard_idle: Duration,
     /// Timeouts and the connection cap of the HTTP server.
     pub server: ServerConfig,
+    /// Items per delivery, and when processing counts as stuck.
+    pub processing: ProcessingConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -137,6 +141,7 @@ impl Config {
             admin_password: None,
             dashboard_idle: Duration::from_secs(30 * 60),
             server: ServerConfig::default(),
+            processing: ProcessingConfig::default(),
         }
     }
 
@@ -236,6 +241,7 @@ impl Config {
             config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;
         }
         server::read_server(&get, &mut config.server)?;
+        processing::read_processing(&get, &mut config.processing)?;
         send::read_graph(&get, &mut config.graph)?;
         send::read_send(&get, &mut config.send)?;
         match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {

@@ -11,17 +11,24 @@
 //!   element that cannot be read (no string `id`, status without `status`), becomes a `Change`
 //!   whose value is the change value narrowed to that one element. Keys other than
 //!   `messaging_product`, `metadata` and the four arrays (shapes Meta may add later), or one of
-//!   the four that is not an array, yield one more `Change` with the whole verbatim value. A
-//!   value with nothing else (only `messaging_product`/`metadata`, or empty arrays) yields nothing.
+//!   the four that is not an array, yield one more `Change` with the whole verbatim value (past
+//!   1 MiB: only the keys not read, next to `messaging_product` and `metadata`). A value with
+//!   nothing else (only `messaging_product`/`metadata`, or empty arrays) yields nothing.
 //! * Every other `field` becomes one `Change` with the verbatim value.
+//! * The body is walked, never built whole (`raw.rs`): each entry, change and element is read on
+//!   its own, so [`parse_capped`] costs memory for the items it builds, not for the body's shape.
+//!   A million `{}` messages are counted, the first `max` built. One item's JSON over 1 MiB is
+//!   not built either: it stands as `{"wagate_omitted": {"bytes", "sha256"}}` (whole in the raw
+//!   delivery), since its tree could take a hundred times its size.
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 pub use super::identity::{canonical_json, status_rank, status_supersedes};
+use super::messages::Change;
 pub use super::model::*;
-use super::read::{
-    api_error, as_string, as_ts, contact_info, inbound_message, status_update, str_at,
-};
+use super::raw::{self, Fields};
+use super::read::{as_string, as_ts, str_at};
 
 const WABA_OBJECT: &str = "whatsapp_business_account";
 
@@ -47,11 +54,41 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// Parse one webhook POST body into its items, in body order.
+/// What one walk over a body found: the first items (as many as asked for at most)
+/// and how many items the body holds in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub items: Vec<Item>,
+    pub found: usize,
+}
+
+impl Parsed {
+    /// Items of the body past the ones built.
+    pub fn skipped(&self) -> usize {
+        self.found - self.items.len()
+    }
+}
+
+/// Parse one webhook POST body into all its items, in body order. For a body from
+/// outside, prefer [`parse_capped`]: memory grows with the items built.
 pub fn parse_delivery(body: &[u8]) -> Result<Vec<Item>, ParseError> {
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
-    Ok(parse_located(&root)?.into_iter().map(|(_, i)| i).collect())
+    Ok(parse_capped(body, usize::MAX)?.items)
+}
+
+/// [`parse_delivery`] building `max` items at most; the rest are counted (and the
+/// whole body checked) but never built, so memory is bounded by `max` whatever the
+/// body holds.
+pub fn parse_capped(body: &[u8], max: usize) -> Result<Parsed, ParseError> {
+    let mut items = Vec::new();
+    let found = visit(body, max, &mut |_, item| items.push(item))?;
+    Ok(Parsed { items, found })
+}
+
+/// [`parse_capped`] with each item's location; and how many items the body holds.
+pub fn parse_located(body: &[u8], max: usize) -> Result<(Vec<(Loc, Item)>, usize), ParseError> {
+    let mut items = Vec::new();
+    let found = visit(body, max, &mut |loc, item| items.push((loc, item)))?;
+    Ok((items, found))
 }
 
 /// Where in the body an item was found: `entry[entry].changes[change]`, and which
@@ -76,300 +113,130 @@ pub enum Part {
     Odd,
 }
 
-/// [`parse_delivery`] on an already parsed body, with each item's location.
-pub fn parse_located(root: &Value) -> Result<Vec<(Loc, Item)>, ParseError> {
-    let shape = |what: String| ParseError::NotMetaShape(what);
-    let root = root
-        .as_object()
-        .ok_or_else(|| shape("body is not a JSON object".into()))?;
-    match root.get("object").and_then(Value::as_str) {
+/// Where the walk puts what it finds: the first `limit` items are built and handed
+/// on; the rest are only counted.
+pub(super) struct Sink<'f> {
+    limit: usize,
+    found: usize,
+    f: &'f mut dyn FnMut(Loc, Item),
+}
+
+impl Sink<'_> {
+    /// Whether the next item will be built.
+    pub(super) fn wants(&self) -> bool {
+        self.found < self.limit
+    }
+
+    /// One more item at `loc`: built (by `build`) and handed on while wanted.
+    pub(super) fn offer(
+        &mut self,
+        loc: Loc,
+        build: impl FnOnce() -> Result<Item, ParseError>,
+    ) -> Result<(), ParseError> {
+        if self.wants() {
+            let item = build()?;
+            (self.f)(loc, item);
+        }
+        self.found += 1;
+        Ok(())
+    }
+}
+
+fn shape(what: String) -> ParseError {
+    ParseError::NotMetaShape(what)
+}
+
+/// Walks the body, one entry, change and element at a time: hands the first `limit`
+/// items to `f` with their location, in body order; returns how many it holds. The
+/// envelope is checked to the end whatever `limit` is, so the answer (an error or a
+/// count) does not depend on it.
+pub fn visit(body: &[u8], limit: usize, f: &mut dyn FnMut(Loc, Item)) -> Result<usize, ParseError> {
+    let root =
+        raw::object(raw::root(body)?)?.ok_or_else(|| shape("body is not a JSON object".into()))?;
+    match raw::field(&root, "object")?
+        .as_ref()
+        .and_then(Value::as_str)
+    {
         Some(WABA_OBJECT) => {}
         Some(_) => return Err(shape(format!("`object` is not \"{WABA_OBJECT}\""))),
         None => return Err(shape("`object` missing or not a string".into())),
     }
     let entries = root
         .get("entry")
-        .and_then(Value::as_array)
+        .filter(|r| raw::is_array(r))
         .ok_or_else(|| shape("`entry` missing or not an array".into()))?;
-    let mut items = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let waba_id = entry
-            .get("id")
-            .and_then(as_string)
-            .ok_or_else(|| shape(format!("entry[{i}].id missing")))?;
-        let entry_time = entry.get("time").and_then(as_ts);
-        let changes = entry
-            .get("changes")
-            .and_then(Value::as_array)
-            .ok_or_else(|| shape(format!("entry[{i}].changes missing or not an array")))?;
-        for (j, change) in changes.iter().enumerate() {
-            let field = change
-                .get("field")
-                .and_then(Value::as_str)
-                .ok_or_else(|| shape(format!("entry[{i}].changes[{j}].field missing")))?;
-            let value = change
-                .get("value")
-                .ok_or_else(|| shape(format!("entry[{i}].changes[{j}].value missing")))?;
-            let md = value.get("metadata");
-            let meta = ItemMeta {
-                waba_id: waba_id.clone(),
-                field: field.to_string(),
-                phone_number_id: md.and_then(|m| str_at(m, "phone_number_id")),
-                display_phone_number: md
-                    .and_then(|m| str_at(m, "display_phone_number"))
-                    .or_else(|| str_at(value, "display_phone_number")),
-            };
-            let at = |part| Loc {
-                entry: i,
-                change: j,
-                part,
-            };
-            if field == "messages" {
-                messages_change(&meta, value, entry_time, &mut |p, item| {
-                    items.push((at(p), item))
-                });
-            } else {
-                items.push((
-                    at(Part::Whole),
-                    change_item(&meta, value.clone(), entry_time),
-                ));
-            }
-        }
-    }
-    Ok(items)
+    let mut sink = Sink { limit, found: 0, f };
+    raw::each(entries, |i, entry| visit_entry(i, entry, &mut sink))?;
+    Ok(sink.found)
 }
 
-fn messages_change(
-    meta: &ItemMeta,
-    value: &Value,
-    entry_time: Option<i64>,
-    push: &mut impl FnMut(Part, Item),
-) {
-    let Some(v) = value.as_object() else {
-        push(Part::Whole, change_item(meta, value.clone(), entry_time));
-        return;
+fn visit_entry(i: usize, entry: &RawValue, sink: &mut Sink) -> Result<(), ParseError> {
+    let fields = raw::object(entry)?.unwrap_or_default();
+    let waba_id = raw::field(&fields, "id")?
+        .as_ref()
+        .and_then(as_string)
+        .ok_or_else(|| shape(format!("entry[{i}].id missing")))?;
+    let entry_time = raw::field(&fields, "time")?.as_ref().and_then(as_ts);
+    let changes = fields
+        .get("changes")
+        .filter(|r| raw::is_array(r))
+        .ok_or_else(|| shape(format!("entry[{i}].changes missing or not an array")))?;
+    raw::each(changes, |j, change| {
+        let fields = raw::object(change)?.unwrap_or_default();
+        let field = raw::field(&fields, "field")?
+            .and_then(|f| f.as_str().map(str::to_string))
+            .ok_or_else(|| shape(format!("entry[{i}].changes[{j}].field missing")))?;
+        let value = fields
+            .get("value")
+            .copied()
+            .ok_or_else(|| shape(format!("entry[{i}].changes[{j}].value missing")))?;
+        let is_messages = field == "messages";
+        // Past the limit only the items of a `messages` change need counting.
+        let value_fields = match sink.wants() || is_messages {
+            true => raw::object(value)?,
+            false => None,
+        };
+        let mut change = Change {
+            meta: item_meta(&waba_id, field, value_fields.as_ref(), sink)?,
+            entry_time,
+            place: (i, j),
+            sink: &mut *sink,
+        };
+        match is_messages {
+            true => change.messages(value, value_fields.as_ref()),
+            false => change.whole(value),
+        }
+    })?;
+    Ok(())
+}
+
+/// Where the items of a change come from (left empty past the limit: not used).
+fn item_meta(
+    waba_id: &str,
+    field: String,
+    value: Option<&Fields>,
+    sink: &Sink,
+) -> Result<ItemMeta, ParseError> {
+    let mut meta = ItemMeta {
+        waba_id: waba_id.to_string(),
+        field,
+        phone_number_id: None,
+        display_phone_number: None,
     };
-    let (contacts, messages, statuses, errors, odd) = messages_parts(v);
-    let fallback = |key: &str, el: &Value| change_item(meta, narrowed(v, key, el), entry_time);
-    for (k, c) in contacts.iter().enumerate() {
-        match c.as_object() {
-            Some(c) => push(
-                Part::Contact(k),
-                Item::Contact {
-                    meta: meta.clone(),
-                    contact: contact_info(c),
-                },
-            ),
-            None => push(Part::Contact(k), fallback("contacts", c)),
-        }
-    }
-    for (k, m) in messages.iter().enumerate() {
-        match m.as_object().and_then(|m| inbound_message(m, contacts)) {
-            Some(message) => push(
-                Part::Message(k),
-                Item::Message {
-                    meta: meta.clone(),
-                    message,
-                },
-            ),
-            None => push(Part::Message(k), fallback("messages", m)),
-        }
-    }
-    for (k, s) in statuses.iter().enumerate() {
-        match s.as_object().and_then(status_update) {
-            Some(status) => push(
-                Part::Status(k),
-                Item::Status {
-                    meta: meta.clone(),
-                    status,
-                },
-            ),
-            None => push(Part::Status(k), fallback("statuses", s)),
-        }
-    }
-    for (k, e) in errors.iter().enumerate() {
-        push(Part::Error(k), fallback("errors", e));
-    }
-    if !odd.is_empty() {
-        let mut item = change_item(meta, value.clone(), entry_time);
-        if let Item::Change { event, .. } = &mut item {
-            let keys = odd.join(", ");
-            event.summary = Some(truncate(
-                format!("messages change, keys not read: {keys}"),
-                200,
-            ));
-        }
-        push(Part::Odd, item);
-    }
-}
-
-/// The keys a `messages` change value is read by.
-const MESSAGES_KEYS: [&str; 6] = [
-    "messaging_product",
-    "metadata",
-    "contacts",
-    "messages",
-    "statuses",
-    "errors",
-];
-
-type Parts<'a> = (
-    &'a [Value],
-    &'a [Value],
-    &'a [Value],
-    &'a [Value],
-    Vec<&'a str>,
-);
-
-/// contacts[], messages[], statuses[], errors[] of a `messages` change value, and
-/// the keys not read (unknown ones, or one of the four that is not an array).
-pub(super) fn messages_parts(v: &Map<String, Value>) -> Parts<'_> {
-    // Keys this parser does not read, or reads but found in an unexpected shape.
-    let mut odd: Vec<&str> = v
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !MESSAGES_KEYS.contains(k))
-        .collect();
-    let mut arr = |key: &'static str| match v.get(key) {
-        None => &[][..],
-        Some(Value::Array(a)) => a.as_slice(),
-        Some(_) => {
-            odd.push(key);
-            &[][..]
-        }
-    };
-    let (c, m, s, e) = (
-        arr("contacts"),
-        arr("messages"),
-        arr("statuses"),
-        arr("errors"),
-    );
-    (c, m, s, e, odd)
-}
-
-/// The change value reduced to `messaging_product`, `metadata` and `key: [el]`.
-fn narrowed(v: &Map<String, Value>, key: &str, el: &Value) -> Value {
-    let mut out = Map::new();
-    for k in ["messaging_product", "metadata"] {
-        if let Some(x) = v.get(k) {
-            out.insert(k.to_string(), x.clone());
-        }
-    }
-    out.insert(key.to_string(), Value::Array(vec![el.clone()]));
-    Value::Object(out)
-}
-
-fn change_item(meta: &ItemMeta, value: Value, entry_time: Option<i64>) -> Item {
-    let event = AccountEvent {
-        field: meta.field.clone(),
-        timestamp: change_time(&value).or(entry_time),
-        timestamp_out_of_range: false,
-        timestamp_raw: None,
-        summary: summarize(&meta.field, &value).map(|s| truncate(s, 200)),
-        value,
-    };
-    Item::Change {
-        meta: meta.clone(),
-        event,
-    }
-}
-
-fn change_time(v: &Value) -> Option<i64> {
-    v.get("timestamp")
-        .and_then(as_ts)
-        .or_else(|| {
-            v.get("volume_tier_info")
-                .and_then(|t| t.get("tier_update_time"))
-                .and_then(as_ts)
-        })
-        .or_else(|| {
-            v.get("user_preferences")
-                .and_then(|p| p.get(0))
-                .and_then(|p| p.get("timestamp"))
-                .and_then(as_ts)
-        })
-}
-
-fn summarize(field: &str, v: &Value) -> Option<String> {
-    let g = |k: &str| str_at(v, k);
-    let d = |k: &str| g(k).unwrap_or_default();
-    let before = |k: &str| g(k).map(|x| x + " ").unwrap_or_default();
-    let tpl = format!("template '{}'", d("message_template_name"));
-    let event = g("event");
-    Some(match field {
-        "message_template_status_update" => match g("reason").filter(|r| r != "NONE") {
-            Some(r) => format!("{tpl} {} ({r})", event?),
-            None => format!("{tpl} {}", event?),
-        },
-        "message_template_quality_update" => {
-            let new = g("new_quality_score")?;
-            format!("{tpl} quality {}-> {new}", before("previous_quality_score"))
-        }
-        "template_category_update" => {
-            let new = g("new_category")?;
-            format!("{tpl} category {}-> {new}", before("previous_category"))
-        }
-        "phone_number_quality_update" => {
-            let limit = g("max_daily_conversations_per_business").or_else(|| g("current_limit"));
-            let limit = limit.map(|l| format!(" (limit {l})")).unwrap_or_default();
-            format!("phone {} {}{limit}", d("display_phone_number"), event?)
-        }
-        "account_update" => {
-            let detail = if let Some(t) = v.get("volume_tier_info") {
-                let cat = str_at(t, "pricing_category").unwrap_or_default();
-                str_at(t, "tier").map(|tier| format!("tier {tier} {cat}"))
-            } else if let Some(Value::Array(r)) = v.get("restriction_info") {
-                let types: Vec<_> = r
-                    .iter()
-                    .filter_map(|x| str_at(x, "restriction_type"))
-                    .collect();
-                Some(types.join(", "))
-            } else {
-                v.get("ban_info").and_then(|b| str_at(b, "waba_ban_state"))
+    if let Some(v) = value.filter(|_| sink.wants()) {
+        let md = raw::field(v, "metadata")?;
+        meta.phone_number_id = md.as_ref().and_then(|m| str_at(m, "phone_number_id"));
+        meta.display_phone_number =
+            match md.as_ref().and_then(|m| str_at(m, "display_phone_number")) {
+                Some(n) => Some(n),
+                None => raw::field(v, "display_phone_number")?
+                    .as_ref()
+                    .and_then(as_string),
             };
-            let detail = detail
-                .map(|x| format!(": {}", x.trim_end()))
-                .unwrap_or_default();
-            format!("account {}{detail}", event?)
-        }
-        "user_preferences" => {
-            let p = v.get("user_preferences")?.get(0)?;
-            let who = str_at(p, "wa_id")
-                .or_else(|| str_at(p, "user_id"))
-                .unwrap_or_default();
-            let category = str_at(p, "category").unwrap_or_default();
-            format!("user {who} {category}: {}", str_at(p, "value")?)
-        }
-        "messages" => match v.get("errors").and_then(|e| e.get(0)).map(api_error) {
-            Some(e) => {
-                let text = e.title.or(e.message).unwrap_or_default();
-                format!("error {}: {text}", e.code.unwrap_or(0))
-            }
-            None => match ["messages", "statuses", "contacts"]
-                .iter()
-                .find(|k| v.get(**k).is_some())
-            {
-                Some(k) => format!("unreadable {k}[] element"),
-                None => "messages change not read by this parser".into(),
-            },
-        },
-        _ => format!("{field} {}", event?),
-    })
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("...");
     }
-    s
+    Ok(meta)
 }
 
-/// A non-empty string, or a number as its decimal text (ids sometimes arrive as numbers).
 impl Item {
     /// Unix seconds of the item itself: the wire `timestamp` of a message or status, the event
     /// time of a change; `None` when absent (and always for contacts).

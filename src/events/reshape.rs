@@ -1,20 +1,31 @@
 //! Reshaping a delivery for forwarding (pure, no I/O): Meta's own payload narrowed
 //! to some of its items (`meta` mode), and one JSON event per item (`events` mode).
 //! Items are named by their index in [`parse_delivery`](super::parse::parse_delivery)'s
-//! output, which is what the applier records.
+//! output, which is what the applier records. Only the items up to the last one asked
+//! for are built: a body of a million items costs what its first few do.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use serde_json::{json, Map, Value};
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::messages::{odd_keys, ARRAYS};
 use super::model::Item;
-use super::parse::{messages_parts, parse_located, Loc, ParseError, Part};
+use super::parse::{parse_located, Loc, ParseError, Part};
+use super::raw::{self, Fields};
 use crate::util::time::JsonTime;
 
-fn parse_root(body: &[u8]) -> Result<Value, ParseError> {
-    serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))
+/// The items of `body` up to the last one of `keep` (none past it is built), and
+/// how many the body holds.
+fn located_upto(
+    body: &[u8],
+    keep: &HashSet<usize>,
+) -> Result<(Vec<(Loc, Item)>, usize), ParseError> {
+    let limit = keep.iter().max().map_or(0, |last| last + 1);
+    parse_located(body, limit)
 }
 
 /// Meta's payload with only the items `keep`. When `keep` holds every item that is
@@ -22,10 +33,10 @@ fn parse_root(body: &[u8]) -> Result<Value, ParseError> {
 /// envelope, holding only the kept elements (a kept message brings its change's
 /// contacts along), keys in their order, written as Meta writes JSON
 /// ([`meta_json`](super::meta_json)). `None` when nothing of `keep` is in the body.
+/// Walks the body (never builds it whole); builds the items up to the last kept one only.
 pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]>>, ParseError> {
-    let root = parse_root(body)?;
-    let located = parse_located(&root)?;
     let keep: HashSet<usize> = keep.iter().map(|&i| i as usize).collect();
+    let (located, found) = located_upto(body, &keep)?;
     let kept: HashSet<Loc> = located
         .iter()
         .enumerate()
@@ -35,81 +46,116 @@ pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]
     if kept.is_empty() {
         return Ok(None);
     }
-    let all = located
-        .iter()
-        .enumerate()
-        .all(|(i, (_, item))| keep.contains(&i) || matches!(item, Item::Contact { .. }));
+    let all = found == located.len()
+        && located
+            .iter()
+            .enumerate()
+            .all(|(i, (_, item))| keep.contains(&i) || matches!(item, Item::Contact { .. }));
     if all {
         return Ok(Some(Cow::Borrowed(body)));
     }
-    let mut out = root.as_object().cloned().unwrap_or_default();
-    let entries = root["entry"].as_array().cloned().unwrap_or_default();
-    let mut new_entries = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let changes = entry["changes"].as_array().cloned().unwrap_or_default();
-        let mut new_changes = Vec::new();
-        for (j, change) in changes.iter().enumerate() {
-            let parts: HashSet<Part> = kept
-                .iter()
-                .filter(|l| l.entry == i && l.change == j)
-                .map(|l| l.part)
-                .collect();
-            if parts.is_empty() {
-                continue;
+    Ok(Some(Cow::Owned(rebuilt(body, &kept)?)))
+}
+
+/// An object rebuilt from raw parts, its keys in the body's order.
+type Rebuilt = IndexMap<String, Box<RawValue>>;
+
+fn owned(fields: &Fields) -> Rebuilt {
+    fields
+        .iter()
+        .map(|(k, v)| (k.clone(), (*v).to_owned()))
+        .collect()
+}
+
+/// `v` written as Meta writes JSON (the raw parts inside it verbatim).
+fn boxed<T: serde::Serialize>(v: &T) -> Box<RawValue> {
+    let text = String::from_utf8(super::meta_json::to_vec(v)).expect("JSON is UTF-8");
+    RawValue::from_string(text).expect("JSON")
+}
+
+/// The body with only the kept parts: the envelope's other keys as they were.
+fn rebuilt(body: &[u8], kept: &HashSet<Loc>) -> Result<Vec<u8>, ParseError> {
+    let root = raw::object(raw::root(body)?)?.unwrap_or_default();
+    let mut entries = Vec::new();
+    if let Some(all) = root.get("entry") {
+        raw::each(all, |i, entry| {
+            let fields = raw::object(entry)?.unwrap_or_default();
+            let mut changes = Vec::new();
+            if let Some(all) = fields.get("changes") {
+                raw::each(all, |j, change| {
+                    let parts: HashSet<Part> = kept
+                        .iter()
+                        .filter(|l| l.entry == i && l.change == j)
+                        .map(|l| l.part)
+                        .collect();
+                    if !parts.is_empty() {
+                        changes.push(narrow_change(change, &parts)?);
+                    }
+                    Ok(())
+                })?;
             }
-            if parts.contains(&Part::Whole) {
-                new_changes.push(change.clone());
-                continue;
+            if !changes.is_empty() {
+                let mut e = owned(&fields);
+                e.insert("changes".into(), boxed(&changes));
+                entries.push(e);
             }
-            let mut c = change.as_object().cloned().unwrap_or_default();
-            if let Some(v) = change["value"].as_object() {
-                c.insert("value".into(), Value::Object(narrow_messages(v, &parts)));
-            }
-            new_changes.push(Value::Object(c));
-        }
-        if new_changes.is_empty() {
-            continue;
-        }
-        let mut e = entry.as_object().cloned().unwrap_or_default();
-        e.insert("changes".into(), Value::Array(new_changes));
-        new_entries.push(Value::Object(e));
+            Ok(())
+        })?;
     }
-    out.insert("entry".into(), Value::Array(new_entries));
-    let bytes = super::meta_json::to_vec(&Value::Object(out));
-    Ok(Some(Cow::Owned(bytes)))
+    let mut out = owned(&root);
+    out.insert("entry".into(), boxed(&entries));
+    Ok(super::meta_json::to_vec(&out))
+}
+
+/// One change with only the kept parts (a whole change as it was).
+fn narrow_change(change: &RawValue, parts: &HashSet<Part>) -> Result<Box<RawValue>, ParseError> {
+    let fields = raw::object(change)?.unwrap_or_default();
+    let value = match fields.get("value") {
+        Some(v) if !parts.contains(&Part::Whole) => raw::object(v)?,
+        _ => None,
+    };
+    let Some(value) = value else {
+        return Ok(change.to_owned());
+    };
+    let mut c = owned(&fields);
+    c.insert("value".into(), boxed(&narrow_messages(&value, parts)?));
+    Ok(boxed(&c))
 }
 
 /// A `messages` change value with only the kept parts, its keys in their order.
-fn narrow_messages(v: &Map<String, Value>, parts: &HashSet<Part>) -> Map<String, Value> {
-    let (contacts, messages, statuses, errors, odd) = messages_parts(v);
+fn narrow_messages(v: &Fields, parts: &HashSet<Part>) -> Result<Rebuilt, ParseError> {
+    let odd = odd_keys(v);
     let any_message = parts.iter().any(|p| matches!(p, Part::Message(_)));
-    let kept = |arr: &[Value], keep: &dyn Fn(usize, &Value) -> bool| {
-        let kept: Vec<Value> = arr
-            .iter()
-            .enumerate()
-            .filter(|(k, x)| keep(*k, x))
-            .map(|(_, x)| x.clone())
-            .collect();
-        (!kept.is_empty()).then_some(Value::Array(kept))
-    };
-    let mut out = Map::new();
+    let mut out = Rebuilt::new();
     for (key, x) in v {
-        let value = match key.as_str() {
-            k if odd.contains(&k) => parts.contains(&Part::Odd).then(|| x.clone()),
-            "messaging_product" | "metadata" => Some(x.clone()),
-            "contacts" => kept(contacts, &|k, c| {
-                parts.contains(&Part::Contact(k)) || (any_message && c.is_object())
-            }),
-            "messages" => kept(messages, &|k, _| parts.contains(&Part::Message(k))),
-            "statuses" => kept(statuses, &|k, _| parts.contains(&Part::Status(k))),
-            "errors" => kept(errors, &|k, _| parts.contains(&Part::Error(k))),
-            _ => None,
+        let key = key.as_str();
+        let kept = if odd.contains(&key) {
+            parts.contains(&Part::Odd).then(|| (*x).to_owned())
+        } else if !ARRAYS.contains(&key) {
+            Some((*x).to_owned()) // messaging_product, metadata
+        } else {
+            let mut kept: Vec<&RawValue> = Vec::new();
+            raw::each(x, |k, el| {
+                let keep = match key {
+                    "contacts" => {
+                        parts.contains(&Part::Contact(k)) || (any_message && raw::is_object(el))
+                    }
+                    "messages" => parts.contains(&Part::Message(k)),
+                    "statuses" => parts.contains(&Part::Status(k)),
+                    _ => parts.contains(&Part::Error(k)),
+                };
+                if keep {
+                    kept.push(el);
+                }
+                Ok(())
+            })?;
+            (!kept.is_empty()).then(|| boxed(&kept))
         };
-        if let Some(x) = value {
-            out.insert(key.clone(), x);
+        if let Some(x) = kept {
+            out.insert(key.into(), x);
         }
     }
-    out
+    Ok(out)
 }
 
 /// One `events`-mode event: its stable id (the same on every retry and replay), its
@@ -129,9 +175,8 @@ pub fn events_for(
     delivery_id: u64,
     received_at_micros: i64,
 ) -> Result<Vec<ForwardEvent>, ParseError> {
-    let root = parse_root(body)?;
-    let located = parse_located(&root)?;
     let keep: HashSet<usize> = keep.iter().map(|&i| i as usize).collect();
+    let (located, _) = located_upto(body, &keep)?;
     let received_secs = received_at_micros.div_euclid(1_000_000);
     let mut out = Vec::new();
     for (i, (loc, item)) in located.iter().enumerate() {

@@ -17,7 +17,7 @@ use super::record::QueueEntry;
 use super::{read_body, Forwarder};
 use crate::config::{ForwardMode, ForwardTarget};
 use crate::events::model::Item;
-use crate::events::parse::parse_delivery;
+use crate::events::parse::{parse_capped, Parsed};
 use crate::events::reshape::{events_for, meta_body};
 use crate::util::backoff::jitter;
 
@@ -222,7 +222,9 @@ pub(super) fn order_keys(f: &Forwarder, e: &QueueEntry) -> Vec<String> {
     let Ok((body, _)) = read_body(&f.journal, &f.store, e.delivery) else {
         return Vec::new();
     };
-    let Ok(items) = parse_delivery(&body) else {
+    // Only the items up to the last one of the entry are built.
+    let last = e.items.iter().max().map_or(0, |&i| i as usize + 1);
+    let Ok(Parsed { items, .. }) = parse_capped(&body, last) else {
         return Vec::new();
     };
     let mut keys: Vec<String> = e
@@ -248,10 +250,10 @@ pub(super) fn order_keys(f: &Forwarder, e: &QueueEntry) -> Vec<String> {
 /// The requests of an entry; `Err` when it can never be sent (raw delivery gone).
 async fn prepare(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry) -> Result<Vec<Request>, String> {
     let (journal, store, delivery) = (f.journal.clone(), f.store.clone(), e.delivery);
-    let (body, received) =
-        tokio::task::spawn_blocking(move || read_body(&journal, &store, delivery))
-            .await
-            .map_err(|e| e.to_string())??;
+    let (body, meta) = tokio::task::spawn_blocking(move || read_body(&journal, &store, delivery))
+        .await
+        .map_err(|e| e.to_string())??;
+    let received = meta.received_at_micros;
     match t.mode {
         ForwardMode::Meta => Ok(meta_body(&body, &e.items)
             .map_err(|err| err.to_string())?

@@ -256,8 +256,12 @@ impl Forwarder {
 }
 
 /// The exact body of accepted delivery `id`, read back from the journal, and its
-/// receive time (blocking).
-fn read_body(journal: &Journal, store: &Store, id: u64) -> Result<(Vec<u8>, i64), String> {
+/// record (receive time, items applied) (blocking).
+fn read_body(
+    journal: &Journal,
+    store: &Store,
+    id: u64,
+) -> Result<(Vec<u8>, crate::store::DeliveryMeta), String> {
     let meta = store
         .delivery(id)
         .map_err(|e| e.to_string())?
@@ -267,6 +271,6 @@ fn read_body(journal: &Journal, store: &Store, id: u64) -> Result<(Vec<u8>, i64)
         .read_at(meta.stream, meta.pos)
         .map_err(|e| format!("delivery {id} is no longer in the journal: {e}"))?;
     Delivery::decode(&record.payload)
-        .map(|d| (d.body, meta.received_at_micros))
+        .map(|d| (d.body, meta))
         .map_err(|e| format!("delivery {id} cannot be decoded: {e}"))
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::record::{ForwardUpdate, ReplayItems};
 use super::{read_body, ForwardError, Forwarder};
 use crate::config::ForwardTarget;
-use crate::events::parse::parse_delivery;
+use crate::events::parse::parse_capped;
 use crate::journal::Journal;
 use crate::store::Store;
 use crate::util::time::secs_to_micros;
@@ -101,9 +101,11 @@ fn resolve(
     match what {
         What::Delivery(id) => {
             // One delivery asked for by id: all of it, filters or not.
-            let (body, _) = read_body(journal, store, id).map_err(ForwardError::NotFound)?;
-            let items = parse_delivery(&body)
+            let (body, meta) = read_body(journal, store, id).map_err(ForwardError::NotFound)?;
+            // The items processing applied; none past WAGATE_MAX_ITEMS.
+            let items = parse_capped(&body, meta.items_applied())
                 .map_err(|e| ForwardError::BadRequest(e.to_string()))?
+                .items
                 .iter()
                 .enumerate()
                 .filter(|(_, item)| item.dedup_key().is_some())
@@ -140,14 +142,15 @@ fn resolve(
             let mut seen = HashSet::new();
             let (mut entries, mut skipped) = (Vec::new(), 0);
             for m in metas {
-                let Ok((body, _)) = read_body(journal, store, m.id) else {
+                let Ok((body, meta)) = read_body(journal, store, m.id) else {
                     skipped += 1;
                     continue;
                 };
-                let Ok(parsed) = parse_delivery(&body) else {
+                let Ok(parsed) = parse_capped(&body, meta.items_applied()) else {
                     continue;
                 };
                 let items: Vec<u32> = parsed
+                    .items
                     .iter()
                     .enumerate()
                     .filter(|(_, item)| {

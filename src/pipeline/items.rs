@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::seen::SeenFilter;
 use crate::events::identity::Fresh;
 use crate::events::model::{InboundMessage, Item, ItemMeta, MessageContent};
-use crate::events::parse::{parse_delivery, status_rank};
+use crate::events::parse::{parse_capped, status_rank};
 use crate::store::Counters;
 use crate::store::{
     Changes, ContactRecord, Store, StoreError, StoredEvent, StoredMessage, StoredStatus,
@@ -109,13 +109,19 @@ pub struct Applier<'a> {
     pub changes: &'a mut Changes,
     pub counters: &'a mut Counters,
     pub dedup_ttl: Duration,
+    /// Items applied per delivery at most (`WAGATE_MAX_ITEMS`): the rest are counted,
+    /// never built, and stay in the journal's raw copy.
+    pub max_items: usize,
     /// Recent dedup keys: spares the read from sled for an item surely new.
     pub seen: &'a mut SeenFilter,
 }
 
 /// What processing found in a delivery, for its index entry.
 pub struct Outcome {
+    /// Items found in the delivery (all of them, applied or not).
     pub items: Option<u32>,
+    /// Items past `max_items`, not applied.
+    pub skipped: u32,
     pub parse_error: Option<String>,
     /// The items applied for the first time (not duplicates, not stale): what
     /// forwarding targets have not seen yet.
@@ -124,18 +130,21 @@ pub struct Outcome {
 
 impl Applier<'_> {
     pub fn apply(&mut self, d: &Delivered) -> Result<Outcome, StoreError> {
-        let items = match parse_delivery(d.body) {
-            Ok(items) => items,
+        let parsed = match parse_capped(d.body, self.max_items) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 self.counters.add("unparseable", 1);
                 return Ok(Outcome {
                     items: None,
+                    skipped: 0,
                     parse_error: Some(e.to_string()),
                     fresh: Vec::new(),
                 });
             }
         };
-        let count = items.len() as u32;
+        let count = u32::try_from(parsed.found).unwrap_or(u32::MAX);
+        let skipped = u32::try_from(parsed.skipped()).unwrap_or(u32::MAX);
+        let items = parsed.items;
         // Each message keeps the profile name its sender had in this delivery: the
         // contact's name is then its newest message's, whatever the arrival order.
         let names: HashMap<String, String> = items
@@ -165,6 +174,7 @@ impl Applier<'_> {
         }
         Ok(Outcome {
             items: Some(count),
+            skipped,
             parse_error: None,
             fresh,
         })

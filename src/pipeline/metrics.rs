@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::retention::RetentionTotals;
+use super::running::HealthState;
 use crate::store::{Applied, FilterState};
 use crate::util::prom;
 
@@ -17,6 +18,7 @@ pub fn render(
     progress: &Applied,
     counters: &BTreeMap<String, u64>,
     retention: &RetentionTotals,
+    health: &HealthState,
 ) {
     let count = |k: &str| counters.get(k).copied().unwrap_or(0);
     prom::gauge(
@@ -30,6 +32,18 @@ pub fn render(
         "wagate_apply_lag",
         "Journal records not processed yet.",
         head.saturating_sub(applied),
+    );
+    prom::gauge(
+        out,
+        "wagate_apply_failing",
+        "1 while applying the journal fails (the last step failed); 0 when it works.",
+        u64::from(health.consecutive_failures > 0),
+    );
+    prom::counter(
+        out,
+        "wagate_apply_failures_total",
+        "Failed applier steps since start (each is retried).",
+        health.failures_total,
     );
     prom::gauge(
         out,
@@ -59,6 +73,10 @@ pub fn render(
         (
             "unparseable",
             "Accepted deliveries that are not Meta's JSON.",
+        ),
+        (
+            "items_skipped",
+            "Items past WAGATE_MAX_ITEMS in one delivery, not applied (kept raw).",
         ),
     ] {
         prom::counter(out, &format!("wagate_{key}_total"), help, count(key));

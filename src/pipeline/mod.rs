@@ -4,10 +4,13 @@
 //! step are committed together, so a step is either wholly applied or not at all.
 
 mod committer;
+mod driver;
 pub mod items;
 pub mod metrics;
+mod options;
 mod record;
 pub mod retention;
+pub mod running;
 pub mod seen;
 mod seen_scan;
 
@@ -18,6 +21,7 @@ use tokio::sync::watch;
 
 use committer::Committer;
 use items::Overlay;
+pub use options::{Options, StepBounds};
 use seen::{ScanResult, SeenFilter};
 
 use crate::journal::{Cursor, Heads, Journal, Stream, StreamReader};
@@ -25,16 +29,12 @@ use crate::store::{Applied, Counters};
 use crate::store::{Changes, Store, StoreError};
 use crate::util::clock::Clock;
 
-/// What woke the idle applier.
-enum Wake {
-    /// New records or a stop; `true` when the sender is gone.
-    Changed(bool),
-    /// The startup scan of dedup keys finished (`None`: its thread died).
-    Scanned(Option<Result<ScanResult, StoreError>>),
+/// What the features hand the applier: their sides of processing.
+pub struct Pending {
+    pub media: crate::media::apply::Pending,
+    pub forward: crate::forward::apply::Pending,
 }
 
-/// Records applied per commit at most: bounds the size of one sled transaction.
-const STEP_RECORDS: usize = 256;
 /// Dedup keys looked at per expiry step.
 const EXPIRY_BUDGET: usize = 20_000;
 
@@ -49,7 +49,7 @@ pub struct Applier {
     outbox: crate::outbox::apply::Pending,
     media: crate::media::apply::Pending,
     forward: crate::forward::apply::Pending,
-    dedup_ttl: Duration,
+    options: Options,
     /// When the next dedup-key expiry pass is due (the clock's monotonic microseconds).
     next_expiry: i64,
     clock: Clock,
@@ -66,10 +66,8 @@ impl Applier {
     pub fn new(
         journal: Arc<Journal>,
         store: Store,
-        dedup_ttl: Duration,
-        retention: retention::RetentionOptions,
-        media: crate::media::apply::Pending,
-        forward: crate::forward::apply::Pending,
+        options: Options,
+        pending: Pending,
         clock: Clock,
     ) -> Result<(Applier, watch::Receiver<Applied>), StoreError> {
         let main = store.cursor(Stream::Main)?;
@@ -94,108 +92,19 @@ impl Applier {
                 purged_before: 0,
                 overlay: Overlay::default(),
                 outbox: Default::default(),
-                media,
-                forward,
-                dedup_ttl,
+                media: pending.media,
+                forward: pending.forward,
                 next_expiry: 0,
                 expiry_from: None,
                 committer: None,
-                retention: retention::Retention::new(retention),
-                seen: SeenFilter::new(dedup_ttl, clock.now_secs()),
+                retention: retention::Retention::new(options.retention.clone()),
+                seen: SeenFilter::new(options.dedup_ttl, clock.now_secs()),
+                options,
                 clock,
                 seen_scan: None,
             },
             rx,
         ))
-    }
-
-    /// Runs until `stop` turns true and everything synced has been applied. Blocking:
-    /// give it its own thread.
-    pub fn run(mut self, runtime: tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {
-        match Committer::start(self.store.clone()) {
-            Ok(c) => self.committer = Some(c),
-            Err(e) => tracing::warn!(error = %e, "no committer thread; committing inline"),
-        }
-        self.start_seen_scan();
-        self.apply_until_stopped(runtime, &mut stop);
-        if let Some(mut c) = self.committer.take() {
-            let thread = c.thread.take();
-            drop(c);
-            if let Some(t) = thread {
-                let _ = t.join();
-            }
-        }
-    }
-
-    fn apply_until_stopped(
-        &mut self,
-        runtime: tokio::runtime::Handle,
-        stop: &mut watch::Receiver<bool>,
-    ) {
-        let mut heads_rx = self.journal.heads();
-        loop {
-            let heads = heads_rx.borrow_and_update().clone();
-            let progressed = match self.step(&heads) {
-                Ok(p) => p,
-                Err(e) => {
-                    // A stop must not wait on a failure that may never clear (a
-                    // vanished data directory): what is not applied stays in the journal.
-                    if *stop.borrow() {
-                        tracing::error!(error = %e, "applying the journal failed; stopping anyway");
-                        return;
-                    }
-                    tracing::error!(error = %e, "applying the journal failed; retrying");
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            if progressed {
-                continue;
-            }
-            // Caught up: make the last step visible before waiting.
-            if let Err(e) = self.finish_in_flight() {
-                tracing::error!(error = %self.reset(e), "committing applied state failed; retrying");
-                if *stop.borrow() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
-            }
-            if *stop.borrow() {
-                return;
-            }
-            // A sender gone (the app dropped without a shutdown) means nothing more
-            // can arrive: stop rather than spin on a closed channel.
-            let seen_scan = &mut self.seen_scan;
-            // Sweeps and expiry run between steps: wake for them when idle too.
-            let due = self.retention.next_run().min(self.next_expiry);
-            let clock = self.clock.clone();
-            let wake = runtime.block_on(async {
-                let scanned = async {
-                    match seen_scan {
-                        Some(rx) => rx.await.ok(),
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    r = heads_rx.changed() => Wake::Changed(r.is_err()),
-                    r = stop.changed() => Wake::Changed(r.is_err()),
-                    r = scanned => Wake::Scanned(r),
-                    _ = clock.sleep_until(due) => Wake::Changed(false),
-                }
-            });
-            let closed = match wake {
-                Wake::Changed(closed) => closed,
-                Wake::Scanned(result) => {
-                    self.seen_scanned(result);
-                    false
-                }
-            };
-            if closed {
-                tracing::debug!("applier: the app is gone; stopping");
-                return;
-            }
-        }
     }
 
     /// Applies up to one step of each stream. Returns whether anything was applied.
@@ -223,7 +132,7 @@ impl Applier {
             self.retention.run(&self.journal, &self.store, committed)?;
         }
         if self.clock.mono_micros() >= self.next_expiry {
-            let horizon = self.clock.now_micros() - self.dedup_ttl.as_micros() as i64;
+            let horizon = self.clock.now_micros() - self.options.dedup_ttl.as_micros() as i64;
             let (n, next) =
                 self.store
                     .expire_items(horizon, self.expiry_from.as_deref(), EXPIRY_BUDGET)?;
@@ -294,7 +203,9 @@ impl Applier {
         Ok(())
     }
 
+    /// A step is committed: it counts as applied, and as a success.
     fn publish(&self, stream: Stream, cursor: Cursor) {
+        self.options.health.succeeded(self.clock.mono_micros());
         self.applied.send_modify(|a| {
             match stream {
                 Stream::Main => a.main = cursor.last_seq,
@@ -342,22 +253,24 @@ impl Applier {
         error
     }
 
-    /// Applies up to `STEP_RECORDS` records of stream `i` into one set of changes
-    /// (with its cursor and the counters); `None` when there was nothing to read.
+    /// Applies records of stream `i` into one set of changes (with its cursor and the
+    /// counters), up to the step's bounds; `None` when there was nothing to read.
     fn prepare(
         &mut self,
         i: usize,
         heads: &Heads,
     ) -> Result<Option<(Changes, Cursor)>, StoreError> {
         let mut changes = Changes::new();
-        let mut n = 0;
+        let (mut n, mut items, mut bytes) = (0, 0, 0);
         let stream = self.readers[i].stream();
-        while n < STEP_RECORDS {
+        let bound = self.options.step;
+        while n < bound.records && items < bound.items && bytes < bound.bytes {
             let next = self.readers[i]
                 .next(heads)
                 .map_err(|e| StoreError::Task(e.to_string()))?;
             let Some((record, pos)) = next else { break };
-            self.apply_record(stream, &record, pos, &mut changes)?;
+            items += self.apply_record(stream, &record, pos, &mut changes)?;
+            bytes += record.payload.len();
             n += 1;
         }
         let Some(cursor) = self.readers[i].cursor().filter(|_| n > 0) else {

@@ -8,25 +8,28 @@ use crate::pipeline::items::{self as events, Delivered};
 use crate::store::{Changes, DeliveryMeta, StoreError};
 
 impl Applier {
+    /// Applies one record; returns how many items it applied (for the step's bound).
     pub(super) fn apply_record(
         &mut self,
         stream: Stream,
         record: &Record,
         pos: RecordPos,
         changes: &mut Changes,
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         match Kind::from_u8(record.kind) {
             Some(Kind::Delivery) => {}
-            Some(Kind::MediaUpdate) => return self.media.apply(&self.store, record),
-            Some(Kind::ForwardUpdate) => return self.forward.apply(&self.store, record),
-            Some(kind) => return self.outbox.apply(&self.store, kind, record),
+            Some(Kind::MediaUpdate) => return self.media.apply(&self.store, record).map(|()| 1),
+            Some(Kind::ForwardUpdate) => {
+                return self.forward.apply(&self.store, record).map(|()| 1)
+            }
+            Some(kind) => return self.outbox.apply(&self.store, kind, record).map(|()| 1),
             None => {
                 tracing::warn!(
                     seq = record.seq,
                     kind = record.kind,
                     "skipping a journal record of unknown kind"
                 );
-                return Ok(());
+                return Ok(0);
             }
         }
         let delivery = match Delivery::decode(&record.payload) {
@@ -34,7 +37,7 @@ impl Applier {
             Err(e) => {
                 tracing::error!(seq = record.seq, error = %e, "journal record could not be decoded");
                 self.counters.add("journal_undecodable", 1);
-                return Ok(());
+                return Ok(0);
             }
         };
         let mut meta = DeliveryMeta {
@@ -49,6 +52,7 @@ impl Applier {
             stream,
             pos,
             items: None,
+            items_skipped: None,
             parse_error: None,
             reverified_as: None,
             reverified_from: delivery.reverified_from,
@@ -61,6 +65,7 @@ impl Applier {
         }
         self.counters
             .add_day(record.unix_micros, delivery.verdict.is_accepted());
+        let mut applied = 0;
         if delivery.verdict.is_accepted() {
             self.counters.add("deliveries_accepted", 1);
             let outcome = events::Applier {
@@ -69,7 +74,8 @@ impl Applier {
                 media: &mut self.media,
                 changes,
                 counters: &mut self.counters,
-                dedup_ttl: self.dedup_ttl,
+                dedup_ttl: self.options.dedup_ttl,
+                max_items: self.options.max_items,
                 seen: &mut self.seen,
             }
             .apply(&Delivered {
@@ -79,6 +85,18 @@ impl Applier {
             })?;
             meta.items = outcome.items;
             meta.parse_error = outcome.parse_error;
+            if outcome.skipped > 0 {
+                self.counters
+                    .add("items_skipped", u64::from(outcome.skipped));
+                meta.items_skipped = Some(outcome.skipped);
+                tracing::warn!(
+                    delivery = record.seq,
+                    items = outcome.items.unwrap_or(0),
+                    skipped = outcome.skipped,
+                    "a delivery holds more items than WAGATE_MAX_ITEMS: the rest are not applied (kept in the raw delivery)"
+                );
+            }
+            applied = outcome.items.unwrap_or(0).saturating_sub(outcome.skipped) as usize;
             let unrouted = self.forward.enqueue(
                 &self.store,
                 record.seq,
@@ -92,6 +110,6 @@ impl Applier {
             self.counters.add("deliveries_rejected", 1);
         }
         changes.put_delivery(&meta);
-        Ok(())
+        Ok(applied)
     }
 }

@@ -13,6 +13,7 @@ pub const NAMES: &[&str] = &[
     "items_new",
     "items_duplicate",
     "items_stale",
+    "items_skipped",
     "messages",
     "statuses",
     "events",

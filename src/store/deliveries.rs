@@ -24,6 +24,9 @@ pub struct DeliveryMeta {
     /// Items found by processing (accepted deliveries).
     #[serde(default)]
     pub items: Option<u32>,
+    /// Items past `WAGATE_MAX_ITEMS`, not applied (they stay in the raw delivery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_skipped: Option<u32>,
     /// Why processing could not read it, when it could not.
     #[serde(default)]
     pub parse_error: Option<String>,
@@ -33,6 +36,16 @@ pub struct DeliveryMeta {
     /// An accepted copy made by re-verification: the rejected original's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverified_from: Option<u64>,
+}
+
+impl DeliveryMeta {
+    /// The items processing applied: the first ones, up to `WAGATE_MAX_ITEMS` (what
+    /// forwarding and reads may take from the raw body; none past them).
+    pub fn items_applied(&self) -> usize {
+        self.items
+            .unwrap_or(0)
+            .saturating_sub(self.items_skipped.unwrap_or(0)) as usize
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -159,6 +159,8 @@ struct Inner {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     handshakes: handshakes::Ring,
+    /// Test hook: commits fail as sled's do on a full disk (see `fail_commits`).
+    fault: std::sync::atomic::AtomicBool,
 }
 
 /// A set of writes committed atomically across trees.
@@ -247,6 +249,7 @@ impl Store {
                 db,
                 trees,
                 handshakes,
+                fault: Default::default(),
             }),
         })
     }
@@ -255,10 +258,23 @@ impl Store {
         &self.inner.trees[t as usize]
     }
 
+    /// Test hook: while `on`, every commit fails with an I/O error, as sled's do on a
+    /// full disk (a store that stays broken until it is reopened).
+    #[doc(hidden)]
+    pub fn fail_commits(&self, on: bool) {
+        self.inner
+            .fault
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Commits `changes` atomically (blocking).
     pub fn commit(&self, changes: Changes) -> Result<(), StoreError> {
         if changes.empty {
             return Ok(());
+        }
+        if self.inner.fault.load(std::sync::atomic::Ordering::SeqCst) {
+            let e = std::io::Error::other("injected fault: no space left on device");
+            return Err(StoreError::Sled(sled::Error::Io(e)));
         }
         let batches = changes.batches;
         self.inner.trees.as_slice().transaction(|txs| {

@@ -75,6 +75,7 @@ async fn render(state: &WebState) -> Result<String, ApiError> {
         &progress,
         &stats.counters,
         &state.retention,
+        &state.apply_health.snapshot(),
     );
     crate::media::metrics::render(&mut out, &stats.counters, state.media_worker.stats());
     crate::outbox::metrics::render(&mut out, &stats.counters);

@@ -4,6 +4,7 @@
 pub mod api;
 mod conn;
 pub mod dashboard;
+pub mod health;
 pub mod metrics;
 pub mod server;
 mod state;
@@ -12,17 +13,12 @@ pub use state::media_opener;
 pub use state::WebState;
 
 use warp::filters::BoxedFilter;
-use warp::{Filter, Reply};
+use warp::Filter;
 
 use crate::httpkit::error;
 
 pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
-    let health = warp::get()
-        .and(warp::path("healthz"))
-        .and(warp::path::end())
-        .map(|| warp::reply::with_header("ok", "content-type", "text/plain").into_response())
-        .boxed();
-    health
+    health::routes(state.health_handles())
         .or(crate::webhook::routes(state.webhook.clone()))
         .unify()
         .or(metrics::routes(state.clone()))

@@ -35,6 +35,8 @@ pub struct WebState {
     pub started: Instant,
     /// What the retention sweeps deleted since start.
     pub retention: Arc<crate::pipeline::retention::RetentionTotals>,
+    /// Whether the applier gets on (`/healthz`, `/metrics`).
+    pub apply_health: Arc<crate::pipeline::running::ApplyHealth>,
     /// Dashboard login: password hash, session key, throttling.
     pub dashboard: Arc<super::dashboard::auth::Auth>,
     /// The ACME certificate manager's status, once it runs (set by `main`).
@@ -61,6 +63,17 @@ impl WebState {
             journal: self.journal.clone(),
             open_media: media_opener(self.media.clone()),
             clock: self.clock.clone(),
+        }
+    }
+
+    /// What `/healthz` looks at.
+    pub fn health_handles(&self) -> super::health::Handles {
+        super::health::Handles {
+            health: self.apply_health.clone(),
+            journal: self.journal.clone(),
+            applied: self.applied.clone(),
+            clock: self.clock.clone(),
+            stuck_after: self.config.processing.stuck_after,
         }
     }
 

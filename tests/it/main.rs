@@ -7,6 +7,7 @@ mod support;
 
 mod acme;
 mod acme_pebble;
+mod apply_health;
 mod browser;
 mod cli;
 mod contacts;
@@ -27,6 +28,7 @@ mod forward_retry;
 mod forward_whatsapp_api_js;
 mod forward_window;
 mod fuzz_regressions;
+mod max_items;
 mod media;
 mod media_crypto;
 mod media_files;

@@ -1106,3 +1106,48 @@ fn thousand_item_batch() {
     assert_eq!(unique.len(), 1000);
     assert_eq!(all[999].meta().waba_id, "2");
 }
+
+#[test]
+fn an_item_over_a_mebibyte_is_not_built_but_marked() {
+    // One account event as large as a body may be: its tree would take a hundred
+    // times its size; it stands as a marker (the raw delivery keeps it whole).
+    let big: Vec<Value> = (0..200_000).map(|_| json!({"a": 0})).collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "account_update", "value": {"event": "X", "big": big}},
+        {"field": "account_update", "value": {"event": "SMALL"}}]}]});
+    let all = parse_delivery(body.to_string().as_bytes()).unwrap();
+    let (meta, ev) = changes(&all)[0];
+    assert_eq!(meta.field, "account_update");
+    let bytes = ev.value["wagate_omitted"]["bytes"].as_u64().unwrap();
+    assert!(bytes > 1 << 20, "{bytes}");
+    assert!(
+        ev.summary.as_deref().unwrap().contains("not built"),
+        "{:?}",
+        ev.summary
+    );
+    assert_eq!(changes(&all)[1].1.value, json!({"event": "SMALL"}));
+    // Two large values are two items.
+    let other = body.to_string().replace("\"X\"", "\"Y\"");
+    let again = parse_delivery(other.as_bytes()).unwrap();
+    assert_ne!(all[0].dedup_key(), again[0].dedup_key());
+}
+
+#[test]
+fn capped_parsing_builds_the_first_items_and_counts_the_rest() {
+    let messages: Vec<Value> = (0..50)
+        .map(|n| json!({"from": "1", "id": format!("wamid.{n}"), "timestamp": "1", "type": "text", "text": {"body": "x"}}))
+        .collect();
+    let body = wrap(json!({"contacts": [{"wa_id": "1"}], "messages": messages}));
+    let all = parse_delivery(&body).unwrap();
+    let capped = parse_capped(&body, 10).unwrap();
+    assert_eq!(
+        (capped.found, capped.items.len(), capped.skipped()),
+        (51, 10, 41)
+    );
+    assert_eq!(capped.items, all[..10]);
+    // An envelope error past the cap is still an error.
+    let mut bad: Value = serde_json::from_slice(&body).unwrap();
+    bad["entry"].as_array_mut().unwrap().push(json!(5));
+    let bad = parse_capped(bad.to_string().as_bytes(), 10);
+    assert!(matches!(bad, Err(ParseError::NotMetaShape(_))), "{bad:?}");
+}

@@ -29,6 +29,9 @@ struct Summary {
     size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     items: Option<u32>,
+    /// Items past `WAGATE_MAX_ITEMS`, not applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items_skipped: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -127,6 +130,7 @@ async fn list_inner(state: WebState, q: ListQuery) -> Result<ListResponse, ApiEr
                 reason: m.reason,
                 size: m.size,
                 items: m.items,
+                items_skipped: m.items_skipped,
             })
             .collect(),
         next_before: page.next_before,

@@ -224,8 +224,9 @@ async fn raw_from_journal(
         let meta = st.delivery(delivery_id).ok()??;
         let record = journal.read_at(meta.stream, meta.pos).ok()?;
         let delivery = crate::journal::delivery::Delivery::decode(&record.payload).ok()?;
-        let items = crate::events::parse::parse_delivery(&delivery.body).ok()?;
-        items.into_iter().find_map(|item| match item {
+        // A stored message is among the items applied: none past them is built.
+        let parsed = crate::events::parse::parse_capped(&delivery.body, meta.items_applied());
+        parsed.ok()?.items.into_iter().find_map(|item| match item {
             crate::events::model::Item::Message { message, .. } if message.id == wamid => {
                 Some(message.raw)
             }

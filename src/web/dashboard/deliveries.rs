@@ -132,12 +132,19 @@ pub async fn detail(ctx: Ctx, id: u64) -> Response {
     respond(detail_inner(ctx, id).await)
 }
 
-/// One line per item: kind, id, what.
+/// Bodies pretty-printed on a delivery's page at most (larger: shown raw).
+const PRETTY_MAX: usize = 1 << 20;
+
+/// Items a delivery's page lists at most.
+const ITEMS_SHOWN: usize = 1000;
+
+/// One line per item: kind, id, what (the first `ITEMS_SHOWN`).
 fn items_of(body: &[u8]) -> Vec<(String, String, String)> {
-    let Ok(items) = crate::events::parse::parse_delivery(body) else {
+    let Ok(parsed) = crate::events::parse::parse_capped(body, ITEMS_SHOWN) else {
         return Vec::new();
     };
-    items
+    parsed
+        .items
         .into_iter()
         .map(|item| match item {
             Item::Message { message, .. } => (
@@ -204,8 +211,10 @@ async fn detail_inner(ctx: Ctx, id: u64) -> Result<Response, ApiError> {
                     value: String::from_utf8_lossy(v).into_owned(),
                 })
                 .collect(),
-            serde_json::from_slice::<serde_json::Value>(&d.body)
-                .ok()
+            // Past a size a tree of the body costs more than it shows: raw only.
+            (d.body.len() <= PRETTY_MAX)
+                .then(|| serde_json::from_slice::<serde_json::Value>(&d.body).ok())
+                .flatten()
                 .and_then(|v| serde_json::to_string_pretty(&v).ok()),
             String::from_utf8_lossy(&d.body).into_owned(),
             if meta.verdict.is_accepted() {

@@ -66,7 +66,7 @@ pub struct TestApp {
     pub state: WebState,
     pub dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), wagate::ServeError>>>,
 }
 
 impl TestApp {
@@ -128,9 +128,23 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
-            server.await.expect("server task");
+            server
+                .await
+                .expect("server task")
+                .expect("served to the end");
         }
         self.dir
+    }
+
+    /// Waits for the server to stop by itself (no shutdown asked); how it ended, and
+    /// the data directory for a restart.
+    pub async fn exited(mut self) -> (Result<(), wagate::ServeError>, TempDir) {
+        let server = self.server.take().expect("server running");
+        let ended = tokio::time::timeout(DEADLINE, server)
+            .await
+            .expect("the server stopped by itself in time")
+            .expect("server task");
+        (ended, self.dir)
     }
 
     pub async fn post_webhook(

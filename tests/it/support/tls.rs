@@ -107,7 +107,7 @@ pub const ACME_TLS: &[&[u8]] = &[b"acme-tls/1"];
 pub struct TlsServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<Result<(), wagate::ServeError>>,
 }
 
 impl TlsServer {
@@ -133,6 +133,6 @@ impl TlsServer {
     /// Graceful shutdown.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        self.server.await.unwrap();
+        self.server.await.unwrap().unwrap();
     }
 }
