@@ -178,6 +178,7 @@ async fn start_applier(
         Applier::new(j, s, ttl, retention, pending.media, pending.forward, c)
     })
     .await??;
+    let applier = applier.with_dedup_capacity(config.memory.dedup_keys());
     let (stop, stop_rx) = watch::channel(false);
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()
@@ -233,8 +234,10 @@ fn open(config: &Config) -> Result<Opened, StartError> {
         dir: dir.clone(),
         segment_size: config.segment_size,
         quarantine_max: config.quarantine_max,
+        queue: config.memory.journal_queue(),
+        batch_bytes: config.memory.journal_batch_bytes(),
     })?;
-    let store = Store::open(&dir.join("state"))?;
+    let store = Store::open_with_cache(&dir.join("state"), config.memory.store_cache())?;
     let media = crate::media::open(config)?;
     Ok(Opened {
         journal,

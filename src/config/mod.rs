@@ -14,8 +14,10 @@ mod forward;
 pub use forward::{ForwardConfig, ForwardMode, ForwardTarget};
 mod acme;
 pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
+mod memory;
 mod send;
 mod server;
+pub use memory::{MemoryBudget, DEFAULT_MEMORY};
 pub use send::{GraphConfig, SendConfig, DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION};
 pub use server::ServerConfig;
 pub mod values;
@@ -99,6 +101,8 @@ pub struct Config {
     pub dashboard_idle: Duration,
     /// Timeouts and the connection cap of the HTTP server.
     pub server: ServerConfig,
+    /// `WAGATE_MEMORY`: sizes sled's cache, the dedup filter, queues and threads.
+    pub memory: MemoryBudget,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -137,6 +141,7 @@ impl Config {
             admin_password: None,
             dashboard_idle: Duration::from_secs(30 * 60),
             server: ServerConfig::default(),
+            memory: MemoryBudget::default(),
         }
     }
 
@@ -236,6 +241,7 @@ impl Config {
             config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;
         }
         server::read_server(&get, &mut config.server)?;
+        memory::read_memory(&get, &mut config.memory)?;
         send::read_graph(&get, &mut config.graph)?;
         send::read_send(&get, &mut config.send)?;
         match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {

@@ -69,9 +69,9 @@ impl StreamState {
     }
 }
 
-/// Upper bounds on one group commit, so that one huge burst cannot delay everyone.
+/// Upper bound on the records of one group commit, so that one huge burst cannot
+/// delay everyone (its bytes are bounded by `batch_bytes`).
 const MAX_BATCH_RECORDS: usize = 4096;
-const MAX_BATCH_BYTES: usize = 32 << 20;
 
 pub(super) fn run(
     mut rx: mpsc::Receiver<Msg>,
@@ -79,6 +79,7 @@ pub(super) fn run(
     mut next_seq: u64,
     heads: watch::Sender<Heads>,
     fsync_latency: &crate::util::histogram::Histogram,
+    batch_bytes: usize,
 ) {
     let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut waiters: Vec<(oneshot::Sender<Result<Appended, JournalError>>, Appended)> = Vec::new();
@@ -86,7 +87,7 @@ pub(super) fn run(
         let mut shutdown = None;
         let mut pending = vec![first];
         let mut bytes = 0usize;
-        while pending.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
+        while pending.len() < MAX_BATCH_RECORDS && bytes < batch_bytes {
             match rx.try_recv() {
                 Ok(msg) => {
                     if let Msg::Append { payload, .. } = &msg {
@@ -144,6 +145,10 @@ pub(super) fn run(
 
         let synced = Instant::now();
         let result = commit(&mut streams, &mut bufs);
+        // One large record must not keep its buffer for good.
+        for buf in &mut bufs {
+            buf.shrink_to(batch_bytes);
+        }
         fsync_latency.observe_micros(synced.elapsed().as_micros() as u64);
         match result {
             Ok(()) => {

@@ -109,6 +109,13 @@ impl Applier {
         ))
     }
 
+    /// Holds at most `keys` dedup keys in memory (`WAGATE_MEMORY`) instead of the
+    /// default. Call it before [`Applier::run`]: the filter starts empty again.
+    pub fn with_dedup_capacity(mut self, keys: usize) -> Self {
+        self.seen = SeenFilter::with_max_keys(self.dedup_ttl, self.clock.now_secs(), keys);
+        self
+    }
+
     /// Runs until `stop` turns true and everything synced has been applied. Blocking:
     /// give it its own thread.
     pub fn run(mut self, runtime: tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {

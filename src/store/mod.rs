@@ -207,11 +207,17 @@ fn counter_key(name: &str) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens sled under `dir` (blocking).
+    /// Opens sled under `dir` with the default cache (blocking).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with_cache(dir, crate::config::MemoryBudget::default().store_cache())
+    }
+
+    /// Opens sled under `dir`, its page cache at most `cache_bytes` as sled counts
+    /// them (serialised; about twice that in memory). Blocking.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(128 << 20)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(500))
             .open()?;
         // Older versions kept each message's current status in its own tree; it is
