@@ -9,5 +9,6 @@ pub mod disk;
 pub mod fdlimit;
 pub mod fs;
 pub mod histogram;
+pub mod memory;
 pub mod prom;
 pub mod time;
