@@ -164,7 +164,7 @@ mod tests {
         let c = memory(&budget, Some(1 << 30));
         assert_eq!(c.level, Level::Ok);
         assert!(
-            c.message.starts_with("WAGATE_MEMORY 256MiB: store cache (sled) 64MiB, dedup filter 699050 keys"),
+            c.message.starts_with("WAGATE_MEMORY 256MiB: store cache (sled) 32MiB, dedup filter 699050 keys"),
             "{}",
             c.message
         );

@@ -237,14 +237,20 @@ impl SeenFilter {
     }
 }
 
-/// Reads every recent dedup key sled holds into `scanner` (blocking: run it on a
-/// thread of its own; the applier reads sled meanwhile).
+/// Reads the recent dedup keys sled holds into `scanner` (blocking: run it on a
+/// thread of its own; the applier reads sled meanwhile). Messages are read newest
+/// first and only until the filter is full: the floor then rises above the minute
+/// reached, so older messages are looked up in sled, and the scan neither reads
+/// nor caches the rest of a large store.
 pub fn scan(store: &Store, mut scanner: Scanner) -> Result<ScanResult, StoreError> {
     let since = scanner.keys.floor_secs - SKEW_SECS;
     store.recent_item_keys(since, |key, secs| match key {
         // Filed a day late: the item's own time may be ahead of its first-seen time.
-        RecordedKey::Item(k) => scanner.add(k, secs + SKEW_SECS),
-        RecordedKey::Message(id) => scanner.add(&message_key(id), secs),
+        RecordedKey::Item(k) => {
+            scanner.add(k, secs + SKEW_SECS);
+            true
+        }
+        RecordedKey::Message(id) => scanner.add_newest_first(&message_key(id), secs),
     })?;
     Ok(ScanResult { keys: scanner.keys })
 }
@@ -260,6 +266,22 @@ impl Scanner {
     pub fn add(&mut self, key: &[u8], secs: i64) {
         let hash = key_hash(&self.hasher, key);
         self.keys.insert(hash, secs);
+    }
+
+    /// A key of a scan in time order, newest first: added while the filter has
+    /// room and the key is not below the floor. When it is full, every key of this minute and before may be missing,
+    /// so the floor rises above it; returns `false` (stop scanning).
+    pub fn add_newest_first(&mut self, key: &[u8], secs: i64) -> bool {
+        if secs < self.keys.floor_secs {
+            return false; // this and every key after it would be left out
+        }
+        if self.keys.keys.len() >= self.keys.max_keys {
+            self.keys
+                .drop_before((secs.div_euclid(MINUTE) + 1).saturating_mul(MINUTE));
+            return false;
+        }
+        self.add(key, secs);
+        true
     }
 }
 
@@ -330,6 +352,40 @@ mod tests {
         f.insert(b"k", NOW - 8 * DAY, NOW - 8 * DAY);
         f.expire(NOW + 2 * DAY);
         assert!(!f.surely_absent(b"k", NOW));
+    }
+
+    #[test]
+    fn the_start_scan_reads_the_newest_messages_until_the_filter_is_full() {
+        use crate::store::{Changes, T};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut c = Changes::new();
+        // 10 messages a minute for 10 minutes, the newest at NOW.
+        let id = |m: i64, i: i64| format!("wamid.{m}.{i}");
+        for m in 0..10i64 {
+            for i in 0..10 {
+                let mut k = ((NOW - m * 60) as u64).to_be_bytes().to_vec();
+                k.extend_from_slice(id(m, i).as_bytes());
+                c.put(T::MessagesByTime, k, []);
+            }
+        }
+        store.commit(c).unwrap();
+        let mut f = SeenFilter::with_max_keys(WEEK, NOW, 35);
+        let result = scan(&store, f.scanner()).unwrap();
+        f.merge(result);
+        // The three newest minutes are all there; the fourth was cut short, so
+        // the floor is above it and its messages (and older ones) are read.
+        assert_eq!(f.len(), 30);
+        for m in 0..3 {
+            for i in 0..10 {
+                let key = message_key(id(m, i).as_bytes());
+                assert!(!f.surely_absent(&key, NOW - m * 60), "{m} {i}");
+            }
+        }
+        let cut = message_key(id(3, 0).as_bytes());
+        assert!(!f.surely_absent(&cut, NOW - 3 * 60));
+        assert!(!f.surely_absent(b"m\0older", NOW - 5 * 60));
+        assert!(f.surely_absent(b"m\0new", NOW));
     }
 
     #[test]
