@@ -975,7 +975,14 @@ async fn run_level(
         interval: (args.rate > 0.0)
             .then(|| Duration::from_secs_f64(connections as f64 / args.rate)),
     });
-    let base = RequestTemplate::new(target, run_id, args.size, args.contacts, args.kind, args.messages);
+    let base = RequestTemplate::new(
+        target,
+        run_id,
+        args.size,
+        args.contacts,
+        args.kind,
+        args.messages,
+    );
     let mut handles = Vec::with_capacity(connections);
     for (i, stream) in streams.into_iter().enumerate() {
         let mut tpl = base.clone();
@@ -1073,7 +1080,14 @@ async fn run_once(
     args: &Args,
 ) -> ExitCode {
     let timeout = Duration::from_secs_f64(args.timeout);
-    let mut tpl = RequestTemplate::new(target, run_id, args.size, args.contacts, args.kind, args.messages);
+    let mut tpl = RequestTemplate::new(
+        target,
+        run_id,
+        args.size,
+        args.contacts,
+        args.kind,
+        args.messages,
+    );
     tpl.set_conn(0);
     tpl.prepare(1, unix_now(), mac);
     say!(
@@ -1131,8 +1145,15 @@ async fn run(args: Args, target: Target) -> ExitCode {
     if args.once {
         return run_once(&target, addr, &mac, &run_id, &args).await;
     }
-    let body_len =
-        RequestTemplate::new(&target, &run_id, args.size, args.contacts, args.kind, args.messages).body_len();
+    let body_len = RequestTemplate::new(
+        &target,
+        &run_id,
+        args.size,
+        args.contacts,
+        args.kind,
+        args.messages,
+    )
+    .body_len();
     say!(
         "loadgen: POST http://{}{} via {addr}, body {body_len} bytes, warmup {}s + {}s per level, levels {:?}, run id {run_id}",
         target.host_header, target.path, args.warmup, args.duration, args.connections
@@ -1331,7 +1352,11 @@ mod tests {
                 tpl.prepare(counter, 1_700_000_000, &mac);
                 let v: serde_json::Value = serde_json::from_slice(tpl.body()).unwrap();
                 let value = &v["entry"][0]["changes"][0]["value"];
-                let field = if kind == Kind::Message { "messages" } else { "statuses" };
+                let field = if kind == Kind::Message {
+                    "messages"
+                } else {
+                    "statuses"
+                };
                 let items = value[field].as_array().unwrap();
                 assert_eq!(items.len(), 10);
                 for item in items {
@@ -1340,7 +1365,10 @@ mod tests {
                 }
             }
             assert_eq!(ids.len(), 20);
-            assert_eq!(tpl.message_id(), "wamid.LOADGEN0123456789ABCDEF0000050000000002");
+            assert_eq!(
+                tpl.message_id(),
+                "wamid.LOADGEN0123456789ABCDEF0000050000000002"
+            );
         }
     }
 

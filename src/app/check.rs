@@ -133,7 +133,10 @@ fn memory(budget: &crate::config::MemoryBudget, physical: Option<u64>) -> Check 
     match physical {
         Some(ram) if budget.total > ram / 2 => check(
             Level::Warning,
-            format!("{text}; this machine has {} MiB: lower WAGATE_MEMORY", ram >> 20),
+            format!(
+                "{text}; this machine has {} MiB: lower WAGATE_MEMORY",
+                ram >> 20
+            ),
         ),
         _ => check(Level::Ok, text),
     }
@@ -164,13 +167,17 @@ mod tests {
         let c = memory(&budget, Some(1 << 30));
         assert_eq!(c.level, Level::Ok);
         assert!(
-            c.message.starts_with("WAGATE_MEMORY 256MiB: store cache (sled) 32MiB, dedup filter 699050 keys"),
+            c.message.starts_with(
+                "WAGATE_MEMORY 256MiB: store cache (sled) 32MiB, dedup filter 699050 keys"
+            ),
             "{}",
             c.message
         );
         assert_eq!(memory(&budget, None).level, Level::Ok);
         let c = memory(&MemoryBudget { total: 1 << 30 }, Some(1 << 30));
         assert_eq!(c.level, Level::Warning);
-        assert!(c.message.ends_with("this machine has 1024 MiB: lower WAGATE_MEMORY"));
+        assert!(c
+            .message
+            .ends_with("this machine has 1024 MiB: lower WAGATE_MEMORY"));
     }
 }

@@ -180,7 +180,14 @@ impl Journal {
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || {
-                writer::run(rx, [main, quarantine], last_seq + 1, heads_tx, &histogram, batch_bytes)
+                writer::run(
+                    rx,
+                    [main, quarantine],
+                    last_seq + 1,
+                    heads_tx,
+                    &histogram,
+                    batch_bytes,
+                )
             })?;
         Ok(Journal {
             fsync_latency,
