@@ -17,15 +17,21 @@ extern "C" {
 /// `mi_option_purge_delay` (the same index in mimalloc 2 and 3).
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
-/// Memory settings to make before the heap grows.
+/// Memory settings to make before the heap grows. mimalloc's own variables
+/// (`MIMALLOC_ALLOW_THP`, `MIMALLOC_PURGE_DELAY`), when set, win.
 fn tune_memory() {
+    let set = |name: &str| std::env::var_os(name).is_some();
     // Huge pages: an idle wagate took 70 MB instead of 35.
-    wagate::util::memory::disable_transparent_huge_pages();
+    if !set("MIMALLOC_ALLOW_THP") {
+        wagate::util::memory::disable_transparent_huge_pages();
+    }
     // mimalloc returns freed pages to the system only when it is called again after
     // a delay (10 ms): an idle process never is, and kept 20 MB it did not use
     // (and what a burst had freed). Return them at once.
-    // SAFETY: sets an integer option; mimalloc reads options at every purge.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    if !set("MIMALLOC_PURGE_DELAY") {
+        // SAFETY: sets an integer option; mimalloc reads options at every purge.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
 }
 
 #[derive(Parser)]
