@@ -13,7 +13,7 @@
 //! `--connections` (comma-separated, default `16,64,256`), `--duration` (seconds per
 //! level, default 10), `--warmup` (seconds, default 1), `--size` (body bytes, default
 //! 2048), `--kind` (`message`, default, or `status`), `--contacts` (distinct senders,
-//! default 1), `--rate` (offered requests/s),
+//! default 1), `--messages` (items per delivery, default 1), `--rate` (offered requests/s),
 //! `--max-requests` (measured requests per level), `--timeout` (seconds per
 //! request/connect, default 10), `--threads` (generator threads, default 1), `--once`.
 //!
@@ -109,6 +109,11 @@ struct Args {
     /// (`delivered`) of an outbound message.
     #[arg(long, value_enum, default_value_t = Kind::Message)]
     kind: Kind,
+
+    /// Messages (or statuses) per delivery, each with its own id: fills a store
+    /// faster than one per request (the first one carries the padding).
+    #[arg(long, default_value_t = 1)]
+    messages: usize,
 
     /// Distinct senders (`wa_id`s) the messages come from (or recipients of the
     /// statuses), spread over connections and requests.
@@ -257,21 +262,27 @@ const BODY_HEAD: &str = concat!(
     r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":"#,
     r#"{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","#,
     r#""phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Load"},"#,
-    r#""wa_id":"16505551234"}],"messages":[{"from":"16505551234","id":"wamid.LOADGEN"#
+    r#""wa_id":"16505551234"}],"messages":["#
 );
 /// The contact's number as it appears in a body.
 const SENDER: &str = "16505551234";
+const MSG_ITEM_START: &str = r#"{"from":"16505551234","id":"wamid.LOADGEN"#;
 const BODY_AFTER_ID: &str = r#"","timestamp":""#;
 const BODY_AFTER_TS: &str = r#"","text":{"body":""#;
-const BODY_TAIL: &str = r#""},"type":"text"}]},"field":"messages"}]}]}"#;
+const MSG_ITEM_END: &str = r#""},"type":"text"}"#;
 const STATUS_HEAD: &str = concat!(
     r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":"#,
     r#"{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","#,
-    r#""phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.LOADGEN"#
+    r#""phone_number_id":"106540352242922"},"statuses":["#
 );
+const STATUS_ITEM_START: &str = r#"{"id":"wamid.LOADGEN"#;
 const STATUS_AFTER_ID: &str = r#"","status":"delivered","timestamp":""#;
 const STATUS_AFTER_TS: &str = r#"","recipient_id":"16505551234","biz_opaque_callback_data":""#;
-const STATUS_TAIL: &str = r#""}]},"field":"messages"}]}]}"#;
+const STATUS_ITEM_END: &str = r#""}"#;
+const BODY_CLOSE: &str = r#"]},"field":"messages"}]}]}"#;
+/// Digits of the item number appended (`_001`) to the ids of the second and later
+/// items of one delivery (`--messages`).
+const ITEM_DIGITS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Kind {
@@ -280,11 +291,24 @@ enum Kind {
 }
 
 impl Kind {
-    /// The body around the id, the timestamp and the padding.
-    fn parts(self) -> [&'static str; 4] {
+    /// The body before the items, and each item around its id, its timestamp and
+    /// the padding (the first item's text, or its callback data).
+    fn parts(self) -> [&'static str; 5] {
         match self {
-            Kind::Message => [BODY_HEAD, BODY_AFTER_ID, BODY_AFTER_TS, BODY_TAIL],
-            Kind::Status => [STATUS_HEAD, STATUS_AFTER_ID, STATUS_AFTER_TS, STATUS_TAIL],
+            Kind::Message => [
+                BODY_HEAD,
+                MSG_ITEM_START,
+                BODY_AFTER_ID,
+                BODY_AFTER_TS,
+                MSG_ITEM_END,
+            ],
+            Kind::Status => [
+                STATUS_HEAD,
+                STATUS_ITEM_START,
+                STATUS_AFTER_ID,
+                STATUS_AFTER_TS,
+                STATUS_ITEM_END,
+            ],
         }
     }
 }
@@ -298,16 +322,52 @@ struct RequestTemplate {
     buf: Vec<u8>,
     body_start: usize,
     sig_at: usize,
-    conn_at: usize,
-    counter_at: usize,
-    ts_at: usize,
+    /// Where each item's connection number, counter and timestamp are.
+    items: Vec<ItemAt>,
     /// Where the sender's number is (contacts[].wa_id and messages[].from): its last
     /// `CONTACT_DIGITS` digits are the contact number.
-    contact_at: [usize; 2],
+    contact_at: Vec<usize>,
     contacts: u64,
     conn: u64,
-    /// Where the message id (`wamid.LOADGEN...`) starts.
+    /// Where the first message id (`wamid.LOADGEN...`) starts.
     id_at: usize,
+}
+
+/// Offsets in a request of the digits one item's id and timestamp are made of.
+#[derive(Clone, Copy)]
+struct ItemAt {
+    conn: usize,
+    counter: usize,
+    ts: usize,
+}
+
+impl ItemAt {
+    fn shifted(self, by: usize) -> ItemAt {
+        ItemAt {
+            conn: self.conn + by,
+            counter: self.counter + by,
+            ts: self.ts + by,
+        }
+    }
+}
+
+/// Appends one item (its id numbered `n` when `n > 0`) up to where its padding goes.
+fn push_item(body: &mut String, kind: Kind, run_id: &str, n: usize) -> ItemAt {
+    let [_, start, after_id, after_ts, _] = kind.parts();
+    body.push_str(start);
+    body.push_str(run_id);
+    let conn = body.len();
+    body.push_str(&"0".repeat(CONN_DIGITS));
+    let counter = body.len();
+    body.push_str(&"0".repeat(COUNTER_DIGITS));
+    if n > 0 {
+        let _ = write!(body, "_{n:0width$}", width = ITEM_DIGITS);
+    }
+    body.push_str(after_id);
+    let ts = body.len();
+    body.push_str(&"0".repeat(TS_DIGITS));
+    body.push_str(after_ts);
+    ItemAt { conn, counter, ts }
 }
 
 const CONTACT_DIGITS: usize = 7;
@@ -320,26 +380,35 @@ fn write_digits(dst: &mut [u8], mut v: u64) {
 }
 
 impl RequestTemplate {
-    fn new(target: &Target, run_id: &str, size: usize, contacts: u64, kind: Kind) -> Self {
-        let [head, after_id, after_ts, tail] = kind.parts();
+    fn new(
+        target: &Target,
+        run_id: &str,
+        size: usize,
+        contacts: u64,
+        kind: Kind,
+        messages: usize,
+    ) -> Self {
+        let [head, _, _, _, item_end] = kind.parts();
         let mut body = String::with_capacity(size.max(1024));
         body.push_str(head);
-        body.push_str(run_id);
-        let conn_at = body.len();
-        body.push_str(&"0".repeat(CONN_DIGITS));
-        let counter_at = body.len();
-        body.push_str(&"0".repeat(COUNTER_DIGITS));
-        body.push_str(after_id);
-        let ts_at = body.len();
-        body.push_str(&"0".repeat(TS_DIGITS));
-        body.push_str(after_ts);
+        let first = push_item(&mut body, kind, run_id, 0);
+        // The other items, after the first one's padding: placed once its length is known.
+        let mut rest = String::from(item_end);
+        let mut rest_items = Vec::new();
+        for n in 1..messages.max(1) {
+            rest.push(',');
+            rest_items.push(push_item(&mut rest, kind, run_id, n));
+            rest.push_str(item_end);
+        }
+        rest.push_str(BODY_CLOSE);
+        let pad = size.saturating_sub(body.len() + rest.len());
+        body.extend(PADDING.chars().cycle().take(pad));
+        let rest_at = body.len();
+        body.push_str(&rest);
         let contact_at: Vec<usize> = body
             .match_indices(SENDER)
             .map(|(i, _)| i + SENDER.len() - CONTACT_DIGITS)
             .collect();
-        let pad = size.saturating_sub(body.len() + tail.len());
-        body.extend(PADDING.chars().cycle().take(pad));
-        body.push_str(tail);
 
         let mut buf = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: wagate-loadgen\r\n\
@@ -354,21 +423,18 @@ impl RequestTemplate {
         buf.push_str("\r\n\r\n");
         let body_start = buf.len();
         buf.push_str(&body);
+        let items = std::iter::once(first.shifted(body_start))
+            .chain(rest_items.iter().map(|i| i.shifted(body_start + rest_at)))
+            .collect();
         RequestTemplate {
             buf: buf.into_bytes(),
             body_start,
             sig_at,
-            conn_at: body_start + conn_at,
-            counter_at: body_start + counter_at,
-            ts_at: body_start + ts_at,
-            contact_at: {
-                let first = contact_at.first().copied().unwrap_or(0);
-                let second = contact_at.get(1).copied().unwrap_or(first);
-                [body_start + first, body_start + second]
-            },
+            items,
+            contact_at: contact_at.iter().map(|at| body_start + at).collect(),
             contacts: contacts.clamp(1, 10u64.pow(CONTACT_DIGITS as u32)),
             conn: 0,
-            id_at: body_start + head.len() - "wamid.LOADGEN".len(),
+            id_at: body_start + head.len() + kind.parts()[1].len() - "wamid.LOADGEN".len(),
         }
     }
 
@@ -378,22 +444,23 @@ impl RequestTemplate {
 
     fn set_conn(&mut self, conn: u64) {
         self.conn = conn;
-        write_digits(
-            &mut self.buf[self.conn_at..self.conn_at + CONN_DIGITS],
-            conn,
-        );
+        for at in self.items.iter().map(|i| i.conn) {
+            write_digits(&mut self.buf[at..at + CONN_DIGITS], conn);
+        }
     }
 
     /// Stamps counter and timestamp into the body and signs it. Allocation-free.
     fn prepare(&mut self, counter: u64, unix_secs: u64, mac: &HmacSha256) {
-        write_digits(
-            &mut self.buf[self.counter_at..self.counter_at + COUNTER_DIGITS],
-            counter,
-        );
-        write_digits(&mut self.buf[self.ts_at..self.ts_at + TS_DIGITS], unix_secs);
+        for item in &self.items {
+            write_digits(
+                &mut self.buf[item.counter..item.counter + COUNTER_DIGITS],
+                counter,
+            );
+            write_digits(&mut self.buf[item.ts..item.ts + TS_DIGITS], unix_secs);
+        }
         if self.contacts > 1 {
             let contact = (self.conn.wrapping_mul(7919).wrapping_add(counter)) % self.contacts;
-            for at in self.contact_at {
+            for &at in &self.contact_at {
                 write_digits(&mut self.buf[at..at + CONTACT_DIGITS], contact);
             }
         }
@@ -405,7 +472,8 @@ impl RequestTemplate {
     }
 
     fn message_id(&self) -> &str {
-        std::str::from_utf8(&self.buf[self.id_at..self.counter_at + COUNTER_DIGITS]).unwrap_or("?")
+        let end = self.items[0].counter + COUNTER_DIGITS;
+        std::str::from_utf8(&self.buf[self.id_at..end]).unwrap_or("?")
     }
 
     fn body(&self) -> &[u8] {
@@ -907,7 +975,14 @@ async fn run_level(
         interval: (args.rate > 0.0)
             .then(|| Duration::from_secs_f64(connections as f64 / args.rate)),
     });
-    let base = RequestTemplate::new(target, run_id, args.size, args.contacts, args.kind);
+    let base = RequestTemplate::new(
+        target,
+        run_id,
+        args.size,
+        args.contacts,
+        args.kind,
+        args.messages,
+    );
     let mut handles = Vec::with_capacity(connections);
     for (i, stream) in streams.into_iter().enumerate() {
         let mut tpl = base.clone();
@@ -1005,7 +1080,14 @@ async fn run_once(
     args: &Args,
 ) -> ExitCode {
     let timeout = Duration::from_secs_f64(args.timeout);
-    let mut tpl = RequestTemplate::new(target, run_id, args.size, args.contacts, args.kind);
+    let mut tpl = RequestTemplate::new(
+        target,
+        run_id,
+        args.size,
+        args.contacts,
+        args.kind,
+        args.messages,
+    );
     tpl.set_conn(0);
     tpl.prepare(1, unix_now(), mac);
     say!(
@@ -1063,8 +1145,15 @@ async fn run(args: Args, target: Target) -> ExitCode {
     if args.once {
         return run_once(&target, addr, &mac, &run_id, &args).await;
     }
-    let body_len =
-        RequestTemplate::new(&target, &run_id, args.size, args.contacts, args.kind).body_len();
+    let body_len = RequestTemplate::new(
+        &target,
+        &run_id,
+        args.size,
+        args.contacts,
+        args.kind,
+        args.messages,
+    )
+    .body_len();
     say!(
         "loadgen: POST http://{}{} via {addr}, body {body_len} bytes, warmup {}s + {}s per level, levels {:?}, run id {run_id}",
         target.host_header, target.path, args.warmup, args.duration, args.connections
@@ -1123,6 +1212,9 @@ fn validate(args: &Args) -> Result<(), String> {
     }
     if args.max_requests == Some(0) {
         return Err("--max-requests must be at least 1".into());
+    }
+    if !(1..=999).contains(&args.messages) {
+        return Err("--messages must be from 1 to 999".into());
     }
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
@@ -1191,7 +1283,7 @@ mod tests {
     fn template_size_and_signature() {
         let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
         let mac = HmacSha256::new_from_slice(b"k").unwrap();
-        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 2048, 1, Kind::Message);
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 2048, 1, Kind::Message, 1);
         assert_eq!(tpl.body_len(), 2048);
         tpl.set_conn(42);
         tpl.prepare(7, 1_700_000_000, &mac);
@@ -1208,7 +1300,7 @@ mod tests {
         assert!(head.contains(&format!("X-Hub-Signature-256: sha256={sig}\r\n")));
         assert!(head.contains("Content-Length: 2048\r\n"));
         // Smaller than the skeleton: no padding, still well-formed.
-        let small = RequestTemplate::new(&t, "0123456789ABCDEF", 10, 1, Kind::Message);
+        let small = RequestTemplate::new(&t, "0123456789ABCDEF", 10, 1, Kind::Message, 1);
         assert!(small.body_len() > 10 && small.body().ends_with(b"}]}]}"));
     }
 
@@ -1216,7 +1308,7 @@ mod tests {
     fn contacts_vary_the_sender_in_both_places() {
         let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
         let mac = HmacSha256::new_from_slice(b"k").unwrap();
-        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 1024, 1000, Kind::Message);
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 1024, 1000, Kind::Message, 1);
         tpl.set_conn(3);
         let mut senders = std::collections::HashSet::new();
         for counter in 0..2000 {
@@ -1235,7 +1327,7 @@ mod tests {
     fn status_bodies_are_one_signed_status() {
         let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
         let mac = HmacSha256::new_from_slice(b"k").unwrap();
-        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 700, 50, Kind::Status);
+        let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 700, 50, Kind::Status, 1);
         assert_eq!(tpl.body_len(), 700);
         tpl.set_conn(1);
         tpl.prepare(9, 1_700_000_000, &mac);
@@ -1245,6 +1337,39 @@ mod tests {
         assert_eq!(st["status"], "delivered");
         assert_eq!(st["timestamp"], "1700000000");
         assert!(st["recipient_id"].as_str().unwrap().starts_with("1650"));
+    }
+
+    #[test]
+    fn several_messages_per_delivery_each_have_their_own_id() {
+        let t = parse_target("http://127.0.0.1:8080/webhook").unwrap();
+        let mac = HmacSha256::new_from_slice(b"k").unwrap();
+        for kind in [Kind::Message, Kind::Status] {
+            let mut tpl = RequestTemplate::new(&t, "0123456789ABCDEF", 3000, 20, kind, 10);
+            assert_eq!(tpl.body_len(), 3000);
+            tpl.set_conn(5);
+            let mut ids = std::collections::HashSet::new();
+            for counter in [1, 2] {
+                tpl.prepare(counter, 1_700_000_000, &mac);
+                let v: serde_json::Value = serde_json::from_slice(tpl.body()).unwrap();
+                let value = &v["entry"][0]["changes"][0]["value"];
+                let field = if kind == Kind::Message {
+                    "messages"
+                } else {
+                    "statuses"
+                };
+                let items = value[field].as_array().unwrap();
+                assert_eq!(items.len(), 10);
+                for item in items {
+                    assert_eq!(item["timestamp"], "1700000000");
+                    assert!(ids.insert(item["id"].as_str().unwrap().to_string()));
+                }
+            }
+            assert_eq!(ids.len(), 20);
+            assert_eq!(
+                tpl.message_id(),
+                "wamid.LOADGEN0123456789ABCDEF0000050000000002"
+            );
+        }
     }
 
     #[test]

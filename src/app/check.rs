@@ -97,6 +97,7 @@ pub fn run(config: &Config) -> Vec<Check> {
             format!("cannot read free space: {e}"),
         )),
     }
+    out.push(memory(&config.memory, crate::util::memory::physical()));
     if let Some(addr) = &config.media.clamd {
         let scanner = crate::media::scan::Scanner {
             addr: addr.clone(),
@@ -116,6 +117,31 @@ pub fn run(config: &Config) -> Vec<Check> {
     out
 }
 
+/// The memory budget and its split; a warning when the machine has less than
+/// twice the budget (the system, a proxy and the page cache need room too).
+fn memory(budget: &crate::config::MemoryBudget, physical: Option<u64>) -> Check {
+    let split: Vec<String> = budget
+        .split()
+        .into_iter()
+        .map(|(name, value)| format!("{name} {value}"))
+        .collect();
+    let text = format!(
+        "WAGATE_MEMORY {}: {}",
+        crate::config::format_size(budget.total),
+        split.join(", ")
+    );
+    match physical {
+        Some(ram) if budget.total > ram / 2 => check(
+            Level::Warning,
+            format!(
+                "{text}; this machine has {} MiB: lower WAGATE_MEMORY",
+                ram >> 20
+            ),
+        ),
+        _ => check(Level::Ok, text),
+    }
+}
+
 fn writable(dir: &Path) -> Check {
     let probe = dir.join(format!(".wagate-check-{}", std::process::id()));
     match std::fs::write(&probe, b"") {
@@ -127,5 +153,31 @@ fn writable(dir: &Path) -> Check {
             Level::Problem,
             format!("cannot write in {}: {e}", dir.display()),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MemoryBudget;
+
+    #[test]
+    fn the_memory_budget_is_shown_and_checked_against_the_machine() {
+        let budget = MemoryBudget::default();
+        let c = memory(&budget, Some(1 << 30));
+        assert_eq!(c.level, Level::Ok);
+        assert!(
+            c.message.starts_with(
+                "WAGATE_MEMORY 256MiB: store cache (sled) 32MiB, dedup filter 699050 keys"
+            ),
+            "{}",
+            c.message
+        );
+        assert_eq!(memory(&budget, None).level, Level::Ok);
+        let c = memory(&MemoryBudget { total: 1 << 30 }, Some(1 << 30));
+        assert_eq!(c.level, Level::Warning);
+        assert!(c
+            .message
+            .ends_with("this machine has 1024 MiB: lower WAGATE_MEMORY"));
     }
 }

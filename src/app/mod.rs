@@ -185,6 +185,7 @@ fn applier_options(
 ) -> Options {
     Options {
         dedup_ttl: config.dedup_ttl,
+        dedup_keys: config.memory.dedup_keys(),
         max_items: config.processing.max_items,
         step: StepBounds::default(),
         stuck_after: config.processing.stuck_after,
@@ -267,8 +268,10 @@ fn open(config: &Config) -> Result<Opened, StartError> {
         dir: dir.clone(),
         segment_size: config.segment_size,
         quarantine_max: config.quarantine_max,
+        queue: config.memory.journal_queue(),
+        batch_bytes: config.memory.journal_batch_bytes(),
     })?;
-    let store = Store::open(&dir.join("state"))?;
+    let store = Store::open_with_cache(&dir.join("state"), config.memory.store_cache())?;
     let media = crate::media::open(config)?;
     Ok(Opened {
         journal,
@@ -293,6 +296,8 @@ pub fn open_for_export(config: &Config) -> Result<crate::privacy::Exporter, Star
         dir: dir.clone(),
         segment_size: config.segment_size,
         quarantine_max: config.quarantine_max,
+        queue: config.memory.journal_queue(),
+        batch_bytes: config.memory.journal_batch_bytes(),
     })?;
     let media = Arc::new(crate::media::open(config)?);
     Ok(crate::privacy::Exporter {

@@ -14,9 +14,11 @@ mod forward;
 pub use forward::{parse_targets, ForwardConfig, ForwardMode, ForwardTarget};
 mod acme;
 pub use acme::{AcmeConfig, DEFAULT_ACME_DIRECTORY};
+mod memory;
 mod processing;
 mod send;
 mod server;
+pub use memory::{MemoryBudget, DEFAULT_MEMORY};
 pub use processing::{ProcessingConfig, DEFAULT_MAX_ITEMS};
 pub use send::{GraphConfig, SendConfig, DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION};
 pub use server::ServerConfig;
@@ -103,6 +105,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Items per delivery, and when processing counts as stuck.
     pub processing: ProcessingConfig,
+    /// `WAGATE_MEMORY`: sizes sled's cache, the dedup filter, queues and threads.
+    pub memory: MemoryBudget,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -142,6 +146,7 @@ impl Config {
             dashboard_idle: Duration::from_secs(30 * 60),
             server: ServerConfig::default(),
             processing: ProcessingConfig::default(),
+            memory: MemoryBudget::default(),
         }
     }
 
@@ -242,6 +247,7 @@ impl Config {
         }
         server::read_server(&get, &mut config.server)?;
         processing::read_processing(&get, &mut config.processing)?;
+        memory::read_memory(&get, &mut config.memory)?;
         send::read_graph(&get, &mut config.graph)?;
         send::read_send(&get, &mut config.send)?;
         match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {

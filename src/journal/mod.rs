@@ -98,6 +98,10 @@ pub struct JournalOptions {
     pub dir: PathBuf,
     pub segment_size: u64,
     pub quarantine_max: u64,
+    /// Records waiting for the writer at most; further appends wait for a place.
+    pub queue: usize,
+    /// Bytes one group commit gathers at most (a single record may be larger).
+    pub batch_bytes: usize,
 }
 
 pub struct Journal {
@@ -184,13 +188,21 @@ impl Journal {
             last_commit_micros: 0,
         };
         let (heads_tx, heads_rx) = watch::channel(initial);
-        let (tx, rx) = mpsc::channel(16 * 1024);
+        let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let fsync_latency = Arc::new(crate::util::histogram::Histogram::latency());
         let histogram = fsync_latency.clone();
+        let batch_bytes = opts.batch_bytes;
         let thread = std::thread::Builder::new()
             .name("journal-writer".into())
             .spawn(move || {
-                writer::run(rx, [main, quarantine], last_seq + 1, heads_tx, &histogram)
+                writer::run(
+                    rx,
+                    [main, quarantine],
+                    last_seq + 1,
+                    heads_tx,
+                    &histogram,
+                    batch_bytes,
+                )
             })?;
         Ok(Journal {
             fsync_latency,

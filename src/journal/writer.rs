@@ -69,9 +69,9 @@ impl StreamState {
     }
 }
 
-/// Upper bounds on one group commit, so that one huge burst cannot delay everyone.
+/// Upper bound on the records of one group commit, so that one huge burst cannot
+/// delay everyone (its bytes are bounded by `batch_bytes`).
 const MAX_BATCH_RECORDS: usize = 4096;
-const MAX_BATCH_BYTES: usize = 32 << 20;
 
 pub(super) fn run(
     mut rx: mpsc::Receiver<Msg>,
@@ -79,6 +79,7 @@ pub(super) fn run(
     next_seq: u64,
     heads: watch::Sender<Heads>,
     fsync_latency: &crate::util::histogram::Histogram,
+    batch_bytes: usize,
 ) {
     let mut w = Batcher {
         streams,
@@ -87,13 +88,17 @@ pub(super) fn run(
         next_seq,
     };
     while let Some(first) = rx.blocking_recv() {
-        let pending = gather(&mut rx, first);
+        let pending = gather(&mut rx, first, batch_bytes);
         w.rotate_full_segments();
         let started = Instant::now();
         let first_seq = w.next_seq;
         let (batch_last, shutdown) = w.encode(pending);
         let synced = Instant::now();
         let result = commit(&mut w.streams, &mut w.bufs);
+        // One large record must not keep its buffer for good.
+        for buf in &mut w.bufs {
+            buf.shrink_to(batch_bytes);
+        }
         fsync_latency.observe_micros(synced.elapsed().as_micros() as u64);
         match result {
             Ok(()) => w.committed(batch_last, &heads, started),
@@ -118,10 +123,10 @@ struct Batcher {
 }
 
 /// The first message and whatever else is already queued, up to one batch.
-fn gather(rx: &mut mpsc::Receiver<Msg>, first: Msg) -> Vec<Msg> {
+fn gather(rx: &mut mpsc::Receiver<Msg>, first: Msg, batch_bytes: usize) -> Vec<Msg> {
     let mut pending = vec![first];
     let mut bytes = 0usize;
-    while pending.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
+    while pending.len() < MAX_BATCH_RECORDS && bytes < batch_bytes {
         let Ok(msg) = rx.try_recv() else { break };
         if let Msg::Append { payload, .. } = &msg {
             bytes += payload.len();

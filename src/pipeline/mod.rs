@@ -98,7 +98,11 @@ impl Applier {
                 expiry_from: None,
                 committer: None,
                 retention: retention::Retention::new(options.retention.clone()),
-                seen: SeenFilter::new(options.dedup_ttl, clock.now_secs()),
+                seen: SeenFilter::with_max_keys(
+                    options.dedup_ttl,
+                    clock.now_secs(),
+                    options.dedup_keys,
+                ),
                 options,
                 clock,
                 seen_scan: None,

@@ -32,6 +32,8 @@ impl Default for StepBounds {
 pub struct Options {
     /// How long an item's dedup key is kept (`WAGATE_DEDUP_TTL`).
     pub dedup_ttl: Duration,
+    /// Dedup keys the in-memory filter holds at most (sized by `WAGATE_MEMORY`).
+    pub dedup_keys: usize,
     /// Items applied per delivery at most (`WAGATE_MAX_ITEMS`).
     pub max_items: usize,
     pub step: StepBounds,

@@ -16,16 +16,47 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::time::Duration;
 
 use crate::events::identity::message_key;
 use crate::store::{FilterState, RecordedKey, Store, StoreError};
 
-/// Keys remembered at most (19-39 bytes each, so at most about 36 MB). Past it the
-/// oldest minutes go and the floor rises: new items still need no read, older ones
-/// are looked up in sled.
-pub const MAX_KEYS: usize = 1_000_000;
+/// Keys remembered at most by default (`WAGATE_MEMORY` sizes it in a running
+/// wagate). Past it the oldest minutes go and the floor rises: new items still
+/// need no read, older ones are looked up in sled.
+pub fn default_max_keys() -> usize {
+    crate::config::MemoryBudget::default().dedup_keys()
+}
+
+/// A key is remembered by a 32-bit hash (8 bytes of table with its minute). Two
+/// keys may share one: that only makes the filter answer "read sled" for the
+/// other (one in 4,000 at a million keys), never "absent" wrongly, since a
+/// shared hash stays filed under the later of the two minutes.
+type KeyHash = u32;
+
+/// The hashes are random already: spread them over the table without hashing again.
+#[derive(Default)]
+struct Spread(u64);
+
+impl Hasher for Spread {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+fn key_hash(hasher: &RandomState, key: &[u8]) -> KeyHash {
+    let h = hasher.hash_one(key);
+    (h ^ (h >> 32)) as KeyHash
+}
 /// How far an item's own time may be ahead of its first-seen time (Meta's clock
 /// ahead of ours): keys found in the dedup tree are filed that much later.
 const SKEW_SECS: i64 = 86_400;
@@ -34,7 +65,7 @@ const MINUTE: i64 = 60;
 /// Key hashes filed by minute, with the floor below which nothing is promised.
 struct Keys {
     /// Key hash -> minute (unix seconds / 60) it is filed under.
-    keys: HashMap<u64, i32>,
+    keys: HashMap<KeyHash, i32, BuildHasherDefault<Spread>>,
     /// Minute -> how many keys are filed under it.
     minutes: BTreeMap<i32, usize>,
     /// Every key filed at or after this time (unix seconds) is here.
@@ -45,7 +76,7 @@ struct Keys {
 impl Keys {
     fn new(floor_secs: i64, max_keys: usize) -> Keys {
         Keys {
-            keys: HashMap::new(),
+            keys: HashMap::default(),
             minutes: BTreeMap::new(),
             floor_secs,
             max_keys,
@@ -53,7 +84,7 @@ impl Keys {
     }
 
     /// Files `hash` under the minute of `secs` (a later minute wins over an earlier).
-    fn insert(&mut self, hash: u64, secs: i64) {
+    fn insert(&mut self, hash: KeyHash, secs: i64) {
         if secs < self.floor_secs {
             return;
         }
@@ -143,10 +174,11 @@ impl SeenFilter {
     /// An empty filter covering keys filed from `now_secs - ttl - 2 days` on; it
     /// trusts nothing until the scan from [`SeenFilter::scanner`] is merged.
     pub fn new(dedup_ttl: Duration, now_secs: i64) -> SeenFilter {
-        Self::with_max_keys(dedup_ttl, now_secs, MAX_KEYS)
+        Self::with_max_keys(dedup_ttl, now_secs, default_max_keys())
     }
 
-    fn with_max_keys(dedup_ttl: Duration, now_secs: i64, max_keys: usize) -> SeenFilter {
+    /// [`SeenFilter::new`] holding at most `max_keys` keys.
+    pub fn with_max_keys(dedup_ttl: Duration, now_secs: i64, max_keys: usize) -> SeenFilter {
         let keep_secs = dedup_ttl.as_secs() as i64 + 2 * SKEW_SECS;
         SeenFilter {
             hasher: RandomState::new(),
@@ -179,7 +211,7 @@ impl SeenFilter {
     /// Remembers `key`, recorded for an item of time `item_secs` in a delivery
     /// received at `received_secs`.
     pub fn insert(&mut self, key: &[u8], item_secs: i64, received_secs: i64) {
-        let hash = self.hasher.hash_one(key);
+        let hash = key_hash(&self.hasher, key);
         self.keys.insert(hash, item_secs.max(received_secs));
     }
 
@@ -188,7 +220,7 @@ impl SeenFilter {
     pub fn surely_absent(&self, key: &[u8], item_secs: i64) -> bool {
         self.state == FilterState::Ready
             && item_secs >= self.keys.floor_secs
-            && !self.keys.keys.contains_key(&self.hasher.hash_one(key))
+            && !self.keys.keys.contains_key(&key_hash(&self.hasher, key))
     }
 
     /// Takes in the startup scan: from now on "absent" can be trusted.
@@ -205,14 +237,20 @@ impl SeenFilter {
     }
 }
 
-/// Reads every recent dedup key sled holds into `scanner` (blocking: run it on a
-/// thread of its own; the applier reads sled meanwhile).
+/// Reads the recent dedup keys sled holds into `scanner` (blocking: run it on a
+/// thread of its own; the applier reads sled meanwhile). Messages are read newest
+/// first and only until the filter is full: the floor then rises above the minute
+/// reached, so older messages are looked up in sled, and the scan neither reads
+/// nor caches the rest of a large store.
 pub fn scan(store: &Store, mut scanner: Scanner) -> Result<ScanResult, StoreError> {
     let since = scanner.keys.floor_secs - SKEW_SECS;
     store.recent_item_keys(since, |key, secs| match key {
         // Filed a day late: the item's own time may be ahead of its first-seen time.
-        RecordedKey::Item(k) => scanner.add(k, secs + SKEW_SECS),
-        RecordedKey::Message(id) => scanner.add(&message_key(id), secs),
+        RecordedKey::Item(k) => {
+            scanner.add(k, secs + SKEW_SECS);
+            true
+        }
+        RecordedKey::Message(id) => scanner.add_newest_first(&message_key(id), secs),
     })?;
     Ok(ScanResult { keys: scanner.keys })
 }
@@ -226,8 +264,24 @@ pub struct Scanner {
 impl Scanner {
     /// A dedup key found in sled, filed under `secs`.
     pub fn add(&mut self, key: &[u8], secs: i64) {
-        let hash = self.hasher.hash_one(key);
+        let hash = key_hash(&self.hasher, key);
         self.keys.insert(hash, secs);
+    }
+
+    /// A key of a scan in time order, newest first: added while the filter has
+    /// room and the key is not below the floor. When it is full, every key of this minute and before may be missing,
+    /// so the floor rises above it; returns `false` (stop scanning).
+    pub fn add_newest_first(&mut self, key: &[u8], secs: i64) -> bool {
+        if secs < self.keys.floor_secs {
+            return false; // this and every key after it would be left out
+        }
+        if self.keys.keys.len() >= self.keys.max_keys {
+            self.keys
+                .drop_before((secs.div_euclid(MINUTE) + 1).saturating_mul(MINUTE));
+            return false;
+        }
+        self.add(key, secs);
+        true
     }
 }
 
@@ -262,7 +316,7 @@ mod tests {
 
     #[test]
     fn an_inserted_key_is_never_absent() {
-        let mut f = ready(MAX_KEYS);
+        let mut f = ready(default_max_keys());
         f.insert(b"s\0id\0read", NOW - 3 * DAY, NOW);
         assert!(!f.surely_absent(b"s\0id\0read", NOW - 3 * DAY));
         assert!(f.surely_absent(b"s\0id\0delivered", NOW - 3 * DAY));
@@ -270,7 +324,7 @@ mod tests {
 
     #[test]
     fn items_older_than_the_window_are_read_from_the_store() {
-        let f = ready(MAX_KEYS);
+        let f = ready(default_max_keys());
         assert!(f.surely_absent(b"m\0x", NOW - 8 * DAY));
         assert!(!f.surely_absent(b"m\0x", NOW - 9 * DAY - 1));
         assert!(!f.surely_absent(b"m\0x", 0));
@@ -278,7 +332,7 @@ mod tests {
 
     #[test]
     fn expiry_moves_the_floor_with_the_minutes_it_drops() {
-        let mut f = ready(MAX_KEYS);
+        let mut f = ready(default_max_keys());
         f.insert(b"m\0a", NOW - 8 * DAY, NOW - 8 * DAY);
         f.insert(b"m\0b", NOW, NOW);
         assert_eq!(f.len(), 2);
@@ -292,12 +346,46 @@ mod tests {
 
     #[test]
     fn a_key_filed_again_later_stays_until_its_later_minute_goes() {
-        let mut f = ready(MAX_KEYS);
+        let mut f = ready(default_max_keys());
         f.insert(b"k", NOW - 8 * DAY, NOW - 8 * DAY);
         f.insert(b"k", NOW, NOW);
         f.insert(b"k", NOW - 8 * DAY, NOW - 8 * DAY);
         f.expire(NOW + 2 * DAY);
         assert!(!f.surely_absent(b"k", NOW));
+    }
+
+    #[test]
+    fn the_start_scan_reads_the_newest_messages_until_the_filter_is_full() {
+        use crate::store::{Changes, T};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut c = Changes::new();
+        // 10 messages a minute for 10 minutes, the newest at NOW.
+        let id = |m: i64, i: i64| format!("wamid.{m}.{i}");
+        for m in 0..10i64 {
+            for i in 0..10 {
+                let mut k = ((NOW - m * 60) as u64).to_be_bytes().to_vec();
+                k.extend_from_slice(id(m, i).as_bytes());
+                c.put(T::MessagesByTime, k, []);
+            }
+        }
+        store.commit(c).unwrap();
+        let mut f = SeenFilter::with_max_keys(WEEK, NOW, 35);
+        let result = scan(&store, f.scanner()).unwrap();
+        f.merge(result);
+        // The three newest minutes are all there; the fourth was cut short, so
+        // the floor is above it and its messages (and older ones) are read.
+        assert_eq!(f.len(), 30);
+        for m in 0..3 {
+            for i in 0..10 {
+                let key = message_key(id(m, i).as_bytes());
+                assert!(!f.surely_absent(&key, NOW - m * 60), "{m} {i}");
+            }
+        }
+        let cut = message_key(id(3, 0).as_bytes());
+        assert!(!f.surely_absent(&cut, NOW - 3 * 60));
+        assert!(!f.surely_absent(b"m\0older", NOW - 5 * 60));
+        assert!(f.surely_absent(b"m\0new", NOW));
     }
 
     #[test]

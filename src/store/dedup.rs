@@ -66,12 +66,13 @@ impl Store {
     }
 
     /// Calls `found` with every dedup key recorded at or after `since_secs`: the
-    /// dedup tree's keys (by first-seen time) and the stored messages (by their
-    /// timestamp). Blocking; for building the applier's filter at start.
+    /// dedup tree's keys (by first-seen time, in key order), then the stored
+    /// messages (by their timestamp, newest first) until `found` answers `false`.
+    /// Blocking; for building the applier's filter at start.
     pub fn recent_item_keys(
         &self,
         since_secs: i64,
-        mut found: impl FnMut(RecordedKey, i64),
+        mut found: impl FnMut(RecordedKey, i64) -> bool,
     ) -> Result<u64, StoreError> {
         let mut n = 0;
         for kv in self.tree(T::Dedup).iter() {
@@ -85,11 +86,14 @@ impl Store {
         for kv in self
             .tree(T::MessagesByTime)
             .range(be(since_secs.max(0) as u64)..)
+            .rev()
         {
             let (suffix, _) = kv?;
             let secs = super::from_be(&suffix).unwrap_or(0) as i64;
-            found(RecordedKey::Message(&suffix[8.min(suffix.len())..]), secs);
             n += 1;
+            if !found(RecordedKey::Message(&suffix[8.min(suffix.len())..]), secs) {
+                break;
+            }
         }
         Ok(n)
     }

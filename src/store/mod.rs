@@ -216,8 +216,15 @@ fn counter_key(name: &str) -> Vec<u8> {
 }
 
 impl Store {
-    /// Opens (or creates, mode 0700) the store in `dir`; errors name `dir`.
+    /// Opens (or creates, mode 0700) the store in `dir` with the default cache;
+    /// errors name `dir`. Blocking.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with_cache(dir, crate::config::MemoryBudget::default().store_cache())
+    }
+
+    /// Opens the store in `dir`, sled's page cache at most `cache_bytes` as sled
+    /// counts them (serialised; about twice that in memory). Blocking.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let at = |source: std::io::Error| StoreError::Open {
             path: dir.display().to_string(),
             source,
@@ -226,7 +233,7 @@ impl Store {
         snapshots::remove_unfinished(dir);
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(128 << 20)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(500))
             .open()
             .map_err(|e| match e {

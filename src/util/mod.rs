@@ -9,6 +9,7 @@ pub mod disk;
 pub mod fdlimit;
 pub mod fs;
 pub mod histogram;
+pub mod memory;
 pub mod prom;
 pub mod task;
 pub mod time;

@@ -87,6 +87,7 @@ async fn render(state: &WebState) -> Result<String, ApiError> {
     crate::forward::metrics::render(&state.forward, &mut out)
         .await
         .map_err(ApiError::from)?;
+    render_memory(&mut out, state);
     prom::gauge(
         &mut out,
         "wagate_uptime_seconds",
@@ -94,6 +95,30 @@ async fn render(state: &WebState) -> Result<String, ApiError> {
         stats.uptime_seconds,
     );
     Ok(out)
+}
+
+/// The memory budget and what the process takes.
+fn render_memory(out: &mut String, state: &WebState) {
+    prom::gauge(
+        out,
+        "wagate_memory_budget_bytes",
+        "WAGATE_MEMORY: what the process should stay within.",
+        state.config.memory.total,
+    );
+    if let Some(r) = crate::util::memory::resident() {
+        prom::gauge(
+            out,
+            "wagate_resident_memory_bytes",
+            "Resident memory of the process (VmRSS).",
+            r.now,
+        );
+        prom::gauge(
+            out,
+            "wagate_resident_memory_peak_bytes",
+            "Highest resident memory since start (VmHWM).",
+            r.peak,
+        );
+    }
 }
 
 /// Disk used per data directory, free space, and whether it is below the minimum.

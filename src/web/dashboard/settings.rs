@@ -15,6 +15,7 @@ struct Settings {
     /// The ACME certificate's status rows, when ACME runs.
     certificate: Option<Vec<(&'static str, String)>>,
     config: Vec<(&'static str, String)>,
+    memory: Vec<(&'static str, String)>,
     retention: Vec<(&'static str, String)>,
     keys: Vec<String>,
     primary_key: String,
@@ -96,6 +97,22 @@ fn config_rows(c: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `WAGATE_MEMORY`, what it sizes, and what the process takes now.
+fn memory_rows(
+    c: &Config,
+    resident: Option<crate::util::memory::Resident>,
+) -> Vec<(&'static str, String)> {
+    let mut rows = vec![("WAGATE_MEMORY (budget)", format_size(c.memory.total))];
+    rows.extend(c.memory.split());
+    rows.push((
+        "resident now / peak",
+        resident.map_or("unknown".into(), |r| {
+            format!("{} / {}", page::size(r.now), page::size(r.peak))
+        }),
+    ));
+    rows
+}
+
 fn retention_rows(c: &Config) -> Vec<(&'static str, String)> {
     vec![
         (
@@ -167,6 +184,7 @@ pub async fn page(ctx: Ctx) -> Response {
         certificate,
         chrome: Chrome::new(&ctx, "settings").await,
         config,
+        memory: memory_rows(c, crate::util::memory::resident()),
         retention,
         keys: keys.ids().map(str::to_string).collect(),
         primary_key: keys.primary().id().to_string(),
@@ -243,5 +261,16 @@ mod tests {
             row(&config, "WAGATE_API_TOKEN"),
             "generated in /srv/wagate/api-token"
         );
+    }
+
+    #[test]
+    fn the_memory_budget_and_its_split() {
+        let mut c = Config::new("/srv/wagate");
+        c.memory.total = 512 << 20;
+        let rows = memory_rows(&c, None);
+        assert_eq!(row(&rows, "WAGATE_MEMORY"), "512MiB");
+        assert_eq!(row(&rows, "store cache"), "64MiB");
+        assert_eq!(row(&rows, "dedup filter"), "1398101 keys (about 32 MiB)");
+        assert_eq!(row(&rows, "resident"), "unknown");
     }
 }
