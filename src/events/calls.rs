@@ -124,14 +124,27 @@ mod tests {
 
     #[test]
     fn state_from_events() {
-        let table: &[(&[(&str, Option<&str>)], &str)] = &[
+        type Events<'a> = &'a [(&'a str, Option<&'a str>)];
+        let table: &[(Events, &str)] = &[
             (&[("connect", None)], "ringing"),
             (&[("connect", None), ("status", Some("RINGING"))], "ringing"),
-            (&[("status", Some("RINGING")), ("status", Some("ACCEPTED"))], "accepted"),
-            (&[("status", Some("ACCEPTED")), ("status", Some("RINGING"))], "accepted"),
+            (
+                &[("status", Some("RINGING")), ("status", Some("ACCEPTED"))],
+                "accepted",
+            ),
+            (
+                &[("status", Some("ACCEPTED")), ("status", Some("RINGING"))],
+                "accepted",
+            ),
             (&[("status", Some("REJECTED"))], "rejected"),
-            (&[("connect", None), ("terminate", Some("COMPLETED"))], "completed"),
-            (&[("terminate", Some("FAILED")), ("status", Some("ACCEPTED"))], "failed"),
+            (
+                &[("connect", None), ("terminate", Some("COMPLETED"))],
+                "completed",
+            ),
+            (
+                &[("terminate", Some("FAILED")), ("status", Some("ACCEPTED"))],
+                "failed",
+            ),
             (&[("terminate", None)], "ended"),
             (&[("status", Some("SOMETHING"))], "ringing"),
         ];
@@ -155,12 +168,22 @@ mod tests {
             t,
         ];
         let v = call_view(arrived).unwrap();
-        let order: Vec<_> = v.events.iter().map(|e| (e.event.as_str(), e.timestamp)).collect();
+        let order: Vec<_> = v
+            .events
+            .iter()
+            .map(|e| (e.event.as_str(), e.timestamp))
+            .collect();
         assert_eq!(order, [("connect", 10), ("status", 12), ("terminate", 50)]);
-        assert_eq!((v.started_at, v.ended_at, v.duration_seconds), (Some(12), Some(45), Some(33)));
+        assert_eq!(
+            (v.started_at, v.ended_at, v.duration_seconds),
+            (Some(12), Some(45), Some(33))
+        );
         assert_eq!(v.state, "completed");
         let open = call_view(vec![ev("connect", None, 10)]).unwrap();
-        assert_eq!((open.started_at, open.ended_at, open.duration_seconds), (Some(10), None, None));
+        assert_eq!(
+            (open.started_at, open.ended_at, open.duration_seconds),
+            (Some(10), None, None)
+        );
         assert!(call_view(Vec::new()).is_none());
     }
 }

@@ -126,12 +126,20 @@ fn other(field: &str, v: &Value) -> Option<String> {
             let all = super::coex::saved_contacts(v);
             let n = |a: &str| all.iter().filter(|c| c.action == a).count();
             let edited = all.len() - n("remove");
-            format!("app contacts: {edited} added or edited, {} removed", n("remove"))
+            format!(
+                "app contacts: {edited} added or edited, {} removed",
+                n("remove")
+            )
         }
         "account_alerts" => {
             let a = v.get("alert_info").unwrap_or(&Value::Null);
             let s = |k: &str| str_at(a, k).unwrap_or_default();
-            let text = format!("alert {} {}: {}", s("alert_type"), s("alert_severity"), s("alert_description"));
+            let text = format!(
+                "alert {} {}: {}",
+                s("alert_type"),
+                s("alert_severity"),
+                s("alert_description")
+            );
             text.replace("  ", " ")
         }
         "account_review_update" => format!("account review: {}", g("decision")?),
@@ -146,26 +154,45 @@ fn other(field: &str, v: &Value) -> Option<String> {
             let reason = g("rejection_reason").filter(|r| r != "NONE");
             let reason = reason.map(|r| format!(" ({r})")).unwrap_or_default();
             let name = d("requested_verified_name");
-            format!("phone {} name '{name}' {}{reason}", d("display_phone_number"), g("decision")?)
+            format!(
+                "phone {} name '{name}' {}{reason}",
+                d("display_phone_number"),
+                g("decision")?
+            )
         }
         "message_template_components_update" => {
-            format!("template '{}' components updated", d("message_template_name"))
+            format!(
+                "template '{}' components updated",
+                d("message_template_name")
+            )
         }
         f if f.starts_with("group_") => {
             let grp = first("groups").unwrap_or_else(|| v.clone());
-            let what = str_at(&grp, "type").or_else(|| g("event")).unwrap_or_default();
+            let what = str_at(&grp, "type")
+                .or_else(|| g("event"))
+                .unwrap_or_default();
             let id = str_at(&grp, "group_id").unwrap_or_default();
             format!("{f} {what} group {id}")
         }
         "partner_solutions" => {
-            let status = g("solution_status").or_else(|| g("event")).unwrap_or_default();
+            let status = g("solution_status")
+                .or_else(|| g("event"))
+                .unwrap_or_default();
             format!("solution {} {status}", d("solution_id"))
         }
         "payment_configuration_update" => {
-            format!("payment configuration '{}' {}", d("configuration_name"), d("status"))
+            format!(
+                "payment configuration '{}' {}",
+                d("configuration_name"),
+                d("status")
+            )
         }
         "security" => {
-            format!("phone {} security {}", d("display_phone_number"), g("event")?)
+            format!(
+                "phone {} security {}",
+                d("display_phone_number"),
+                g("event")?
+            )
         }
         _ => match g("event") {
             Some(e) => format!("{field} {e}"),
@@ -197,7 +224,11 @@ fn history(v: &Value) -> Option<String> {
         return Some("history message not read".into());
     }
     let md = h.get("metadata").unwrap_or(&Value::Null);
-    let n = |k: &str| md.get(k).and_then(as_ts).map_or("?".into(), |x| x.to_string());
+    let n = |k: &str| {
+        md.get(k)
+            .and_then(as_ts)
+            .map_or("?".into(), |x| x.to_string())
+    };
     let count = |k: &str| h.get(k).and_then(Value::as_u64).unwrap_or(0);
     Some(format!(
         "history phase {} chunk {}: {}%, {} threads, {} messages",

@@ -45,9 +45,7 @@ pub(super) fn history_message(
     let mut msg = inbound_message(m, &[])?;
     msg.source = Some(SOURCE_HISTORY.into());
     msg.history_chunk = Some(chunk);
-    msg.history_status = m
-        .get("history_context")
-        .and_then(|c| str_at(c, "status"));
+    msg.history_status = m.get("history_context").and_then(|c| str_at(c, "status"));
     let from = msg.from.as_deref();
     msg.outbound = same_number(from, business)
         || (thread.is_some() && from.is_some() && !same_number(from, thread) && msg.to.is_some());
@@ -105,7 +103,10 @@ pub fn chunk_info(value: &Value) -> Option<ChunkInfo> {
         return None;
     }
     let c = history_chunk(h.get("metadata").unwrap_or(&Value::Null));
-    let error = h.get("errors").and_then(|e| e.get(0)).map(super::read::api_error);
+    let error = h
+        .get("errors")
+        .and_then(|e| e.get(0))
+        .map(super::read::api_error);
     let count = |k: &str| h.get(k).and_then(Value::as_u64).unwrap_or(0);
     Some(ChunkInfo {
         phase: c.phase,
@@ -229,8 +230,10 @@ mod tests {
             progress: Some(10),
         };
         let m = |from: &str| {
-            obj(json!({"from": from, "to": "447700900001", "id": "wamid.H", "timestamp": "1",
-                "type": "text", "text": {"body": "x"}, "history_context": {"status": "READ"}}))
+            obj(
+                json!({"from": from, "to": "447700900001", "id": "wamid.H", "timestamp": "1",
+                "type": "text", "text": {"body": "x"}, "history_context": {"status": "READ"}}),
+            )
         };
         for (from, business, outbound) in [
             ("+1 555 0100", Some("15550100"), true),
@@ -250,7 +253,10 @@ mod tests {
             "event": "connect", "timestamp": "10", "direction": "USER_INITIATED",
             "session": {"sdp_type": "offer", "sdp": "v=0"}});
         let c = call_event(&obj(connect), false, Some("15550100")).unwrap();
-        assert_eq!((c.contact_id.as_str(), c.event.as_str()), ("447700900001", "connect"));
+        assert_eq!(
+            (c.contact_id.as_str(), c.event.as_str()),
+            ("447700900001", "connect")
+        );
         assert!(!serde_json::to_string(&c).unwrap().contains("v=0"));
         let out = json!({"id": "wacid.2", "from": "15550100", "to": "447700900001",
             "event": "terminate", "timestamp": "20", "direction": "BUSINESS_INITIATED",
@@ -261,7 +267,10 @@ mod tests {
         let st = json!({"id": "wacid.2", "type": "call", "status": "RINGING",
             "timestamp": "15", "recipient_id": "447700900001"});
         let c = call_event(&obj(st), true, None).unwrap();
-        assert_eq!((c.event.as_str(), c.status.as_deref()), ("status", Some("RINGING")));
+        assert_eq!(
+            (c.event.as_str(), c.status.as_deref()),
+            ("status", Some("RINGING"))
+        );
         assert_eq!(c.contact_id, "447700900001");
     }
 

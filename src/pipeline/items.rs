@@ -310,7 +310,11 @@ impl Applier<'_> {
         if let Some(job) = crate::media::job_for(&message, d.received_at_micros) {
             self.media.create(self.store, job)?;
         }
-        let direction = if message.outbound { "outbound" } else { "inbound" };
+        let direction = if message.outbound {
+            "outbound"
+        } else {
+            "inbound"
+        };
         self.changes.put_message(&StoredMessage {
             message,
             direction: direction.into(),

@@ -62,7 +62,9 @@ impl Store {
             let suffix = &k[prefix.len()..];
             let ts = super::from_be(suffix).unwrap_or(0) as i64;
             let id = String::from_utf8_lossy(&suffix[8.min(suffix.len())..]).into_owned();
-            let Some(call) = self.call(&id)? else { continue };
+            let Some(call) = self.call(&id)? else {
+                continue;
+            };
             // Listed once, at its latest event.
             if call.events.iter().any(|e| e.timestamp.max(0) > ts) {
                 continue;

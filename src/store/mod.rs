@@ -28,12 +28,12 @@ use sled::Transactional;
 
 pub use calls::CallPage;
 pub use contacts::{ContactRecord, SERVICE_WINDOW_SECS};
-pub use history::{HistoryChunkRecord, HistoryProgress};
 pub use counters::Counters;
 pub use dashboard::{DayCounts, Scan};
 pub use dedup::RecordedKey;
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
 pub use handshakes::Handshake;
+pub use history::{HistoryChunkRecord, HistoryProgress};
 pub use model::{MessageFilter, MessagePage, StoredEvent, StoredMessage, StoredStatus};
 pub use progress::{Applied, FilterState};
 

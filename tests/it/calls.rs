@@ -41,37 +41,76 @@ async fn a_call_is_its_events_in_time_order_whatever_the_arrival_order() {
     assert_eq!(c["id"], CALL);
     assert_eq!(c["contact"], CONTACT);
     assert_eq!(c["direction"], "USER_INITIATED");
-    assert_eq!((c["from"].clone(), c["to"].clone()), (CONTACT.into(), "15550783881".into()));
+    assert_eq!(
+        (c["from"].clone(), c["to"].clone()),
+        (CONTACT.into(), "15550783881".into())
+    );
     assert_eq!(c["state"], "completed", "{c}");
     let events: Vec<_> = c["events"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["event"].as_str().unwrap().to_string(), e["timestamp"].as_i64().unwrap()))
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["timestamp"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    let want = [("connect", T0 + 200), ("status", T0 + 201), ("terminate", T0 + 290)];
+    let want = [
+        ("connect", T0 + 200),
+        ("status", T0 + 201),
+        ("terminate", T0 + 290),
+    ];
     assert_eq!(events, want.map(|(e, t)| (e.to_string(), t)));
     assert_eq!(c["events"][1]["status"], "ACCEPTED");
-    assert_eq!((c["started_at"].clone(), c["ended_at"].clone()), ((T0 + 205).into(), (T0 + 290).into()));
+    assert_eq!(
+        (c["started_at"].clone(), c["ended_at"].clone()),
+        ((T0 + 205).into(), (T0 + 290).into())
+    );
     assert_eq!(c["duration_seconds"], 85);
     // Listed, by contact too; unknown ones are 404.
     let all = app.get_json("/api/calls").await;
     assert_eq!(all["calls"].as_array().unwrap().len(), 1, "{all}");
-    let mine = app.get_json(&format!("/api/calls?contact={CONTACT}&limit=5")).await;
+    let mine = app
+        .get_json(&format!("/api/calls?contact={CONTACT}&limit=5"))
+        .await;
     assert_eq!(mine["calls"][0]["id"], CALL);
     let none = app.get_json("/api/calls?contact=1999").await;
     assert_eq!(none["calls"], serde_json::json!([]));
     assert_eq!(app.get("/api/calls/wacid.nope").await.status(), 404);
     // A call status is not a message status; the SDP is nowhere in the model.
-    assert_eq!(app.get(&format!("/api/messages/{CALL}")).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/api/messages/{CALL}")).await.status(),
+        404
+    );
     let snapshot = app.state.store.model_snapshot().unwrap();
-    assert!(!snapshot.iter().any(|(_, _, v)| String::from_utf8_lossy(v).contains("BUNDLE")));
+    assert!(!snapshot
+        .iter()
+        .any(|(_, _, v)| String::from_utf8_lossy(v).contains("BUNDLE")));
     let events = app.get_json("/api/events").await;
-    assert_eq!(events["events"], serde_json::json!([]), "calls are not account events");
+    assert_eq!(
+        events["events"],
+        serde_json::json!([]),
+        "calls are not account events"
+    );
     // In line in the conversation.
     let mut browser = Browser::logged_in(&app).await;
-    let page = browser.page(&format!("/dashboard/conversation?contact={CONTACT}")).await;
-    assert!(page.contains("[call from the contact] completed, "), "{page}");
+    let page = browser
+        .page(&format!("/dashboard/conversation?contact={CONTACT}"))
+        .await;
+    assert!(
+        page.contains("[call from the contact] completed, "),
+        "{page}"
+    );
+    // The contact's export holds its calls.
+    let zip = app.get(&format!("/api/contacts/{CONTACT}/export")).await;
+    assert_eq!(zip.status(), 200);
+    let zip = zip.bytes().await.unwrap();
+    assert!(
+        zip.windows(11).any(|w| w == b"calls.jsonl"),
+        "calls.jsonl in the archive"
+    );
     app.stop().await;
 }
 
@@ -88,11 +127,18 @@ async fn calls_page_newest_first_with_a_cursor() {
     app.wait_applied().await;
     let first = app.get_json("/api/calls?limit=2").await;
     let ids = |v: &Value| -> Vec<String> {
-        v["calls"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().into()).collect()
+        v["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().into())
+            .collect()
     };
     assert_eq!(ids(&first), ["wacid.C", "wacid.B"]);
     let before = first["next_before"].as_str().unwrap();
-    let rest = app.get_json(&format!("/api/calls?limit=2&before={before}")).await;
+    let rest = app
+        .get_json(&format!("/api/calls?limit=2&before={before}"))
+        .await;
     assert_eq!(ids(&rest), ["wacid.A"]);
     app.stop().await;
 }
@@ -102,7 +148,9 @@ async fn a_call_permission_reply_shows_its_answer_and_expiry() {
     let app = app().await;
     app.deliver(body("msg_call_permission_reply.json")).await;
     app.wait_applied().await;
-    let list = app.get_json(&format!("/api/messages?contact={CONTACT}")).await;
+    let list = app
+        .get_json(&format!("/api/messages?contact={CONTACT}"))
+        .await;
     let m = &list["messages"][0];
     assert_eq!(m["type"], "interactive");
     let c = &m["content"];
@@ -112,7 +160,12 @@ async fn a_call_permission_reply_shows_its_answer_and_expiry() {
     assert_eq!(c["response_source"], "user_action");
     assert_eq!(c["is_permanent"], false);
     let mut browser = Browser::logged_in(&app).await;
-    let page = browser.page(&format!("/dashboard/conversation?contact={CONTACT}")).await;
-    assert!(page.contains("[call permission] accept until 2025-12-09"), "{page}");
+    let page = browser
+        .page(&format!("/dashboard/conversation?contact={CONTACT}"))
+        .await;
+    assert!(
+        page.contains("[call permission] accept until 2025-12-09"),
+        "{page}"
+    );
     app.stop().await;
 }

@@ -49,8 +49,13 @@ async fn an_echo_is_an_outbound_message_of_its_contact_and_opens_no_window() {
     assert_eq!(m["message"]["source"], "business_app");
     assert_eq!(m["message"]["to"], CONTACT);
     assert_eq!(m["message"]["contact_id"], CONTACT);
-    assert_eq!(m["message"]["content"]["body"], "Your order shipped today:/ tracking soon");
-    let list = app.get_json(&format!("/api/messages?contact={CONTACT}")).await;
+    assert_eq!(
+        m["message"]["content"]["body"],
+        "Your order shipped today:/ tracking soon"
+    );
+    let list = app
+        .get_json(&format!("/api/messages?contact={CONTACT}"))
+        .await;
     assert_eq!(list["messages"][0]["id"], ECHO);
     // The echo opened no window.
     let c = app.get_json(&format!("/api/contacts/{CONTACT}")).await;
@@ -63,15 +68,24 @@ async fn an_echo_is_an_outbound_message_of_its_contact_and_opens_no_window() {
     assert_eq!(c["last_inbound_at"], T0 + 50, "{c}");
     assert_eq!(c["window_open"], true);
     // In time order in the contact's conversation: the echo is the newer.
-    let list = app.get_json(&format!("/api/messages?contact={CONTACT}")).await;
-    let ids: Vec<_> = list["messages"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect();
+    let list = app
+        .get_json(&format!("/api/messages?contact={CONTACT}"))
+        .await;
+    let ids: Vec<_> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
     assert_eq!(ids, [Value::from(ECHO), Value::from("wamid.IN1")]);
     let mut browser = Browser::logged_in(&app).await;
     let page = browser
         .page(&format!("/dashboard/conversation?contact={CONTACT}"))
         .await;
     let echo_at = page.find("Your order shipped").expect("the echo shown");
-    let in_at = page.find("<div>hi</div>").expect("the inbound message shown");
+    let in_at = page
+        .find("<div>hi</div>")
+        .expect("the inbound message shown");
     assert!(in_at < echo_at, "in time order");
     assert!(page.contains("from the Business app"), "{page}");
     app.stop().await;
@@ -106,7 +120,9 @@ async fn history_is_stored_with_its_own_times_never_stale_and_opens_no_window() 
     let out = app.get_json(&format!("/api/messages/{HIST_OUT}")).await;
     assert_eq!(out["direction"], "outbound", "{out}");
     assert_eq!(out["current_status"], "delivered");
-    let list = app.get_json(&format!("/api/messages?contact={CONTACT}")).await;
+    let list = app
+        .get_json(&format!("/api/messages?contact={CONTACT}"))
+        .await;
     assert_eq!(list["messages"].as_array().unwrap().len(), 3, "{list}");
     assert_eq!(list["messages"][2]["id"], HIST_IN, "oldest last");
     let c = app.get_json(&format!("/api/contacts/{CONTACT}")).await;
@@ -114,12 +130,18 @@ async fn history_is_stored_with_its_own_times_never_stale_and_opens_no_window() 
     // The chunk is an event with a summary; the progress is visible per phone number.
     let events = app.get_json("/api/events?field=history").await;
     let summary = events["events"][0]["summary"].as_str().unwrap().to_string();
-    assert_eq!(summary, "history phase 0 chunk 1: 55%, 1 threads, 3 messages");
+    assert_eq!(
+        summary,
+        "history phase 0 chunk 1: 55%, 1 threads, 3 messages"
+    );
     let h = app.get_json("/api/history").await;
     let p = &h["phone_numbers"][0];
     assert_eq!(p["phone_number_id"], "106540352242922", "{h}");
     assert_eq!(p["phases"], serde_json::json!([0]));
-    assert_eq!((p["chunks"].clone(), p["progress"].clone()), (1.into(), 55.into()));
+    assert_eq!(
+        (p["chunks"].clone(), p["progress"].clone()),
+        (1.into(), 55.into())
+    );
     assert_eq!(p["messages_imported"], 3);
     // Dedup on the wamid still applies: the same chunk again imports nothing.
     app.deliver(body("history_phase0_chunk1.json")).await;
@@ -127,7 +149,12 @@ async fn history_is_stored_with_its_own_times_never_stale_and_opens_no_window() 
     let again = app.get_json("/api/history").await;
     assert_eq!(again["phone_numbers"][0]["messages_imported"], 3);
     let metrics = app.metrics().await;
-    assert!(!metrics.lines().any(|l| l.contains("stale") && !l.starts_with('#') && !l.ends_with(" 0")), "{metrics}");
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.contains("stale") && !l.starts_with('#') && !l.ends_with(" 0")),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
@@ -158,6 +185,9 @@ async fn app_contacts_set_the_saved_name_apart_from_the_profile_name() {
     let removed = app.get_json("/api/contacts/16505559999").await;
     assert_eq!(removed["saved_removed"], true, "{removed}");
     let events = app.get_json("/api/events?field=smb_app_state_sync").await;
-    assert_eq!(events["events"][0]["summary"], "app contacts: 1 added or edited, 1 removed");
+    assert_eq!(
+        events["events"][0]["summary"],
+        "app contacts: 1 added or edited, 1 removed"
+    );
     app.stop().await;
 }

@@ -49,7 +49,10 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
             let st = s.store.clone();
             async move {
                 let call = store::blocking(move || st.call(&id)).await;
-                json_or_error(call.map_err(ApiError::from).and_then(|c| c.ok_or(ApiError::NotFound)))
+                json_or_error(
+                    call.map_err(ApiError::from)
+                        .and_then(|c| c.ok_or(ApiError::NotFound)),
+                )
             }
         });
     let history = warp::get()
@@ -59,7 +62,10 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
             let st = state.store.clone();
             async move {
                 let h = store::blocking(move || st.history()).await;
-                json_or_error(h.map_err(ApiError::from).map(|phone_numbers| HistoryList { phone_numbers }))
+                json_or_error(
+                    h.map_err(ApiError::from)
+                        .map(|phone_numbers| HistoryList { phone_numbers }),
+                )
             }
         });
     list.or(one).unify().or(history).unify().boxed()

@@ -123,7 +123,12 @@ fn media_view(e: Option<MediaEntry>) -> (Option<String>, &'static str, String) {
 /// What one page of a conversation reads from the store.
 /// A stored message, its media, and (sent by the business: an echo, history) its
 /// statuses and current status.
-type Received = (StoredMessage, Option<MediaEntry>, Vec<StoredStatus>, Option<String>);
+type Received = (
+    StoredMessage,
+    Option<MediaEntry>,
+    Vec<StoredStatus>,
+    Option<String>,
+);
 
 struct Loaded {
     record: Option<ContactRecord>,
@@ -187,7 +192,10 @@ fn load(st: &Store, contact: &str, before: Option<&str>) -> Result<Loaded, Store
             _ => None,
         };
         let (statuses, current) = match m.direction == "outbound" || m.message.source.is_some() {
-            true => (st.statuses(&m.message.id)?, st.current_status(&m.message.id)?),
+            true => (
+                st.statuses(&m.message.id)?,
+                st.current_status(&m.message.id)?,
+            ),
             false => (Vec::new(), None),
         };
         inbound.push((m, media, statuses, current));
@@ -284,7 +292,11 @@ fn outbound_bubble(
 /// A call, in line: who called, how it ended, how long it lasted.
 fn call_bubble(c: CallView) -> Bubble {
     let outbound = c.direction.as_deref() == Some("BUSINESS_INITIATED");
-    let who = if outbound { "call to the contact" } else { "call from the contact" };
+    let who = if outbound {
+        "call to the contact"
+    } else {
+        "call from the contact"
+    };
     let lasted = c
         .duration_seconds
         .map(|d| format!(", {}", page::duration(d)))
