@@ -251,3 +251,83 @@ pub(super) fn truncate(mut s: String, max: usize) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_documented_field_has_a_one_line_summary() {
+        let table = [
+            (
+                "account_alerts",
+                json!({"entity_type": "WABA", "alert_info": {"alert_severity": "WARNING", "alert_status": "ACTIVE", "alert_type": "OBA_APPROVED", "alert_description": "approved"}}),
+                "alert OBA_APPROVED WARNING: approved",
+            ),
+            (
+                "account_review_update",
+                json!({"decision": "APPROVED"}),
+                "account review: APPROVED",
+            ),
+            (
+                "business_capability_update",
+                json!({"max_daily_conversation_per_phone": 1000}),
+                "capability: max_daily_conversation_per_phone 1000",
+            ),
+            (
+                "phone_number_name_update",
+                json!({"display_phone_number": "15550100", "decision": "DEFERRED", "requested_verified_name": "Shop", "rejection_reason": "NONE"}),
+                "phone 15550100 name 'Shop' DEFERRED",
+            ),
+            (
+                "message_template_components_update",
+                json!({"message_template_id": 1, "message_template_name": "welcome"}),
+                "template 'welcome' components updated",
+            ),
+            (
+                "group_lifecycle_update",
+                json!({"groups": [{"type": "group_create", "group_id": "G1"}]}),
+                "group_lifecycle_update group_create group G1",
+            ),
+            (
+                "partner_solutions",
+                json!({"event": "SOLUTION_CREATED", "solution_id": "S1", "solution_status": "ACTIVE"}),
+                "solution S1 ACTIVE",
+            ),
+            (
+                "payment_configuration_update",
+                json!({"configuration_name": "pay", "status": "Active"}),
+                "payment configuration 'pay' Active",
+            ),
+            (
+                "security",
+                json!({"display_phone_number": "15550100", "event": "PIN_CHANGED"}),
+                "phone 15550100 security PIN_CHANGED",
+            ),
+            (
+                "business_status_update",
+                json!({"event": "ONBOARDED"}),
+                "business_status_update ONBOARDED",
+            ),
+            (
+                "something_new",
+                json!({"a": 1, "b": 2}),
+                "something_new: a, b",
+            ),
+            (
+                "history",
+                json!({"history": [{"metadata": {"phase": 2, "chunk_order": 3, "progress": 90}, "threads_count": 4, "messages_count": 40}]}),
+                "history phase 2 chunk 3: 90%, 4 threads, 40 messages",
+            ),
+            (
+                "history",
+                json!({"history": [{"errors": [{"code": 2593109, "title": "off"}]}]}),
+                "history sharing declined (2593109): off",
+            ),
+        ];
+        for (field, value, want) in table {
+            assert_eq!(summarize(field, &value).as_deref(), Some(want), "{field}");
+        }
+    }
+}

@@ -40,6 +40,33 @@ impl Store {
         Ok(call_view(events))
     }
 
+    /// Deletes call events before `before_secs` with their index entries, `budget`
+    /// index entries at most. Returns how many index entries went.
+    pub fn expire_calls(&self, before_secs: i64, budget: usize) -> Result<u64, StoreError> {
+        let mut changes = Changes::new();
+        let mut n = 0;
+        let old = self
+            .tree(T::CallsByTime)
+            .range(..be(before_secs.max(0) as u64));
+        for kv in old.take(budget) {
+            let (suffix, _) = kv?;
+            let ts = super::from_be(&suffix).unwrap_or(0) as i64;
+            let id = String::from_utf8_lossy(&suffix[8.min(suffix.len())..]).into_owned();
+            changes.del(T::CallsByTime, &suffix);
+            for kv in self.tree(T::Calls).scan_prefix(prefixed(&id, b"")) {
+                let (k, v) = kv?;
+                let e: CallEvent = decode(&v)?;
+                if e.timestamp.max(0) == ts {
+                    changes.del(T::Calls, &k);
+                    changes.del(T::CallsByContact, prefixed(&e.contact_id, &suffix));
+                }
+            }
+            n += 1;
+        }
+        self.commit(changes)?;
+        Ok(n)
+    }
+
     /// Newest first (by each call's latest event), optionally one contact's.
     pub fn calls(
         &self,

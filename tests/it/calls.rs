@@ -169,3 +169,33 @@ async fn a_call_permission_reply_shows_its_answer_and_expiry() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn call_events_expire_with_the_event_ttl() {
+    let tweak = |c: &mut wagate::Config| c.event_ttl = std::time::Duration::from_secs(3600);
+    let app = TestApp::spawn_clocked(Clock::manual((T0 + 400) * 1_000_000), tweak).await;
+    app.deliver(body("calls_connect.json")).await;
+    app.deliver(body("calls_terminate.json")).await;
+    app.wait_applied().await;
+    assert_eq!(
+        app.get_json(&format!("/api/calls/{CALL}")).await["state"],
+        "completed"
+    );
+    let dir = app.stop().await;
+    // Two hours later the sweep (it runs at start) removes them.
+    let later = Clock::manual((T0 + 2 * 3600) * 1_000_000);
+    let app = TestApp::spawn_on(dir, later, tweak).await;
+    app.deliver(body("msg_call_permission_reply.json")).await;
+    app.wait_applied().await;
+    assert_eq!(app.get(&format!("/api/calls/{CALL}")).await.status(), 404);
+    assert_eq!(
+        app.get_json("/api/calls").await["calls"],
+        serde_json::json!([])
+    );
+    let left = app.state.store.model_snapshot().unwrap();
+    assert!(
+        !left.iter().any(|(t, _, _)| t.starts_with("calls")),
+        "call trees emptied"
+    );
+    app.stop().await;
+}
