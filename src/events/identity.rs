@@ -10,7 +10,7 @@ use super::model::Item;
 impl Item {
     /// Key under which this item is deduplicated; `None` for contacts (they are upserts).
     ///
-    /// Message: `m\0<id>`; Status: `s\0<id>\0<status>`; Change: `c\0` + lowercase hex SHA-256
+    /// Message: `m\0<id>`; Status: `s\0<id>\0<status>`; Call: `k\0<call id>\0<event>\0<status>`; Change: `c\0` + lowercase hex SHA-256
     /// of `waba_id \0 field \0 canonical_json(value)`: the same event on a second WABA is a
     /// new item, the same event re-sent inside another body is not.
     pub fn dedup_key(&self) -> Option<Vec<u8>> {
@@ -23,6 +23,13 @@ impl Item {
                 status.status.as_bytes(),
             ])),
             Item::Contact { .. } => None,
+            // One per (call id, event, status).
+            Item::Call { call, .. } => Some(join(&[
+                b"k",
+                call.id.as_bytes(),
+                call.event.as_bytes(),
+                call.status.as_deref().unwrap_or("").as_bytes(),
+            ])),
             Item::Change { meta, event } => {
                 // Field and value (as the issue asks), scoped to the WABA: the same
                 // event re-sent by Meta inside another body is one item.

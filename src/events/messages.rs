@@ -1,4 +1,5 @@
-//! A `messages` change: its contacts, messages, statuses and errors, one element
+//! A `messages` change (and the `smb_message_echoes` and `calls` changes, shaped
+//! alike): its contacts, messages, echoes, calls, statuses and errors, one element
 //! at a time. Each element is parsed on its own, and only while the walk still
 //! wants items; past that, elements are counted, never built.
 
@@ -6,24 +7,34 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::change::{change_item, truncate};
+use super::coex::{call_event, echo};
 use super::model::{Item, ItemMeta};
 use super::parse::{Loc, ParseError, Part, Sink};
 use super::raw::{self, Fields};
 use super::read::{contact_info, inbound_message, status_update};
 
 /// The keys a `messages` change value is read by.
-const MESSAGES_KEYS: [&str; 6] = [
+const MESSAGES_KEYS: [&str; 8] = [
     "messaging_product",
     "metadata",
     "contacts",
     "messages",
+    "message_echoes",
+    "calls",
     "statuses",
     "errors",
 ];
 
-/// The four arrays of a `messages` change, in the order they are visited (contacts
-/// first, so the upsert lands before the messages using it).
-pub(crate) const ARRAYS: [&str; 4] = ["contacts", "messages", "statuses", "errors"];
+/// The arrays of a `messages`, `smb_message_echoes` or `calls` change, in the order
+/// they are visited (contacts first, so the upsert lands before the messages using it).
+pub(crate) const ARRAYS: [&str; 6] = [
+    "contacts",
+    "messages",
+    "message_echoes",
+    "calls",
+    "statuses",
+    "errors",
+];
 
 /// One of the four arrays, when present as an array.
 pub(crate) fn array<'a>(v: &Fields<'a>, key: &str) -> Option<&'a RawValue> {
@@ -49,7 +60,7 @@ pub(crate) fn odd_keys<'v>(v: &'v Fields) -> Vec<&'v str> {
 }
 
 /// Where the items of one change go.
-pub(super) struct Change<'s, 'f> {
+pub(crate) struct Change<'s, 'f> {
     pub meta: ItemMeta,
     pub entry_time: Option<i64>,
     /// `entry[]` and `changes[]` indexes.
@@ -57,7 +68,7 @@ pub(super) struct Change<'s, 'f> {
     pub sink: &'s mut Sink<'f>,
 }
 
-fn at((entry, change): (usize, usize), part: Part) -> Loc {
+pub(super) fn at((entry, change): (usize, usize), part: Part) -> Loc {
     Loc {
         entry,
         change,
@@ -143,6 +154,8 @@ fn part(key: &str, k: usize) -> Part {
     match key {
         "contacts" => Part::Contact(k),
         "messages" => Part::Message(k),
+        "message_echoes" => Part::Echo(k),
+        "calls" => Part::Call(k),
         "statuses" => Part::Status(k),
         _ => Part::Error(k),
     }
@@ -162,6 +175,17 @@ fn element(meta: &ItemMeta, key: &str, el: &Value, contacts: &[Value]) -> Option
             meta,
             message: inbound_message(o, contacts)?,
         }),
+        "message_echoes" => Some(Item::Message {
+            meta,
+            message: echo(o)?,
+        }),
+        "calls" | "statuses" if key == "calls" || meta.field == "calls" => {
+            let business = meta.display_phone_number.clone();
+            Some(Item::Call {
+                call: call_event(o, key == "statuses", business.as_deref())?,
+                meta,
+            })
+        }
         "statuses" => Some(Item::Status {
             meta,
             status: status_update(o)?,

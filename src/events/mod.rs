@@ -5,7 +5,10 @@
 //! judged against its receive time (`when`), the `X-Hub-Signature-256` signature
 //! (`signature`), and JSON written as Meta writes it (`meta_json`).
 
+pub mod calls;
 mod change;
+pub mod coex;
+mod history;
 pub mod identity;
 mod messages;
 pub mod meta_json;

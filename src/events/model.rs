@@ -44,6 +44,8 @@ pub enum Item {
     /// Every non-`messages` change, each `value.errors[]` entry of a `messages` change, and
     /// whatever part of a `messages` change could not be read as a message/status/contact.
     Change { meta: ItemMeta, event: AccountEvent },
+    /// One event of a call (`calls` field: `connect`, `terminate`, or a call status).
+    Call { meta: ItemMeta, call: CallEvent },
 }
 
 impl Item {
@@ -53,7 +55,8 @@ impl Item {
             Item::Message { meta, .. }
             | Item::Status { meta, .. }
             | Item::Contact { meta, .. }
-            | Item::Change { meta, .. } => meta,
+            | Item::Change { meta, .. }
+            | Item::Call { meta, .. } => meta,
         }
     }
 }
@@ -88,6 +91,63 @@ pub struct InboundMessage {
     pub errors: Vec<ApiError>,
     /// The verbatim message object.
     pub raw: Value,
+    /// Where a message not received through the Cloud API came from: `business_app`
+    /// (an echo of a message typed in the WhatsApp Business app) or `history` (the
+    /// coexistence backfill).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Sent by the business (an echo, a history message from the business):
+    /// `contact_id` is then the recipient, `to`/`to_user_id`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outbound: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user_id: Option<String>,
+    /// A history message's `history_context.status`, as sent (e.g. `READ`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_status: Option<String>,
+    /// A history message's chunk: `metadata.phase` and `chunk_order`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_chunk: Option<HistoryChunk>,
+}
+
+/// Where a history message came from: `history[].metadata`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistoryChunk {
+    pub phase: Option<i64>,
+    pub chunk_order: Option<i64>,
+    pub progress: Option<i64>,
+}
+
+/// One call event, as the `calls` field sends it (`calls[]` or `statuses[]`); the
+/// SDP of `session` is never kept here (only in the raw delivery).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallEvent {
+    /// The call id (`wacid...`).
+    pub id: String,
+    /// `connect`, `terminate`, or `status` (an element of `statuses[]`).
+    pub event: String,
+    /// `terminate`: COMPLETED / FAILED; `status`: RINGING / ACCEPTED / REJECTED.
+    pub status: Option<String>,
+    /// Unix seconds (0 if missing).
+    pub timestamp: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub timestamp_out_of_range: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_raw: Option<i64>,
+    /// USER_INITIATED or BUSINESS_INITIATED.
+    pub direction: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The user's side of the call: the caller of a user-initiated call, else the callee.
+    pub contact_id: String,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    /// Seconds, on `terminate`.
+    pub duration: Option<i64>,
+    pub biz_opaque_callback_data: Option<String>,
+    pub errors: Vec<ApiError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +222,16 @@ pub enum MessageContent {
         /// `edit.message.type`.
         edited_type: Option<String>,
         content: Box<MessageContent>,
+    },
+    /// `interactive.call_permission_reply`: the user's answer to a call permission request.
+    CallPermissionReply {
+        /// `accept` or `reject`.
+        response: Option<String>,
+        is_permanent: Option<bool>,
+        /// Unix seconds the permission lasts until.
+        expiration_timestamp: Option<i64>,
+        /// `user_action` or `automatic`.
+        response_source: Option<String>,
     },
     /// The user deleted ("deleted for everyone") an earlier message.
     Revoke {
@@ -240,6 +310,19 @@ pub struct ContactInfo {
     pub profile_name: Option<String>,
     /// `wa_id`, else `user_id`, else "unknown" (same rule as `InboundMessage::contact_id`).
     pub contact_id: String,
+}
+
+/// A contact of the WhatsApp Business app (`smb_app_state_sync`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedContact {
+    /// The contact's phone number (`contact.phone_number`).
+    pub phone_number: String,
+    /// `add` (added or edited) or `remove`.
+    pub action: String,
+    pub full_name: Option<String>,
+    pub first_name: Option<String>,
+    /// `metadata.timestamp`: a change older than the one applied is ignored.
+    pub timestamp: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -109,6 +109,14 @@ pub enum Part {
     Message(usize),
     Status(usize),
     Error(usize),
+    /// `message_echoes[k]`.
+    Echo(usize),
+    /// `calls[k]`.
+    Call(usize),
+    /// `history[h]` of a `history` change: the chunk itself.
+    History(usize),
+    /// `history[h].threads[t].messages[m]`.
+    HistoryMessage(usize, usize, usize),
     /// The keys of a `messages` change this parser does not read.
     Odd,
 }
@@ -190,9 +198,10 @@ fn visit_entry(i: usize, entry: &RawValue, sink: &mut Sink) -> Result<(), ParseE
             .get("value")
             .copied()
             .ok_or_else(|| shape(format!("entry[{i}].changes[{j}].value missing")))?;
-        let is_messages = field == "messages";
+        let is_messages = matches!(field.as_str(), "messages" | "smb_message_echoes" | "calls");
+        let is_history = field == "history";
         // Past the limit only the items of a `messages` change need counting.
-        let value_fields = match sink.wants() || is_messages {
+        let value_fields = match sink.wants() || is_messages || is_history {
             true => raw::object(value)?,
             false => None,
         };
@@ -202,9 +211,10 @@ fn visit_entry(i: usize, entry: &RawValue, sink: &mut Sink) -> Result<(), ParseE
             place: (i, j),
             sink: &mut *sink,
         };
-        match is_messages {
-            true => change.messages(value, value_fields.as_ref()),
-            false => change.whole(value),
+        match (is_messages, is_history) {
+            (true, _) => change.messages(value, value_fields.as_ref()),
+            (_, true) => change.history(value, value_fields.as_ref()),
+            _ => change.whole(value),
         }
     })?;
     Ok(())
@@ -245,6 +255,7 @@ impl Item {
             Item::Message { message, .. } => message.raw.get("timestamp").and_then(as_ts),
             Item::Status { status, .. } => status.raw.get("timestamp").and_then(as_ts),
             Item::Change { event, .. } => event.timestamp,
+            Item::Call { call, .. } => Some(call.timestamp).filter(|t| *t != 0),
             Item::Contact { .. } => None,
         }
     }

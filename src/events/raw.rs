@@ -64,6 +64,11 @@ pub(crate) fn item_value(raw: &RawValue) -> Result<Value, ParseError> {
     Ok(serde_json::json!({OMITTED: {"bytes": text.len(), "sha256": digest}}))
 }
 
+/// JSON `null`, as raw JSON.
+pub(crate) fn null() -> &'static RawValue {
+    serde_json::from_str("null").expect("JSON")
+}
+
 /// The field `key` as a [`Value`], if present.
 pub(crate) fn field(fields: &Fields, key: &str) -> Result<Option<Value>, ParseError> {
     fields.get(key).map(|r| value(r)).transpose()

@@ -60,6 +60,12 @@ pub(super) fn inbound_message(
         referral: m.get("referral").cloned(),
         errors: api_errors(m.get("errors")),
         raw: Value::Object(m.clone()),
+        source: None,
+        outbound: false,
+        to: m.get("to").and_then(as_string),
+        to_user_id: m.get("to_user_id").and_then(as_string),
+        history_status: None,
+        history_chunk: None,
         id,
         from,
         from_user_id,
@@ -107,6 +113,15 @@ pub(super) fn content(msg_type: &str, m: &Map<String, Value>, depth: u8) -> Mess
             address: g("address"),
             url: g("url"),
         },
+        "interactive" if g("type").as_deref() == Some("call_permission_reply") => {
+            let r = o.get("call_permission_reply").unwrap_or(&Value::Null);
+            C::CallPermissionReply {
+                response: str_at(r, "response"),
+                is_permanent: r.get("is_permanent").and_then(Value::as_bool),
+                expiration_timestamp: r.get("expiration_timestamp").and_then(as_ts),
+                response_source: str_at(r, "response_source"),
+            }
+        }
         "interactive" => {
             let reply_type = g("type");
             let r = reply_type
@@ -194,13 +209,13 @@ pub(super) fn status_update(s: &Map<String, Value>) -> Option<StatusUpdate> {
     })
 }
 
-fn first_id(a: &Option<String>, b: &Option<String>) -> String {
+pub(super) fn first_id(a: &Option<String>, b: &Option<String>) -> String {
     a.as_ref()
         .or(b.as_ref())
         .map_or_else(|| "unknown".into(), Clone::clone)
 }
 
-fn api_errors(v: Option<&Value>) -> Vec<ApiError> {
+pub(super) fn api_errors(v: Option<&Value>) -> Vec<ApiError> {
     v.and_then(Value::as_array)
         .into_iter()
         .flatten()

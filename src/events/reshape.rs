@@ -114,7 +114,9 @@ fn narrow_change(change: &RawValue, parts: &HashSet<Part>) -> Result<Box<RawValu
         Some(v) if !parts.contains(&Part::Whole) => raw::object(v)?,
         _ => None,
     };
-    let Some(value) = value else {
+    // A history chunk goes whole (its messages are nested in threads).
+    let history = |p: &Part| matches!(p, Part::History(_) | Part::HistoryMessage(..));
+    let Some(value) = value.filter(|_| !parts.iter().any(history)) else {
         return Ok(change.to_owned());
     };
     let mut c = owned(&fields);
@@ -125,7 +127,9 @@ fn narrow_change(change: &RawValue, parts: &HashSet<Part>) -> Result<Box<RawValu
 /// A `messages` change value with only the kept parts, its keys in their order.
 fn narrow_messages(v: &Fields, parts: &HashSet<Part>) -> Result<Rebuilt, ParseError> {
     let odd = odd_keys(v);
-    let any_message = parts.iter().any(|p| matches!(p, Part::Message(_)));
+    let any_message = parts
+        .iter()
+        .any(|p| matches!(p, Part::Message(_) | Part::Echo(_) | Part::Call(_)));
     let mut out = Rebuilt::new();
     for (key, x) in v {
         let key = key.as_str();
@@ -141,6 +145,8 @@ fn narrow_messages(v: &Fields, parts: &HashSet<Part>) -> Result<Rebuilt, ParseEr
                         parts.contains(&Part::Contact(k)) || (any_message && raw::is_object(el))
                     }
                     "messages" => parts.contains(&Part::Message(k)),
+                    "message_echoes" => parts.contains(&Part::Echo(k)),
+                    "calls" => parts.contains(&Part::Call(k)),
                     "statuses" => parts.contains(&Part::Status(k)),
                     _ => parts.contains(&Part::Error(k)),
                 };
@@ -197,6 +203,7 @@ pub fn events_for(
             }
             Item::Status { meta, status } => ("whatsapp.status", meta, "status", json!(status)),
             Item::Change { meta, event } => ("whatsapp.event", meta, "event", json!(event)),
+            Item::Call { meta, call } => ("whatsapp.call", meta, "call", json!(call)),
             Item::Contact { .. } => continue,
         };
         let mut data = json!({

@@ -29,6 +29,9 @@ impl Item {
                 (e.timestamp, e.timestamp_raw, e.timestamp_out_of_range) =
                     (Some(at), raw, raw.is_some());
             }
+            Item::Call { call: c, .. } => {
+                (c.timestamp, c.timestamp_raw, c.timestamp_out_of_range) = (at, raw, raw.is_some());
+            }
             Item::Contact { .. } => {}
         }
     }
@@ -61,6 +64,9 @@ mod tests {
             }
             Item::Change { event: e, .. } => {
                 Some((e.timestamp?, e.timestamp_out_of_range, e.timestamp_raw))
+            }
+            Item::Call { call: c, .. } => {
+                Some((c.timestamp, c.timestamp_out_of_range, c.timestamp_raw))
             }
             Item::Contact { .. } => None,
         }

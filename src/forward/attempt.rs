@@ -239,6 +239,7 @@ pub(super) fn order_keys(f: &Forwarder, e: &QueueEntry) -> Vec<String> {
                 .or_else(|| status.recipient_user_id.clone())
                 .unwrap_or_default(),
             Item::Contact { contact, .. } => contact.contact_id.clone(),
+            Item::Call { call, .. } => call.contact_id.clone(),
             Item::Change { .. } => String::new(),
         })
         .collect();

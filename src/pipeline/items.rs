@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use super::seen::SeenFilter;
+use crate::events::coex::SOURCE_HISTORY;
 use crate::events::identity::Fresh;
 use crate::events::model::{InboundMessage, Item, ItemMeta, MessageContent};
 use crate::events::parse::{parse_capped, status_rank};
@@ -222,9 +223,14 @@ impl Applier<'_> {
             self.counters.add("items_duplicate", 1);
             return Ok(false);
         }
-        if item_secs.is_some_and(|ts| {
-            ts < now_secs.saturating_sub(self.dedup_ttl.as_secs().min(i64::MAX as u64) as i64)
-        }) {
+        // History messages are old by design: never stale (the wamid still dedups).
+        let history = matches!(&item, Item::Message { message, .. }
+            if message.source.as_deref() == Some(SOURCE_HISTORY));
+        if !history
+            && item_secs.is_some_and(|ts| {
+                ts < now_secs.saturating_sub(self.dedup_ttl.as_secs().min(i64::MAX as u64) as i64)
+            })
+        {
             // Older than the dedup horizon: a replay we can no longer tell from new.
             self.counters.add("items_stale", 1);
             return Ok(false);
@@ -254,7 +260,9 @@ impl Applier<'_> {
                 self.changes.put_status(&stored, rank);
                 self.counters.add("statuses", 1);
             }
+            Item::Call { call, .. } => self.call(call)?,
             Item::Change { meta, event } => {
+                self.account_event(d, &meta, &event)?;
                 // Without a time of its own (value.errors[]), an event is as old as
                 // its delivery (settled above): that keeps its place and its
                 // retention deterministic.
@@ -288,16 +296,28 @@ impl Applier<'_> {
             message.raw = serde_json::Value::Null;
         }
         let mut c = self.contact(&message.contact_id)?;
-        c.wa_id = message.from.clone().or(c.wa_id);
-        c.user_id = message.from_user_id.clone().or(c.user_id);
-        c.username = message.username.clone().or(c.username);
+        if message.outbound {
+            // Sent by the business (an echo, history): `from` is the business.
+            c.wa_id = message.to.clone().or(c.wa_id);
+            c.user_id = message.to_user_id.clone().or(c.user_id);
+        } else {
+            c.wa_id = message.from.clone().or(c.wa_id);
+            c.user_id = message.from_user_id.clone().or(c.user_id);
+            c.username = message.username.clone().or(c.username);
+        }
         self.save_contact(c);
+        self.history_message(d, &meta, &message);
         if let Some(job) = crate::media::job_for(&message, d.received_at_micros) {
             self.media.create(self.store, job)?;
         }
+        let direction = if message.outbound {
+            "outbound"
+        } else {
+            "inbound"
+        };
         self.changes.put_message(&StoredMessage {
             message,
-            direction: "inbound".into(),
+            direction: direction.into(),
             waba_id: meta.waba_id,
             phone_number_id: meta.phone_number_id,
             delivery_id: d.id,
@@ -307,7 +327,7 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn contact(&mut self, id: &str) -> Result<ContactRecord, StoreError> {
+    pub(super) fn contact(&mut self, id: &str) -> Result<ContactRecord, StoreError> {
         if let Some((c, _)) = self.overlay.current.contacts.get(id) {
             return Ok(c.clone());
         }
@@ -333,7 +353,7 @@ impl Applier<'_> {
     }
 
     /// Records `c` for this step; it is written only if it changed.
-    fn save_contact(&mut self, c: ContactRecord) {
+    pub(super) fn save_contact(&mut self, c: ContactRecord) {
         let entry = self
             .overlay
             .current

@@ -3,6 +3,7 @@
 //! Re-applying a suffix of the journal is harmless: the cursor and the results of a
 //! step are committed together, so a step is either wholly applied or not at all.
 
+mod coex;
 mod committer;
 mod driver;
 pub mod items;

@@ -59,6 +59,8 @@ pub struct Report {
     pub messages: u64,
     pub statuses: u64,
     pub events: u64,
+    /// Call events (by their own time, like messages).
+    pub calls: u64,
 }
 
 impl Retention {
@@ -173,6 +175,13 @@ impl Retention {
         loop {
             let n = store.expire_events(event_horizon, BUDGET)?;
             report.events += n;
+            if n < BUDGET as u64 {
+                break;
+            }
+        }
+        loop {
+            let n = store.expire_calls(event_horizon, BUDGET)?;
+            report.calls += n;
             if n < BUDGET as u64 {
                 break;
             }

@@ -21,6 +21,7 @@ const PAGE: usize = 500;
 pub struct Counts {
     pub inbound: u64,
     pub outbound: u64,
+    pub calls: u64,
     pub deliveries: u64,
     pub deliveries_gone: u64,
     pub media: u64,
@@ -55,8 +56,12 @@ pub fn write_export<W: Write>(
                 if let MessageContent::Media { id: Some(mid), .. } = &m.message.content {
                     media.insert(mid.clone(), m.message.id.clone());
                 }
-                line(&mut f, &json!({"direction": "inbound", "message": m}))?;
-                counts.inbound += 1;
+                // Echoes and history messages the business sent are outbound.
+                line(&mut f, &json!({"direction": m.direction, "message": m}))?;
+                match m.direction == "outbound" {
+                    true => counts.outbound += 1,
+                    false => counts.inbound += 1,
+                }
             }
             match page.next_before {
                 Some(b) if !page.messages.is_empty() => before = Some(b),
@@ -79,6 +84,7 @@ pub fn write_export<W: Write>(
         for_each_outbound(st, &recipient, |e| Ok(line(&mut f, e)?))?;
         f.finish()?;
     }
+    write_calls(st, &mut zip, &contact.contact_id, now, &mut counts)?;
     let view = contact_json(&contact, &profile_names, x.clock.now_secs());
     let mut f = Entry::start(&mut zip, "contact.json", now)?;
     serde_json::to_writer_pretty(&mut f, &view).map_err(io::Error::from)?;
@@ -90,6 +96,33 @@ pub fn write_export<W: Write>(
     f.finish()?;
     zip.finish()?;
     Ok(counts)
+}
+
+/// `calls.jsonl`: the contact's calls, newest first, when there are any.
+fn write_calls<W: Write>(
+    st: &Store,
+    zip: &mut Zip<W>,
+    contact_id: &str,
+    now: i64,
+    counts: &mut Counts,
+) -> Result<(), ExportError> {
+    let mut page = st.calls(Some(contact_id), None, PAGE)?;
+    if page.calls.is_empty() {
+        return Ok(());
+    }
+    let mut f = Entry::start(zip, "calls.jsonl", now)?;
+    loop {
+        for c in &page.calls {
+            line(&mut f, c)?;
+            counts.calls += 1;
+        }
+        match page.next_before.take() {
+            Some(b) => page = st.calls(Some(contact_id), Some(&b), PAGE)?,
+            None => break,
+        }
+    }
+    f.finish()?;
+    Ok(())
 }
 
 /// Each outbox entry sent to `recipient`, newest first, a page at a time.
@@ -250,15 +283,16 @@ fn readme(contact_id: &str, now: i64, c: &Counts) -> String {
          contact: {contact_id}\n\
          made: {made}\n\n\
          contact.json     the contact record: ids (wa_id, user_id, username), the profile\n                 names seen, and the 24-hour customer service window.\n\
-         messages.jsonl   one JSON object a line: inbound messages as stored ({inbound}),\n                 then messages sent to the contact through wagate ({outbound}) with\n                 their status timeline.\n\
+         messages.jsonl   one JSON object a line: messages as stored ({inbound} inbound;\n                 outbound: echoes of the WhatsApp Business app, history), then\n                 messages sent to the contact through wagate ({outbound} outbound\n                 in all) with their status timeline.\n\
          outbox.jsonl     each send request to the contact: the message, attempts and\n                 Meta's answers.\n\
          deliveries/      each webhook delivery from Meta that mentions the contact,\n                 byte for byte as received ({deliveries}; {gone} already deleted by\n                 retention). A delivery may also hold other people's items.\n\
          media/           each media file the contact sent that is still stored,\n                 decrypted, named by Meta's media id ({media}; {missing} no longer\n                 stored or not downloaded).\n\n\
-         Calls: wagate stores no call events.\n\
+         calls.jsonl      the contact's calls ({calls}): direction, state, events, start,\n                 end and duration (no call audio; WebRTC session descriptions only\n                 in the raw deliveries). Absent when there are none.\n\
          Retention and who receives the data: the business's privacy notice.\n",
         made = rfc3339(now),
         inbound = c.inbound,
         outbound = c.outbound,
+        calls = c.calls,
         deliveries = c.deliveries,
         gone = c.deliveries_gone,
         media = c.media,

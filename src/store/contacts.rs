@@ -19,6 +19,17 @@ pub struct ContactRecord {
     /// Unix seconds of the newest inbound message: derived from the stored messages
     /// when read (see `Store::contact`), not kept in the record.
     pub last_inbound_at: Option<i64>,
+    /// The name the business saved the contact under in the WhatsApp Business app
+    /// (`smb_app_state_sync`), kept apart from the profile name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_name: Option<String>,
+    /// When the app's contact was last changed (its `metadata.timestamp`): an older
+    /// change is not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_at: Option<i64>,
+    /// Removed from the app's contacts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub saved_removed: bool,
 }
 
 /// Meta's customer service window: free-form messages may be sent for 24 hours
@@ -97,13 +108,17 @@ impl Store {
             return Ok(None);
         };
         let prefix = prefixed(&c.contact_id, b"");
-        let newest = self
-            .tree(T::MessagesByContact)
-            .scan_prefix(&prefix)
-            .next_back()
-            .transpose()?;
+        // The newest message that opens the window (echoes and history do not).
+        let mut newest = None;
+        for kv in self.tree(T::MessagesByContact).scan_prefix(&prefix).rev() {
+            let (k, v) = kv?;
+            if v.as_ref() != super::model::NO_WINDOW {
+                newest = Some(k);
+                break;
+            }
+        }
         c.last_inbound_at = None;
-        if let Some((k, _)) = newest {
+        if let Some(k) = newest {
             let suffix = &k[prefix.len()..];
             c.last_inbound_at = super::from_be(suffix).map(|ts| ts as i64);
             let wamid = String::from_utf8_lossy(&suffix[8.min(suffix.len())..]);

@@ -5,6 +5,7 @@
 //! they come from, so after a crash sled is at some consistent point and the
 //! journal is re-applied from there. Keys are big-endian for ordered scans.
 
+mod calls;
 mod contacts;
 pub mod counters;
 mod dashboard;
@@ -12,6 +13,7 @@ mod dedup;
 mod deliveries;
 pub mod forward;
 mod handshakes;
+mod history;
 pub mod media;
 mod misplaced;
 mod model;
@@ -24,12 +26,14 @@ use std::sync::Arc;
 
 use sled::Transactional;
 
+pub use calls::CallPage;
 pub use contacts::{ContactRecord, SERVICE_WINDOW_SECS};
 pub use counters::Counters;
 pub use dashboard::{DayCounts, Scan};
 pub use dedup::RecordedKey;
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
 pub use handshakes::Handshake;
+pub use history::{HistoryChunkRecord, HistoryProgress};
 pub use model::{MessageFilter, MessagePage, StoredEvent, StoredMessage, StoredStatus};
 pub use progress::{Applied, FilterState};
 
@@ -117,6 +121,16 @@ pub enum T {
     MediaByTime,
     /// recipient \0 local id (BE) -> (): a contact's outbound messages.
     OutboxByRecipient,
+    /// call id \0 event \0 status -> CallEvent (JSON): a call's events, one per (event, status).
+    Calls,
+    /// ts (BE) + call id -> (): calls by the time of each of their events.
+    CallsByTime,
+    /// contact \0 ts (BE) + call id -> ().
+    CallsByContact,
+    /// phone number id \0 phase (BE) + chunk order (BE) -> HistoryChunkRecord (JSON).
+    HistoryChunks,
+    /// phone number id \0 wamid -> (): messages imported from the history.
+    HistoryMessages,
 }
 
 const TREE_NAMES: &[&str] = &[
@@ -148,6 +162,11 @@ const TREE_NAMES: &[&str] = &[
     "statuses_failed",
     "media_by_time",
     "outbox_by_recipient",
+    "calls",
+    "calls_by_time",
+    "calls_by_contact",
+    "history_chunks",
+    "history_messages",
 ];
 
 #[derive(Clone)]

@@ -21,6 +21,18 @@ pub struct StoredMessage {
     pub profile_name: Option<String>,
 }
 
+/// The value of a `messages_by_contact` entry for a message that does not open the
+/// service window.
+pub(super) const NO_WINDOW: &[u8] = b"n";
+
+impl StoredMessage {
+    /// Whether the message opens the 24-hour window: only an inbound message the
+    /// user sent through the Cloud API does (not an echo, not a history message).
+    pub fn opens_window(&self) -> bool {
+        self.direction == "inbound" && self.message.source.is_none()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StoredStatus {
     #[serde(flatten)]
@@ -114,10 +126,16 @@ impl Changes {
         let suffix = ts_key(m.message.timestamp, id);
         self.put(T::Messages, id, json(m));
         self.put(T::MessagesByTime, &suffix, []);
+        // Marked when the message does not open the service window (an echo, a
+        // history message): the window is the newest unmarked entry's.
+        let mark: &[u8] = match m.opens_window() {
+            true => b"",
+            false => NO_WINDOW,
+        };
         self.put(
             T::MessagesByContact,
             prefixed(&m.message.contact_id, &suffix),
-            [],
+            mark,
         );
         self.put(
             T::MessagesByType,
@@ -384,6 +402,11 @@ impl Store {
             T::ContactAlias,
             T::Events,
             T::EventsByField,
+            T::Calls,
+            T::CallsByTime,
+            T::CallsByContact,
+            T::HistoryChunks,
+            T::HistoryMessages,
         ] {
             for kv in self.tree(t).iter() {
                 let (k, v) = kv?;

@@ -757,15 +757,15 @@ fn odd_messages_values() {
         []
     );
     assert_eq!(parse_delivery(&wrap(json!({"messages": []}))).unwrap(), []);
-    // A key this parser does not know: one verbatim Change, next to what it does know.
-    let v = json!({"metadata": md, "message_echoes": [{"id": "x"}], "statuses": [{"id": "w", "status": "sent", "timestamp": 7}]});
+    // A key this parser does not know (message_echoes is read now): one verbatim Change, next to what it does know.
+    let v = json!({"metadata": md, "future_echoes": [{"id": "x"}], "statuses": [{"id": "w", "status": "sent", "timestamp": 7}]});
     let all = parse_delivery(&wrap(v.clone())).unwrap();
     assert_eq!((statuses(&all).len(), changes(&all).len()), (1, 1));
     assert_eq!(changes(&all)[0].1.value, v);
     let summary = changes(&all)[0].1.summary.clone();
     assert_eq!(
         summary.as_deref(),
-        Some("messages change, keys not read: message_echoes")
+        Some("messages change, keys not read: future_echoes")
     );
     assert_eq!(
         all[0].timestamp(),

@@ -1,6 +1,7 @@
 //! `/api`: JSON for operators and the business's tools, behind the bearer token.
 //! The reads that span features live here; each feature brings its own routes.
 
+pub(crate) mod calls;
 pub(crate) mod deliveries;
 pub(crate) mod messages;
 pub mod stats;
@@ -19,6 +20,8 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
             .or(messages::routes(state.clone()))
             .unify()
             .or(stats::routes(state.clone()))
+            .unify()
+            .or(calls::routes(state.clone()))
             .unify()
             .or(crate::media::routes(
                 state.store.clone(),

@@ -6,6 +6,7 @@ use askama::Template;
 use super::messages::{outbound_summary, summary, PAGE};
 use super::page::{self, Chrome};
 use super::{render, respond, Ctx, Response};
+use crate::events::calls::CallView;
 use crate::events::model::MessageContent;
 use crate::httpkit::error::ApiError;
 use crate::media::record::{MediaEntry, MediaState};
@@ -120,9 +121,20 @@ fn media_view(e: Option<MediaEntry>) -> (Option<String>, &'static str, String) {
 }
 
 /// What one page of a conversation reads from the store.
+/// A stored message, its media, and (sent by the business: an echo, history) its
+/// statuses and current status.
+type Received = (
+    StoredMessage,
+    Option<MediaEntry>,
+    Vec<StoredStatus>,
+    Option<String>,
+);
+
 struct Loaded {
     record: Option<ContactRecord>,
-    inbound: Vec<(StoredMessage, Option<MediaEntry>)>,
+    inbound: Vec<Received>,
+    /// Calls in the same time span.
+    calls: Vec<CallView>,
     /// Where the next (older) page starts.
     next: Option<String>,
     /// Outbound entries in the same time span, with their statuses.
@@ -141,6 +153,7 @@ async fn conversation_inner(ctx: Ctx) -> Result<Response, ApiError> {
     let loaded = store::blocking(move || load(&st, &c, before.as_deref())).await?;
     let mut bubbles: Vec<Bubble> = loaded.inbound.into_iter().map(inbound_bubble).collect();
     bubbles.extend(loaded.outbound.into_iter().map(outbound_bubble));
+    bubbles.extend(loaded.calls.into_iter().map(call_bubble));
     bubbles.sort_by_key(|b| b.sort);
     let record = loaded.record.unwrap_or_default();
     let now = ctx.req.state.clock.now_secs();
@@ -148,7 +161,10 @@ async fn conversation_inner(ctx: Ctx) -> Result<Response, ApiError> {
     let older = (loaded.next).map(|b| page::query(&[("contact", &contact), ("before", &b)]));
     Ok(render(&Conversation {
         chrome: Chrome::new(&ctx, "messages").await,
-        name: record.profile_name.or(record.username).unwrap_or_default(),
+        name: match (record.profile_name.or(record.username), record.saved_name) {
+            (Some(n), Some(saved)) => format!("{n}, saved as {saved}"),
+            (n, saved) => n.or(saved).unwrap_or_default(),
+        },
         export: page::query(&[("contact", &contact)]),
         contact,
         window,
@@ -175,11 +191,18 @@ fn load(st: &Store, contact: &str, before: Option<&str>) -> Result<Loaded, Store
             MessageContent::Media { id: Some(mid), .. } => st.media_entry(mid)?,
             _ => None,
         };
-        inbound.push((m, media));
+        let (statuses, current) = match m.direction == "outbound" || m.message.source.is_some() {
+            true => (
+                st.statuses(&m.message.id)?,
+                st.current_status(&m.message.id)?,
+            ),
+            false => (Vec::new(), None),
+        };
+        inbound.push((m, media, statuses, current));
     }
     // Outbound in the same time span (all older ones on the last page).
     let oldest = (scan.next_before.is_some())
-        .then(|| inbound.last().map(|(m, _)| m.message.timestamp))
+        .then(|| inbound.last().map(|(m, ..)| m.message.timestamp))
         .flatten();
     let newest = before.and_then(|b| b.split('_').next()?.parse::<i64>().ok());
     let recipient = record
@@ -198,26 +221,39 @@ fn load(st: &Store, contact: &str, before: Option<&str>) -> Result<Loaded, Store
         };
         outbound.push((e, statuses, current));
     }
+    let in_span = |t: i64| !(oldest.is_some_and(|o| t < o) || newest.is_some_and(|n| t >= n));
+    let calls = (st.calls(Some(&id), None, PAGE)?.calls.into_iter())
+        .filter(|c| in_span(c.started_at.unwrap_or(0)))
+        .collect();
     Ok(Loaded {
         record,
         inbound,
+        calls,
         next: scan.next_before,
         outbound,
     })
 }
 
-fn inbound_bubble((m, media): (StoredMessage, Option<MediaEntry>)) -> Bubble {
+/// A stored message: inbound, or sent by the business from the app (an echo) or
+/// in the history backfill (marked with its source).
+fn inbound_bubble((m, media, statuses, current): Received) -> Bubble {
     let (media_url, media_kind, media_note) = media_view(media);
+    let (timeline, failure) = timeline(&statuses);
+    let kind = match m.message.source.as_deref() {
+        Some("business_app") => format!("{} · from the Business app", m.message.msg_type),
+        Some(source) => format!("{} · {source}", m.message.msg_type),
+        None => m.message.msg_type.clone(),
+    };
     Bubble {
         sort: crate::util::time::secs_to_micros(m.message.timestamp),
-        outbound: false,
+        outbound: m.direction == "outbound",
         at: page::item_time(m.message.timestamp, m.message.timestamp_raw),
-        kind: m.message.msg_type.clone(),
+        kind,
         text: summary(&m.message.content),
         id: m.message.id,
-        tick: String::new(),
-        timeline: Vec::new(),
-        failure: String::new(),
+        tick: tick(current.as_deref()),
+        timeline,
+        failure,
         media_url,
         media_kind,
         media_note,
@@ -247,6 +283,40 @@ fn outbound_bubble(
         } else {
             failure
         },
+        media_url: None,
+        media_kind: "",
+        media_note: String::new(),
+    }
+}
+
+/// A call, in line: who called, how it ended, how long it lasted.
+fn call_bubble(c: CallView) -> Bubble {
+    let outbound = c.direction.as_deref() == Some("BUSINESS_INITIATED");
+    let who = if outbound {
+        "call to the contact"
+    } else {
+        "call from the contact"
+    };
+    let lasted = c
+        .duration_seconds
+        .map(|d| format!(", {}", page::duration(d)))
+        .unwrap_or_default();
+    let at = c.started_at.unwrap_or(0);
+    Bubble {
+        sort: crate::util::time::secs_to_micros(at),
+        outbound,
+        at: page::time_secs(at),
+        kind: "call".into(),
+        text: format!("[{who}] {}{lasted}", c.state),
+        tick: c.state.clone(),
+        timeline: (c.events.iter())
+            .map(|e| {
+                let status = e.status.as_deref().unwrap_or("");
+                format!("{} {status} at {}", e.event, page::time_secs(e.timestamp))
+            })
+            .collect(),
+        id: c.id,
+        failure: String::new(),
         media_url: None,
         media_kind: "",
         media_note: String::new(),

@@ -151,8 +151,9 @@ fn items_of(body: &[u8]) -> Vec<(String, String, String)> {
                 "message".to_string(),
                 message.id.clone(),
                 format!(
-                    "{} from {}: {}",
+                    "{} {} {}: {}",
                     message.msg_type,
+                    if message.outbound { "to" } else { "from" },
                     message.contact_id,
                     super::messages::summary(&message.content)
                 ),
@@ -173,6 +174,16 @@ fn items_of(body: &[u8]) -> Vec<(String, String, String)> {
                 "contact".into(),
                 contact.contact_id.clone(),
                 contact.profile_name.unwrap_or_default(),
+            ),
+            Item::Call { call, .. } => (
+                "call".into(),
+                call.id.clone(),
+                format!(
+                    "{} {} with {}",
+                    call.event,
+                    call.status.unwrap_or_default(),
+                    call.contact_id
+                ),
             ),
             Item::Change { meta, event } => (
                 "event".into(),

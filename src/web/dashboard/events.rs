@@ -1,5 +1,6 @@
 //! Account events: template status, quality and category, number quality, account
-//! updates, user preferences, newest first, optionally one field.
+//! updates, user preferences, coexistence and the rest, newest first, optionally
+//! one field; and the progress of the coexistence history backfill.
 
 use askama::Template;
 
@@ -18,6 +19,9 @@ const FIELDS: &[&str] = &[
     "phone_number_quality_update",
     "account_update",
     "user_preferences",
+    "history",
+    "smb_app_state_sync",
+    "account_alerts",
     "messages",
 ];
 
@@ -36,6 +40,19 @@ struct Events {
     field: String,
     fields: &'static [&'static str],
     events: Vec<Event>,
+    /// The coexistence history backfill, per phone number id.
+    history: Vec<History>,
+}
+
+/// One phone number's history backfill, in words.
+pub struct History {
+    pub phone_number_id: String,
+    pub phases: String,
+    pub chunks: u64,
+    pub progress: String,
+    pub imported: u64,
+    pub received: u64,
+    pub state: String,
 }
 
 pub async fn page(ctx: Ctx) -> Response {
@@ -46,9 +63,29 @@ async fn inner(ctx: Ctx) -> Result<Response, ApiError> {
     let field = ctx.req.q("field").unwrap_or("").to_string();
     let st = ctx.req.state.store.clone();
     let f = field.clone();
-    let events =
-        store::blocking(move || st.events(Some(f.as_str()).filter(|f| !f.is_empty()), PAGE))
-            .await?;
+    let (events, history) = store::blocking(move || {
+        let events = st.events(Some(f.as_str()).filter(|f| !f.is_empty()), PAGE)?;
+        Ok((events, st.history()?))
+    })
+    .await?;
+    let history = history
+        .into_iter()
+        .map(|h| History {
+            phases: (h.phases.iter().map(i64::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
+            chunks: h.chunks,
+            progress: h.progress.map(|p| format!("{p}%")).unwrap_or_default(),
+            imported: h.messages_imported,
+            received: h.messages_received,
+            state: match (h.declined, h.error) {
+                (true, Some(e)) => format!("declined or failed: {e}"),
+                _ if h.progress >= Some(100) => "complete".into(),
+                _ => "in progress".into(),
+            },
+            phone_number_id: h.phone_number_id,
+        })
+        .collect();
     let events = events
         .into_iter()
         .map(|e| Event {
@@ -68,5 +105,6 @@ async fn inner(ctx: Ctx) -> Result<Response, ApiError> {
         field,
         fields: FIELDS,
         events,
+        history,
     }))
 }

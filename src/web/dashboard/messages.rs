@@ -59,6 +59,25 @@ pub fn summary(c: &MessageContent) -> String {
         C::System { body, .. } => format!("[system] {}", join(&[body])),
         C::Edit { content, .. } => format!("[edited] {}", summary(content)),
         C::Revoke { .. } => "[deleted a message]".into(),
+        C::CallPermissionReply {
+            response,
+            expiration_timestamp,
+            is_permanent,
+            ..
+        } => {
+            let until = match (is_permanent, expiration_timestamp) {
+                (Some(true), _) => " (permanent)".to_string(),
+                (_, Some(t)) => format!(
+                    " until {}",
+                    crate::util::time::rfc3339_secs(*t).unwrap_or_else(|| t.to_string())
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "[call permission] {}{until}",
+                response.as_deref().unwrap_or("?")
+            )
+        }
         C::Unsupported { unsupported_type } => {
             format!("[unsupported] {}", join(&[unsupported_type]))
         }
