@@ -11,6 +11,7 @@ mod messages;
 pub mod meta_json;
 pub mod model;
 pub mod parse;
+pub mod redact;
 mod raw;
 mod read;
 pub mod reshape;

@@ -48,7 +48,7 @@ impl Applier {
         let mut heads_rx = self.journal.heads();
         loop {
             let heads = heads_rx.borrow_and_update().clone();
-            let stepped = self.step(&heads).and_then(|progressed| {
+            let stepped = self.run_erasures().and_then(|()| self.step(&heads)).and_then(|progressed| {
                 if progressed {
                     return Ok(true);
                 }
@@ -93,7 +93,14 @@ impl Applier {
         // Sweeps and expiry run between steps: wake for them when idle too.
         let due = self.retention.next_run().min(self.next_expiry);
         let clock = self.clock.clone();
+        let erase = self.options.erase.as_ref().map(|e| e.erasures.wake());
         let wake = runtime.block_on(async {
+            let erase = async {
+                match erase {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             let scanned = async {
                 match seen_scan {
                     Some(rx) => rx.await.ok(),
@@ -105,6 +112,7 @@ impl Applier {
                 r = stop.changed() => Wake::Changed(r.is_err()),
                 r = scanned => Wake::Scanned(r),
                 _ = clock.sleep_until(due) => Wake::Changed(false),
+                _ = erase => Wake::Changed(false),
             }
         });
         match wake {

@@ -5,6 +5,7 @@
 
 mod committer;
 mod driver;
+pub mod erase;
 pub mod items;
 pub mod metrics;
 mod options;

@@ -34,9 +34,9 @@ impl Store {
     /// Records one attempt and drops the oldest beyond the last 500 (blocking).
     pub fn record_handshake(&self, attempt: &Handshake) -> Result<(), StoreError> {
         let tree = self.tree(T::Handshakes);
+        let inner = self.now();
         let key = {
-            let mut next = self
-                .inner
+            let mut next = inner
                 .handshakes
                 .0
                 .lock()
