@@ -107,13 +107,15 @@ impl Erasures {
                 }
             }
         }
-        Ok(Erasures {
+        let erasures = Erasures {
             dir,
             key: Arc::new(key),
             erased: Arc::new(Mutex::new(erased)),
             wake: Arc::default(),
             requested: Arc::new(AtomicBool::new(true)),
-        })
+        };
+        erasures.settle_from_log()?;
+        Ok(erasures)
     }
 
     /// The keyed hash of `bytes`.
@@ -189,12 +191,33 @@ impl Erasures {
         erasure.state = EraseState::Done;
         erasure.done_at = Some(now);
         erasure.counts = Some(counts);
-        self.write_status(&erasure)?;
         let mut line = serde_json::to_vec(&erasure).expect("serialisable");
         line.push(b'\n');
         append_synced(&self.dir.join("log.jsonl"), &line)?;
+        // The request (with the contact id) goes before the record says `done`; a
+        // crash in between is mended at open from the log (`settle_from_log`).
         std::fs::remove_file(self.dir.join(format!("{}.pending", erasure.erasure_id)))?;
-        crate::util::fs::sync_dir(&self.dir)
+        crate::util::fs::sync_dir(&self.dir)?;
+        self.write_status(&erasure)
+    }
+
+    /// Records still `pending` whose request is gone were finished: their state is
+    /// taken from the log (blocking; at open).
+    fn settle_from_log(&self) -> std::io::Result<()> {
+        let log = match std::fs::read_to_string(self.dir.join("log.jsonl")) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for line in log.lines() {
+            let Ok(done) = serde_json::from_str::<Erasure>(line) else { continue };
+            let id = &done.erasure_id;
+            let waiting = self.dir.join(format!("{id}.pending")).exists();
+            if !waiting && self.status(id)?.is_some_and(|e| e.state == EraseState::Pending) {
+                self.write_status(&done)?;
+            }
+        }
+        Ok(())
     }
 
     /// An erasure's record (blocking).

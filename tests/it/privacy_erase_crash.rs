@@ -11,6 +11,8 @@ use crate::support::{api_json, data_path, eventually, sign, API_TOKEN};
 const A: &str = "16505551234";
 const A_NAME: &str = "Sheena Nelson";
 const A_TEXT: &str = "Does it come in another color?";
+/// The corpus is years old: keep it inside the dedup window.
+const TTLS: [(&str, &str); 2] = [("WAGATE_DEDUP_TTL", "3650d"), ("WAGATE_EVENT_TTL", "3650d")];
 
 async fn deliver(client: &reqwest::Client, base: &str, body: Vec<u8>) -> reqwest::StatusCode {
     client
@@ -26,7 +28,7 @@ async fn deliver(client: &reqwest::Client, base: &str, body: Vec<u8>) -> reqwest
 
 async fn crash_then_complete(point: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("WAGATE_TEST_ERASE_CRASH", point), ("WAGATE_DEDUP_TTL", "3650d")];
+    let env = [("WAGATE_TEST_ERASE_CRASH", point), TTLS[0], TTLS[1]];
     let mut server = child::start_with(dir.path(), &env);
     let client = reqwest::Client::new();
     let text = std::fs::read(data_path("payloads/msg_text.json")).unwrap();
@@ -52,7 +54,7 @@ async fn crash_then_complete(point: &str) {
     .unwrap();
     assert!(!status.success(), "ended by the crash hook: {status:?}");
 
-    let server = child::start_with(dir.path(), &[("WAGATE_DEDUP_TTL", "3650d")]);
+    let server = child::start_with(dir.path(), &TTLS);
     let path = format!("{}/api/erasures/{id}", server.base);
     eventually("the erasure completes after the restart", async || {
         let e = api_json(client.get(&path)).await;
