@@ -91,3 +91,42 @@ async fn an_erased_contact_leaves_nothing_readable_and_others_stay() {
     assert_eq!(app.get(&format!("/api/messages/{A_WAMID}")).await.status(), 404);
     assert_eq!(app.get(&format!("/api/contacts/{A}")).await.status(), 404);
 }
+
+/// B's text message number `i` (its own wamid).
+fn from_b(i: usize) -> Vec<u8> {
+    let raw = String::from_utf8(std::fs::read(data_path("payloads/msg_text.json")).unwrap()).unwrap();
+    raw.replace(A, B)
+        .replace("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDBBMQA=", &format!("wamid.during-{i:04}"))
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn webhooks_are_answered_and_kept_while_an_erasure_runs() {
+    let app = TestApp::spawn_with(|c| c.dedup_ttl = TEN_YEARS).await;
+    app.deliver(std::fs::read(data_path("payloads/msg_text.json")).unwrap()).await;
+    for i in 0..50 {
+        app.deliver(from_b(i)).await;
+    }
+    app.wait_applied().await;
+    let resp = app
+        .client
+        .post(format!("{}/api/contacts/{A}/erase", app.base))
+        .bearer_auth(crate::support::API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<Value>().await.unwrap()["erasure_id"].as_str().unwrap().to_string();
+    // Deliveries keep coming while the erasure runs: each is answered 200 (`deliver`
+    // asserts it) and none is lost once the state is swapped.
+    for i in 50..150 {
+        app.deliver(from_b(i)).await;
+    }
+    wait_done(&app, &id).await;
+    app.wait_applied().await;
+    for i in (0..150).step_by(7) {
+        let m = app.get_json(&format!("/api/messages/wamid.during-{i:04}")).await;
+        assert_eq!(m["message"]["from"], B, "{m}");
+    }
+    assert_eq!(app.get(&format!("/api/contacts/{A}")).await.status(), 404);
+}
