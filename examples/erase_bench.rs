@@ -30,17 +30,21 @@ fn contact(i: usize) -> String {
 
 fn body(first: usize, now: i64) -> Vec<u8> {
     let messages: Vec<_> = (first..first + PER_DELIVERY)
-        .map(|i| json!({"from": contact(i), "id": format!("wamid.BENCH{i:09}"),
+        .map(|i| {
+            json!({"from": contact(i), "id": format!("wamid.BENCH{i:09}"),
             "timestamp": (now - 3600).to_string(), "type": "text",
-            "text": {"body": format!("order {i} please, thanks")}}))
+            "text": {"body": format!("order {i} please, thanks")}})
+        })
         .collect();
     let contacts: Vec<_> = (first..first + PER_DELIVERY)
         .map(|i| json!({"profile": {"name": format!("Customer {}", i % CONTACTS)}, "wa_id": contact(i)}))
         .collect();
-    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+    serde_json::to_vec(
+        &json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
         "changes": [{"field": "messages", "value": {"messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
-        "contacts": contacts, "messages": messages}}]}]}))
+        "contacts": contacts, "messages": messages}}]}]}),
+    )
     .unwrap()
 }
 
@@ -71,9 +75,14 @@ async fn fill(config: &Config, messages: usize, now: i64) {
                     body,
                     reverified_from: None,
                 };
-                j.append(Stream::Main, Kind::Delivery, now * 1_000_000, delivery.encode())
-                    .await
-                    .expect("append");
+                j.append(
+                    Stream::Main,
+                    Kind::Delivery,
+                    now * 1_000_000,
+                    delivery.encode(),
+                )
+                .await
+                .expect("append");
             }
         }));
     }
@@ -93,7 +102,9 @@ async fn wait_applied(app: &App) {
 
 #[tokio::main]
 async fn main() {
-    let messages: usize = std::env::args().nth(1).map_or(100_000, |a| a.parse().expect("a number"));
+    let messages: usize = std::env::args()
+        .nth(1)
+        .map_or(100_000, |a| a.parse().expect("a number"));
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
     config.app_secrets = vec![wagate::config::Secret::new("bench")];
@@ -120,7 +131,14 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let erased = t.elapsed();
-    let journal_bytes: u64 = app.state.journal.segments(Stream::Main).unwrap().iter().map(|s| s.bytes).sum();
+    let journal_bytes: u64 = app
+        .state
+        .journal
+        .segments(Stream::Main)
+        .unwrap()
+        .iter()
+        .map(|s| s.bytes)
+        .sum();
     println!("| messages | journal | fill | apply | erasure |");
     println!("|---:|---:|---:|---:|---:|");
     println!(

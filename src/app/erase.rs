@@ -48,7 +48,9 @@ async fn run(app: &App, id: String) -> Result<Erasure, EraseError> {
         let health = app.state.apply_health.snapshot();
         if health.consecutive_failures >= 5 {
             let why = health.last_error.unwrap_or_default();
-            return Err(EraseError::Failed(format!("processing keeps failing: {why}")));
+            return Err(EraseError::Failed(format!(
+                "processing keeps failing: {why}"
+            )));
         }
         // A command-line wait on real time (no test reads it).
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -99,7 +99,13 @@ impl App {
         let health = Arc::new(ApplyHealth::new(clock.mono_micros()));
         let media = Arc::new(opened.media);
         let mut options = applier_options(&config, &retention, &health, &clock);
-        options.erase = Some(erase_context(&config, &opened.erasures, &media, &jobs_tx, &notify));
+        options.erase = Some(erase_context(
+            &config,
+            &opened.erasures,
+            &media,
+            &jobs_tx,
+            &notify,
+        ));
         let (applier, applied) = start_applier(&journal, &store, options, pending, &clock).await?;
         let upstream = Upstream::new(&config.graph, clock.clone())?;
         let fetcher = crate::media::Fetcher {

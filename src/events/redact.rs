@@ -21,7 +21,10 @@ pub struct Redacted {
 
 /// Whether `item` concerns one of `ids` (wa_id, user_id).
 pub fn item_is_theirs(item: &Item, ids: &[String]) -> bool {
-    let any = |v: &[&Option<String>]| v.iter().any(|o| o.as_ref().is_some_and(|s| ids.contains(s)));
+    let any = |v: &[&Option<String>]| {
+        v.iter()
+            .any(|o| o.as_ref().is_some_and(|s| ids.contains(s)))
+    };
     match item {
         Item::Message { message, .. } => any(&[&message.from, &message.from_user_id]),
         Item::Status { status, .. } => any(&[&status.recipient_id, &status.recipient_user_id]),

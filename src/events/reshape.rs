@@ -129,7 +129,10 @@ fn narrow_change(
         return Ok(change.to_owned());
     };
     let mut c = owned(&fields);
-    c.insert("value".into(), boxed(&narrow_messages(&value, parts, drop)?));
+    c.insert(
+        "value".into(),
+        boxed(&narrow_messages(&value, parts, drop)?),
+    );
     Ok(boxed(&c))
 }
 

@@ -110,7 +110,9 @@ fn rewrite_one(dir: &Path, id: u64, change: &mut Change<'_>) -> Result<u64, Jour
 
 /// Removes a rewrite a crash left unfinished (the original is still in place).
 pub(super) fn remove_unfinished(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         if e.file_name().to_string_lossy().ends_with(".seg.rewrite") {
             let _ = fs::remove_file(e.path());

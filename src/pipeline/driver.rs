@@ -48,15 +48,18 @@ impl Applier {
         let mut heads_rx = self.journal.heads();
         loop {
             let heads = heads_rx.borrow_and_update().clone();
-            let stepped = self.run_erasures().and_then(|()| self.step(&heads)).and_then(|progressed| {
-                if progressed {
-                    return Ok(true);
-                }
-                // Caught up: make the last step visible before waiting.
-                self.finish_in_flight()
-                    .map(|()| false)
-                    .map_err(|e| self.reset(e))
-            });
+            let stepped = self
+                .run_erasures()
+                .and_then(|()| self.step(&heads))
+                .and_then(|progressed| {
+                    if progressed {
+                        return Ok(true);
+                    }
+                    // Caught up: make the last step visible before waiting.
+                    self.finish_in_flight()
+                        .map(|()| false)
+                        .map_err(|e| self.reset(e))
+                });
             let health = self.options.health.clone();
             // A step handed to the committer is not a success yet: `publish` counts
             // it once committed; caught up, everything is.

@@ -39,7 +39,9 @@ pub fn erased_in(items: &[Item], erasures: &Erasures) -> HashSet<usize> {
     let mut skip = HashSet::new();
     let (mut gone, mut kept) = (HashSet::new(), HashSet::new());
     for (i, item) in items.iter().enumerate() {
-        let Some(key) = item.dedup_key() else { continue };
+        let Some(key) = item.dedup_key() else {
+            continue;
+        };
         let sender = match item {
             Item::Message { message, .. } => message.from.clone().or(message.from_user_id.clone()),
             _ => None,
@@ -105,7 +107,12 @@ impl Applier {
         let contact = self.store.contact(&req.contact_id)?;
         let mut ids: Vec<String> = vec![req.contact_id.clone()];
         if let Some(c) = &contact {
-            ids.extend([&c.wa_id, &c.user_id, &c.username].into_iter().flatten().cloned());
+            ids.extend(
+                [&c.wa_id, &c.user_id, &c.username]
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
         }
         ids.sort();
         ids.dedup();
@@ -148,7 +155,9 @@ impl Applier {
         let mut files = Vec::new();
         let mut before = None;
         loop {
-            let page = self.store.messages(Some(contact), None, before.as_deref(), 500)?;
+            let page = self
+                .store
+                .messages(Some(contact), None, before.as_deref(), 500)?;
             for m in &page.messages {
                 counts.messages_before += 1;
                 if let MessageContent::Media { id: Some(mid), .. } = &m.message.content {

@@ -68,7 +68,10 @@ pub async fn request_erasure(
     let contact_id = store::blocking(move || st.contact_id(&id))
         .await?
         .ok_or(ApiError::NotFound)?;
-    let (e, now) = (h.erasures.clone(), crate::util::time::rfc3339(h.clock.now_micros()));
+    let (e, now) = (
+        h.erasures.clone(),
+        crate::util::time::rfc3339(h.clock.now_micros()),
+    );
     let erasure = tokio::task::spawn_blocking(move || e.request(&contact_id, by, now))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?

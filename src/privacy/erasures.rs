@@ -102,7 +102,10 @@ impl Erasures {
         let mut erased = HashSet::new();
         if let Ok(text) = std::fs::read_to_string(dir.join("erased-items")) {
             for line in text.lines() {
-                if let Some(h) = hex::decode(line.trim()).ok().and_then(|v| v.try_into().ok()) {
+                if let Some(h) = hex::decode(line.trim())
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                {
                     erased.insert(h);
                 }
             }
@@ -128,7 +131,10 @@ impl Erasures {
     /// Whether the item with this dedup key was erased.
     pub fn is_erased(&self, dedup_key: &[u8]) -> bool {
         let h = self.hash(dedup_key);
-        self.erased.lock().unwrap_or_else(|p| p.into_inner()).contains(&h)
+        self.erased
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&h)
     }
 
     /// Remembers erased items' dedup keys (as keyed hashes), fsynced (blocking).
@@ -146,7 +152,12 @@ impl Erasures {
     }
 
     /// Records a request (fsynced) and wakes the applier; its record (blocking).
-    pub fn request(&self, contact_id: &str, by: Requester, now: String) -> std::io::Result<Erasure> {
+    pub fn request(
+        &self,
+        contact_id: &str,
+        by: Requester,
+        now: String,
+    ) -> std::io::Result<Erasure> {
         let mut raw = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let erasure = Erasure {
@@ -187,7 +198,12 @@ impl Erasures {
     }
 
     /// The erasure is done: its record and log line written, its request removed.
-    pub fn finish(&self, mut erasure: Erasure, counts: EraseCounts, now: String) -> std::io::Result<()> {
+    pub fn finish(
+        &self,
+        mut erasure: Erasure,
+        counts: EraseCounts,
+        now: String,
+    ) -> std::io::Result<()> {
         erasure.state = EraseState::Done;
         erasure.done_at = Some(now);
         erasure.counts = Some(counts);
@@ -210,10 +226,16 @@ impl Erasures {
             Err(e) => return Err(e),
         };
         for line in log.lines() {
-            let Ok(done) = serde_json::from_str::<Erasure>(line) else { continue };
+            let Ok(done) = serde_json::from_str::<Erasure>(line) else {
+                continue;
+            };
             let id = &done.erasure_id;
             let waiting = self.dir.join(format!("{id}.pending")).exists();
-            if !waiting && self.status(id)?.is_some_and(|e| e.state == EraseState::Pending) {
+            if !waiting
+                && self
+                    .status(id)?
+                    .is_some_and(|e| e.state == EraseState::Pending)
+            {
                 self.write_status(&done)?;
             }
         }

@@ -19,8 +19,8 @@ use crate::journal::Journal;
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
 
-pub use erasures::{EraseCounts, EraseState, Erasure, Erasures, Request, Requester};
 pub use erase_http::{erase_routes, request_erasure, EraseHandles};
+pub use erasures::{EraseCounts, EraseState, Erasure, Erasures, Request, Requester};
 pub use http::{export_response, routes};
 
 /// Opens a stored media file (by its file name under `<data>/media/`) as a reader

@@ -22,7 +22,10 @@ pub struct Outcome {
 /// The record without what concerns `ids` (the person's wa_id, user_id,
 /// username); `None` when nothing in it does.
 pub fn redact_record(record: &Record, ids: &[String]) -> Option<Outcome> {
-    if !ids.iter().any(|id| memchr::memmem::find(&record.payload, id.as_bytes()).is_some()) {
+    if !ids
+        .iter()
+        .any(|id| memchr::memmem::find(&record.payload, id.as_bytes()).is_some())
+    {
         return None;
     }
     match Kind::from_u8(record.kind)? {
@@ -38,7 +41,11 @@ pub fn redact_record(record: &Record, ids: &[String]) -> Option<Outcome> {
 fn redact_delivery(payload: &[u8], ids: &[String]) -> Option<Outcome> {
     let mut d = Delivery::decode(payload).ok()?;
     let old_len = d.body.len();
-    let removed = match d.verdict.is_accepted().then(|| redact::without(&d.body, ids)) {
+    let removed = match d
+        .verdict
+        .is_accepted()
+        .then(|| redact::without(&d.body, ids))
+    {
         Some(Ok(Some(r))) => {
             d.body = r.body;
             r.removed
@@ -105,12 +112,26 @@ mod tests {
     #[test]
     fn json_records_lose_what_names_the_person_and_keep_their_length() {
         let cases: &[(&str, Option<&str>)] = &[
-            (r#"{"recipient":"15550001111","message":{"text":{"body":"secret"}}}"#, Some(r#"{"message":{"redacted":true},"recipient":"redacted"}"#)),
-            (r#"{"id":3,"body":"{\"wa_id\":\"15550001111\"}"}"#, Some(r#"{"body":"redacted","id":3}"#)),
-            (r#"{"recipient":"15550002222","message":{"text":{"body":"x"}}}"#, None),
+            (
+                r#"{"recipient":"15550001111","message":{"text":{"body":"secret"}}}"#,
+                Some(r#"{"message":{"redacted":true},"recipient":"redacted"}"#),
+            ),
+            (
+                r#"{"id":3,"body":"{\"wa_id\":\"15550001111\"}"}"#,
+                Some(r#"{"body":"redacted","id":3}"#),
+            ),
+            (
+                r#"{"recipient":"15550002222","message":{"text":{"body":"x"}}}"#,
+                None,
+            ),
         ];
         for (input, want) in cases {
-            let rec = Record { seq: 1, kind: Kind::SendRequest as u8, unix_micros: 0, payload: input.as_bytes().to_vec() };
+            let rec = Record {
+                seq: 1,
+                kind: Kind::SendRequest as u8,
+                unix_micros: 0,
+                payload: input.as_bytes().to_vec(),
+            };
             let got = redact_record(&rec, &ids());
             match (got, want) {
                 (None, None) => {}

@@ -36,11 +36,7 @@ impl Store {
         let tree = self.tree(T::Handshakes);
         let inner = self.now();
         let key = {
-            let mut next = inner
-                .handshakes
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut next = inner.handshakes.0.lock().unwrap_or_else(|p| p.into_inner());
             let k = *next;
             *next += 1;
             k

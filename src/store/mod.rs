@@ -10,8 +10,8 @@ pub mod counters;
 mod dashboard;
 mod dedup;
 mod deliveries;
-mod generations;
 pub mod forward;
+mod generations;
 mod handshakes;
 pub mod media;
 mod misplaced;
@@ -261,10 +261,7 @@ impl Store {
     }
 
     fn now(&self) -> Arc<Inner> {
-        self.inner
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn tree(&self, t: T) -> sled::Tree {

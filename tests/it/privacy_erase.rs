@@ -21,13 +21,13 @@ const A_WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDB
 /// non-ASCII text written as Meta writes it (`\u`-escaped).
 fn mixed() -> Vec<u8> {
     let v = json!({"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{
-        "messaging_product":"whatsapp",
-        "metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
-        "contacts":[{"profile":{"name":A_NAME},"wa_id":A},{"profile":{"name":"Bea Other"},"wa_id":B}],
-        "messages":[
-            {"from":A,"id":"wamid.mixed-a-0001","timestamp":"1749416390","type":"text","text":{"body":A_SECRET}},
-            {"from":B,"id":"wamid.mixed-b-0001","timestamp":"1749416391","type":"text","text":{"body":B_TEXT}}
-        ]}}]}]});
+    "messaging_product":"whatsapp",
+    "metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
+    "contacts":[{"profile":{"name":A_NAME},"wa_id":A},{"profile":{"name":"Bea Other"},"wa_id":B}],
+    "messages":[
+        {"from":A,"id":"wamid.mixed-a-0001","timestamp":"1749416390","type":"text","text":{"body":A_SECRET}},
+        {"from":B,"id":"wamid.mixed-b-0001","timestamp":"1749416391","type":"text","text":{"body":B_TEXT}}
+    ]}}]}]});
     let text = serde_json::to_string(&v).unwrap();
     escape_non_ascii(&text).into_bytes()
 }
@@ -45,7 +45,8 @@ async fn wait_done(app: &TestApp, id: &str) -> Value {
 async fn an_erased_contact_leaves_nothing_readable_and_others_stay() {
     let app = TestApp::spawn_with(|c| c.dedup_ttl = TEN_YEARS).await;
     let text = std::fs::read(data_path("payloads/msg_text.json")).unwrap();
-    let statuses = std::fs::read(data_path("payloads/batch_one_change_three_statuses.json")).unwrap();
+    let statuses =
+        std::fs::read(data_path("payloads/batch_one_change_three_statuses.json")).unwrap();
     app.deliver(text.clone()).await;
     app.deliver(mixed()).await;
     app.deliver(statuses).await;
@@ -62,7 +63,10 @@ async fn an_erased_contact_leaves_nothing_readable_and_others_stay() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["erasure_id"].as_str().unwrap().to_string();
+    let id = resp.json::<Value>().await.unwrap()["erasure_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let done = wait_done(&app, &id).await;
     assert_eq!(done["requested_by"], "api");
     // A: two messages, their two contacts entries, two statuses.
@@ -72,7 +76,10 @@ async fn an_erased_contact_leaves_nothing_readable_and_others_stay() {
 
     // As if A never wrote; B and the other recipient's status untouched.
     assert_eq!(app.get(&format!("/api/contacts/{A}")).await.status(), 404);
-    assert_eq!(app.get(&format!("/api/messages/{A_WAMID}")).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/api/messages/{A_WAMID}")).await.status(),
+        404
+    );
     let b = app.get_json("/api/messages/wamid.mixed-b-0001").await;
     assert_eq!(b["message"]["content"]["body"], B_TEXT, "{b}");
     assert_eq!(app.get(&format!("/api/contacts/{B}")).await.status(), 200);
@@ -88,22 +95,30 @@ async fn an_erased_contact_leaves_nothing_readable_and_others_stay() {
     // A retry of an erased message is not applied again.
     app.deliver(text).await;
     app.wait_applied().await;
-    assert_eq!(app.get(&format!("/api/messages/{A_WAMID}")).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/api/messages/{A_WAMID}")).await.status(),
+        404
+    );
     assert_eq!(app.get(&format!("/api/contacts/{A}")).await.status(), 404);
 }
 
 /// B's text message number `i` (its own wamid).
 fn from_b(i: usize) -> Vec<u8> {
-    let raw = String::from_utf8(std::fs::read(data_path("payloads/msg_text.json")).unwrap()).unwrap();
+    let raw =
+        String::from_utf8(std::fs::read(data_path("payloads/msg_text.json")).unwrap()).unwrap();
     raw.replace(A, B)
-        .replace("wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDBBMQA=", &format!("wamid.during-{i:04}"))
+        .replace(
+            "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDBBMQA=",
+            &format!("wamid.during-{i:04}"),
+        )
         .into_bytes()
 }
 
 #[tokio::test]
 async fn webhooks_are_answered_and_kept_while_an_erasure_runs() {
     let app = TestApp::spawn_with(|c| c.dedup_ttl = TEN_YEARS).await;
-    app.deliver(std::fs::read(data_path("payloads/msg_text.json")).unwrap()).await;
+    app.deliver(std::fs::read(data_path("payloads/msg_text.json")).unwrap())
+        .await;
     for i in 0..50 {
         app.deliver(from_b(i)).await;
     }
@@ -116,7 +131,10 @@ async fn webhooks_are_answered_and_kept_while_an_erasure_runs() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["erasure_id"].as_str().unwrap().to_string();
+    let id = resp.json::<Value>().await.unwrap()["erasure_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Deliveries keep coming while the erasure runs: each is answered 200 (`deliver`
     // asserts it) and none is lost once the state is swapped.
     for i in 50..150 {
@@ -125,7 +143,9 @@ async fn webhooks_are_answered_and_kept_while_an_erasure_runs() {
     wait_done(&app, &id).await;
     app.wait_applied().await;
     for i in (0..150).step_by(7) {
-        let m = app.get_json(&format!("/api/messages/wamid.during-{i:04}")).await;
+        let m = app
+            .get_json(&format!("/api/messages/wamid.during-{i:04}"))
+            .await;
         assert_eq!(m["message"]["from"], B, "{m}");
     }
     assert_eq!(app.get(&format!("/api/contacts/{A}")).await.status(), 404);

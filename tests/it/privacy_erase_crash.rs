@@ -32,7 +32,8 @@ async fn crash_then_complete(point: &str) {
     let mut server = child::start_with(dir.path(), &env);
     let client = reqwest::Client::new();
     let text = std::fs::read(data_path("payloads/msg_text.json")).unwrap();
-    let statuses = std::fs::read(data_path("payloads/batch_one_change_three_statuses.json")).unwrap();
+    let statuses =
+        std::fs::read(data_path("payloads/batch_one_change_three_statuses.json")).unwrap();
     assert_eq!(deliver(&client, &server.base, text).await, 200);
     assert_eq!(deliver(&client, &server.base, statuses).await, 200);
     wait_caught_up(&client, &server.base).await;
@@ -43,7 +44,10 @@ async fn crash_then_complete(point: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["erasure_id"].as_str().unwrap().to_string();
+    let id = resp.json::<Value>().await.unwrap()["erasure_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The hook ends the process in the middle of the erasure.
     let status = tokio::task::spawn_blocking(move || {
         let s = server.child.wait().unwrap();
@@ -58,7 +62,11 @@ async fn crash_then_complete(point: &str) {
     let path = format!("{}/api/erasures/{id}", server.base);
     eventually("the erasure completes after the restart", async || {
         let e = api_json(client.get(&path)).await;
-        if e["state"] == "done" { Ok(e) } else { Err(e) }
+        if e["state"] == "done" {
+            Ok(e)
+        } else {
+            Err(e)
+        }
     })
     .await;
     let contact = client
