@@ -41,10 +41,12 @@ pub fn mentions(bytes: &[u8], ids: &[String]) -> bool {
     })
 }
 
+type Located = Vec<(Loc, Item)>;
+
 /// `body` without the items of `ids`; `None` when none of its items is theirs.
 pub fn without(body: &[u8], ids: &[String]) -> Result<Option<Redacted>, ParseError> {
     let (located, _) = parse_located(body, usize::MAX)?;
-    let (theirs, kept): (Vec<(Loc, Item)>, Vec<(Loc, Item)>) = located
+    let (theirs, kept): (Located, Located) = located
         .into_iter()
         .partition(|(_, item)| item_is_theirs(item, ids));
     if theirs.is_empty() {

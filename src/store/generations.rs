@@ -53,7 +53,7 @@ pub fn remove_stale(data: &Path) -> std::io::Result<()> {
     for e in std::fs::read_dir(data)? {
         let path = e?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let stale = (valid(name) || (name == "state" && current != path)) && path != current;
+        let stale = (valid(name) || name == "state") && path != current;
         if stale && path.is_dir() {
             tracing::info!(dir = name, "removed a state directory no longer in use");
             remove_state_dir(&path)?;
