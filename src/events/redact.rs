@@ -72,3 +72,56 @@ fn marked(body: Vec<u8>) -> Vec<u8> {
     out.extend_from_slice(rest);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIXED: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Ann"},"wa_id":"111111"},{"profile":{"name":"Bob"},"wa_id":"222222"}],"messages":[{"from":"111111","id":"wamid.a","timestamp":"1749416390","type":"text","text":{"body":"ann says"}},{"from":"222222","id":"wamid.b","timestamp":"1749416391","type":"text","text":{"body":"bob says"}}]}}]}]}"#;
+    const STATUSES: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.o1","status":"read","timestamp":"1760659301","recipient_id":"111111"},{"id":"wamid.o2","status":"sent","timestamp":"1760659302","recipient_id":"222222"}]}}]}]}"#;
+
+    #[test]
+    fn only_the_persons_items_leave_a_body() {
+        // (body, erased id, removed items, must stay, must go)
+        let cases: &[(&str, &str, usize, &[&str], &[&str])] = &[
+            (
+                MIXED,
+                "111111",
+                2,
+                &["bob says", "Bob", "222222"],
+                &["ann says", "Ann", "111111"],
+            ),
+            (
+                MIXED,
+                "222222",
+                2,
+                &["ann says", "Ann"],
+                &["bob says", "Bob", "222222"],
+            ),
+            (
+                STATUSES,
+                "111111",
+                1,
+                &["wamid.o2", "222222"],
+                &["wamid.o1", "111111"],
+            ),
+        ];
+        for (body, id, removed, stay, go) in cases {
+            let r = without(body.as_bytes(), &[id.to_string()])
+                .unwrap()
+                .expect("theirs");
+            let text = String::from_utf8(r.body.clone()).unwrap();
+            assert_eq!(r.removed.len(), *removed, "{text}");
+            assert!(text.starts_with("{\"redacted\":true,"), "{text}");
+            for s in *stay {
+                assert!(text.contains(s), "{s} kept in {text}");
+            }
+            for g in *go {
+                assert!(!text.contains(g), "{g} gone from {text}");
+            }
+        }
+        assert!(without(MIXED.as_bytes(), &["333333".into()])
+            .unwrap()
+            .is_none());
+    }
+}

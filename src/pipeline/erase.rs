@@ -1,6 +1,6 @@
 //! Erasure, carried out by the applier between two steps (so nothing else writes
 //! derived state meanwhile; webhooks keep being journaled and answered):
-//! 1. the person's ids read from the state (contact id, wa_id, user_id, username),
+//! 1. the person's ids read from the state (contact id, wa_id, user_id),
 //!    their media files listed;
 //! 2. the journal's active segments sealed, then every sealed segment holding their
 //!    records rewritten (`privacy::redact`: deliveries without their items, sends to
@@ -107,12 +107,9 @@ impl Applier {
         let contact = self.store.contact(&req.contact_id)?;
         let mut ids: Vec<String> = vec![req.contact_id.clone()];
         if let Some(c) = &contact {
-            ids.extend(
-                [&c.wa_id, &c.user_id, &c.username]
-                    .into_iter()
-                    .flatten()
-                    .cloned(),
-            );
+            // Not the username: it comes only with their items (which go), and a
+            // short one would match other people's words.
+            ids.extend([&c.wa_id, &c.user_id].into_iter().flatten().cloned());
         }
         ids.sort();
         ids.dedup();

@@ -19,8 +19,8 @@ pub struct Outcome {
     pub delivery: bool,
 }
 
-/// The record without what concerns `ids` (the person's wa_id, user_id,
-/// username); `None` when nothing in it does.
+/// The record without what concerns `ids` (the person's contact id, wa_id,
+/// user_id); `None` when nothing in it does.
 pub fn redact_record(record: &Record, ids: &[String]) -> Option<Outcome> {
     if !ids
         .iter()

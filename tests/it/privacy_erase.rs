@@ -150,3 +150,48 @@ async fn webhooks_are_answered_and_kept_while_an_erasure_runs() {
     }
     assert_eq!(app.get(&format!("/api/contacts/{A}")).await.status(), 404);
 }
+
+#[tokio::test]
+async fn the_dashboard_erases_after_the_number_is_typed_again() {
+    let app = TestApp::spawn_with(|c| {
+        c.dedup_ttl = TEN_YEARS;
+        c.admin_password = Some(wagate::config::Secret::new(
+            crate::support::dashboard::PASSWORD,
+        ));
+    })
+    .await;
+    app.deliver(std::fs::read(data_path("payloads/msg_text.json")).unwrap())
+        .await;
+    app.wait_applied().await;
+    let mut browser = crate::support::dashboard::Browser::logged_in(&app).await;
+    let page = browser
+        .page(&format!("/dashboard/conversation?contact={A}"))
+        .await;
+    assert!(page.contains("action=\"/dashboard/erase\""), "{page}");
+    // A wrong confirmation erases nothing.
+    let csrf = crate::support::dashboard::csrf_of(&page);
+    let form = |confirm| {
+        [
+            ("csrf", csrf.as_str()),
+            ("contact", A),
+            ("confirm", confirm),
+        ]
+    };
+    let resp = browser
+        .post("/dashboard/erase", &[("contact", A), ("confirm", A)])
+        .await;
+    assert_ne!(resp.status(), 202, "no CSRF token, no erasure");
+    let resp = browser.post("/dashboard/erase", &form("1650555")).await;
+    assert_eq!(resp.status(), 400);
+    let resp = browser.post("/dashboard/erase", &form(A)).await;
+    assert_eq!(resp.status(), 202);
+    let html = resp.text().await.unwrap();
+    let id = html
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|w| w.len() == 24)
+        .unwrap_or_else(|| panic!("an erasure id in {html}"))
+        .to_string();
+    let done = wait_done(&app, &id).await;
+    assert_eq!(done["requested_by"], "dashboard");
+    assert_eq!(app.get(&format!("/api/contacts/{A}")).await.status(), 404);
+}
