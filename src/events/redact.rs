@@ -80,10 +80,12 @@ mod tests {
     const MIXED: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"contacts":[{"profile":{"name":"Ann"},"wa_id":"111111"},{"profile":{"name":"Bob"},"wa_id":"222222"}],"messages":[{"from":"111111","id":"wamid.a","timestamp":"1749416390","type":"text","text":{"body":"ann says"}},{"from":"222222","id":"wamid.b","timestamp":"1749416391","type":"text","text":{"body":"bob says"}}]}}]}]}"#;
     const STATUSES: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.o1","status":"read","timestamp":"1760659301","recipient_id":"111111"},{"id":"wamid.o2","status":"sent","timestamp":"1760659302","recipient_id":"222222"}]}}]}]}"#;
 
+    /// (body, erased id, items removed, what must stay, what must go)
+    type Case<'a> = (&'a str, &'a str, usize, &'a [&'a str], &'a [&'a str]);
+
     #[test]
     fn only_the_persons_items_leave_a_body() {
-        // (body, erased id, removed items, must stay, must go)
-        let cases: &[(&str, &str, usize, &[&str], &[&str])] = &[
+        let cases: &[Case] = &[
             (
                 MIXED,
                 "111111",
