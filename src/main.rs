@@ -69,6 +69,13 @@ enum Command {
         /// The contact id, wa_id or user_id.
         id: String,
     },
+    /// Erase everything wagate holds about one contact (journal, state, media), and
+    /// wait until it is done: `wagate erase-contact 16505551234`. Run it while wagate
+    /// is stopped (use POST /api/contacts/{id}/erase on a running one).
+    EraseContact {
+        /// The contact id, wa_id or user_id.
+        id: String,
+    },
     /// Validate the configuration, the data directory's permissions and free space.
     /// Exits 0 when wagate can start, 1 with an explanation when it cannot.
     Check,
@@ -104,6 +111,34 @@ fn main() -> ExitCode {
         Command::Check => check(),
         Command::RotateMediaKey => rotate_media_key(),
         Command::ExportContact { id } => export_contact(&id),
+        Command::EraseContact { id } => erase_contact(id),
+    }
+}
+
+fn erase_contact(id: String) -> ExitCode {
+    let config = match wagate::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wagate: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wagate: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(wagate::app::erase_offline(config, id)) {
+        Ok(e) => {
+            println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wagate: erasure failed (is wagate running? use POST /api/contacts/{{id}}/erase then): {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

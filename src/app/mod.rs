@@ -3,6 +3,9 @@
 
 pub mod check;
 pub mod data_dir;
+mod erase;
+
+pub use erase::{erase_offline, EraseError};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -87,17 +90,24 @@ impl App {
         let (jobs_tx, jobs_rx) = tokio::sync::mpsc::unbounded_channel();
         let notify = Forwarder::notifiers(&config.forward);
         let pending = crate::pipeline::Pending {
-            media: crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx)),
+            media: crate::media::apply::Pending::new(config.media.ttl, Some(jobs_tx.clone())),
             forward: crate::forward::apply::Pending::new(
                 Arc::new(config.forward.targets.clone()),
                 notify.clone(),
             ),
         };
         let health = Arc::new(ApplyHealth::new(clock.mono_micros()));
-        let options = applier_options(&config, &retention, &health, &clock);
+        let media = Arc::new(opened.media);
+        let mut options = applier_options(&config, &retention, &health, &clock);
+        options.erase = Some(erase_context(
+            &config,
+            &opened.erasures,
+            &media,
+            &jobs_tx,
+            &notify,
+        ));
         let (applier, applied) = start_applier(&journal, &store, options, pending, &clock).await?;
         let upstream = Upstream::new(&config.graph, clock.clone())?;
-        let media = Arc::new(opened.media);
         let fetcher = crate::media::Fetcher {
             upstream: upstream.clone(),
             files: media.clone(),
@@ -143,6 +153,7 @@ impl App {
             apply_health: health,
             dashboard: Arc::new(dashboard),
             clock,
+            erasures: opened.erasures,
         };
         Ok(App {
             state,
@@ -198,7 +209,31 @@ fn applier_options(
             clock: clock.clone(),
         },
         health: health.clone(),
+        erase: None,
     }
+}
+
+/// What the applier needs for erasures: the requests, the media files, new
+/// feature sides for the rebuilding applier.
+fn erase_context(
+    config: &Arc<Config>,
+    erasures: &crate::privacy::Erasures,
+    media: &Arc<MediaFiles>,
+    jobs: &tokio::sync::mpsc::UnboundedSender<String>,
+    notify: &std::collections::HashMap<String, Arc<tokio::sync::Notify>>,
+) -> Arc<crate::pipeline::erase::EraseContext> {
+    let (c, jobs, notify) = (config.clone(), jobs.clone(), notify.clone());
+    Arc::new(crate::pipeline::erase::EraseContext {
+        erasures: erasures.clone(),
+        media: media.clone(),
+        pending: Box::new(move || crate::pipeline::Pending {
+            media: crate::media::apply::Pending::new(c.media.ttl, Some(jobs.clone())),
+            forward: crate::forward::apply::Pending::new(
+                Arc::new(c.forward.targets.clone()),
+                notify.clone(),
+            ),
+        }),
+    })
 }
 
 /// Loads the applier (blocking) and starts it on its own thread.
@@ -248,6 +283,7 @@ struct Opened {
     store: Store,
     api_token: Secret,
     media: MediaFiles,
+    erasures: crate::privacy::Erasures,
 }
 
 fn open(config: &Config) -> Result<Opened, StartError> {
@@ -271,13 +307,24 @@ fn open(config: &Config) -> Result<Opened, StartError> {
         queue: config.memory.journal_queue(),
         batch_bytes: config.memory.journal_batch_bytes(),
     })?;
-    let store = Store::open_with_cache(&dir.join("state"), config.memory.store_cache())?;
+    let erasures = crate::privacy::Erasures::open(dir).map_err(|source| StartError::Path {
+        what: "open the erasures directory",
+        path: dir.join("erasures").display().to_string(),
+        source,
+    })?;
+    crate::store::remove_stale(dir).map_err(|source| StartError::Path {
+        what: "remove an old state directory in",
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let store = Store::open_with_cache(&crate::store::current_dir(dir), config.memory.store_cache())?;
     let media = crate::media::open(config)?;
     Ok(Opened {
         journal,
         store,
         api_token,
         media,
+        erasures,
     })
 }
 
@@ -286,7 +333,7 @@ fn open(config: &Config) -> Result<Opened, StartError> {
 /// No worker, no applier: the state is read as the last run left it.
 pub fn open_for_export(config: &Config) -> Result<crate::privacy::Exporter, StartError> {
     let dir = &config.data_dir;
-    if !dir.join("state").exists() {
+    if !crate::store::current_dir(dir).exists() {
         return Err(StartError::OpenDataDir {
             path: dir.display().to_string(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no state here"),
@@ -301,7 +348,7 @@ pub fn open_for_export(config: &Config) -> Result<crate::privacy::Exporter, Star
     })?;
     let media = Arc::new(crate::media::open(config)?);
     Ok(crate::privacy::Exporter {
-        store: Store::open(&dir.join("state"))?,
+        store: Store::open(&crate::store::current_dir(dir))?,
         journal: Arc::new(journal),
         open_media: crate::web::media_opener(media),
         clock: Clock::system(),

@@ -16,6 +16,7 @@ pub mod model;
 pub mod parse;
 mod raw;
 mod read;
+pub mod redact;
 pub mod reshape;
 pub mod signature;
 mod when;

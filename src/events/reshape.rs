@@ -54,7 +54,7 @@ pub fn meta_body<'a>(body: &'a [u8], keep: &[u32]) -> Result<Option<Cow<'a, [u8]
     if all {
         return Ok(Some(Cow::Borrowed(body)));
     }
-    Ok(Some(Cow::Owned(rebuilt(body, &kept)?)))
+    Ok(Some(Cow::Owned(rebuilt(body, &kept, &|_| false)?)))
 }
 
 /// An object rebuilt from raw parts, its keys in the body's order.
@@ -74,7 +74,14 @@ fn boxed<T: serde::Serialize>(v: &T) -> Box<RawValue> {
 }
 
 /// The body with only the kept parts: the envelope's other keys as they were.
-fn rebuilt(body: &[u8], kept: &HashSet<Loc>) -> Result<Vec<u8>, ParseError> {
+/// A `contacts[]` element to leave out even beside a kept message (erasure).
+pub(crate) type DropContact<'a> = dyn Fn(&RawValue) -> bool + 'a;
+
+pub(crate) fn rebuilt(
+    body: &[u8],
+    kept: &HashSet<Loc>,
+    drop: &DropContact<'_>,
+) -> Result<Vec<u8>, ParseError> {
     let root = raw::object(raw::root(body)?)?.unwrap_or_default();
     let mut entries = Vec::new();
     if let Some(all) = root.get("entry") {
@@ -89,7 +96,7 @@ fn rebuilt(body: &[u8], kept: &HashSet<Loc>) -> Result<Vec<u8>, ParseError> {
                         .map(|l| l.part)
                         .collect();
                     if !parts.is_empty() {
-                        changes.push(narrow_change(change, &parts)?);
+                        changes.push(narrow_change(change, &parts, drop)?);
                     }
                     Ok(())
                 })?;
@@ -108,7 +115,11 @@ fn rebuilt(body: &[u8], kept: &HashSet<Loc>) -> Result<Vec<u8>, ParseError> {
 }
 
 /// One change with only the kept parts (a whole change as it was).
-fn narrow_change(change: &RawValue, parts: &HashSet<Part>) -> Result<Box<RawValue>, ParseError> {
+fn narrow_change(
+    change: &RawValue,
+    parts: &HashSet<Part>,
+    drop: &DropContact<'_>,
+) -> Result<Box<RawValue>, ParseError> {
     let fields = raw::object(change)?.unwrap_or_default();
     let value = match fields.get("value") {
         Some(v) if !parts.contains(&Part::Whole) => raw::object(v)?,
@@ -120,12 +131,19 @@ fn narrow_change(change: &RawValue, parts: &HashSet<Part>) -> Result<Box<RawValu
         return Ok(change.to_owned());
     };
     let mut c = owned(&fields);
-    c.insert("value".into(), boxed(&narrow_messages(&value, parts)?));
+    c.insert(
+        "value".into(),
+        boxed(&narrow_messages(&value, parts, drop)?),
+    );
     Ok(boxed(&c))
 }
 
 /// A `messages` change value with only the kept parts, its keys in their order.
-fn narrow_messages(v: &Fields, parts: &HashSet<Part>) -> Result<Rebuilt, ParseError> {
+fn narrow_messages(
+    v: &Fields,
+    parts: &HashSet<Part>,
+    drop: &DropContact<'_>,
+) -> Result<Rebuilt, ParseError> {
     let odd = odd_keys(v);
     let any_message = parts
         .iter()
@@ -142,7 +160,8 @@ fn narrow_messages(v: &Fields, parts: &HashSet<Part>) -> Result<Rebuilt, ParseEr
             raw::each(x, |k, el| {
                 let keep = match key {
                     "contacts" => {
-                        parts.contains(&Part::Contact(k)) || (any_message && raw::is_object(el))
+                        (parts.contains(&Part::Contact(k)) || (any_message && raw::is_object(el)))
+                            && !drop(el)
                     }
                     "messages" => parts.contains(&Part::Message(k)),
                     "message_echoes" => parts.contains(&Part::Echo(k)),

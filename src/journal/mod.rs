@@ -7,6 +7,7 @@
 
 pub mod delivery;
 pub(crate) mod record;
+mod rewrite;
 mod segment;
 mod writer;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use record::{Kind, Record};
+pub use rewrite::Rewritten;
 use segment::{ReadOutcome, SegmentReader};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -120,6 +122,7 @@ fn open_stream(
     opts: &JournalOptions,
 ) -> std::io::Result<writer::StreamState> {
     crate::util::fs::private_dir(dir)?;
+    rewrite::remove_unfinished(dir);
     let dir = dir.to_path_buf();
     let (segment_size, max_total) = match stream {
         Stream::Main => (opts.segment_size, None),

@@ -21,6 +21,9 @@ pub(super) enum Msg {
         reply: oneshot::Sender<Result<Appended, JournalError>>,
     },
     Shutdown(oneshot::Sender<()>),
+    /// Close the active segments (after what is queued before it), so that all
+    /// written so far is in sealed segments; answered once the new ones exist.
+    Seal(oneshot::Sender<()>),
 }
 
 pub(super) struct StreamState {
@@ -92,7 +95,7 @@ pub(super) fn run(
         w.rotate_full_segments();
         let started = Instant::now();
         let first_seq = w.next_seq;
-        let (batch_last, shutdown) = w.encode(pending);
+        let (batch_last, shutdown, seals) = w.encode(pending);
         let synced = Instant::now();
         let result = commit(&mut w.streams, &mut w.bufs);
         // One large record must not keep its buffer for good.
@@ -104,6 +107,12 @@ pub(super) fn run(
             Ok(()) => w.committed(batch_last, &heads, started),
             Err(e) => w.refused(&e, first_seq),
         }
+        if !seals.is_empty() {
+            w.seal();
+            for done in seals {
+                let _ = done.send(());
+            }
+        }
         if let Some(done) = shutdown {
             refuse_the_rest(&mut rx);
             let _ = done.send(());
@@ -111,6 +120,12 @@ pub(super) fn run(
         }
     }
 }
+
+type Encoded = (
+    [Option<u64>; 2],
+    Option<oneshot::Sender<()>>,
+    Vec<oneshot::Sender<()>>,
+);
 
 type Waiter = (oneshot::Sender<Result<Appended, JournalError>>, Appended);
 
@@ -157,10 +172,22 @@ impl Batcher {
         }
     }
 
+    /// Starts a new segment in every stream whose active one holds records.
+    fn seal(&mut self) {
+        for (i, s) in self.streams.iter_mut().enumerate() {
+            if s.len > segment::HEADER_LEN {
+                if let Err(e) = s.rotate(self.next_seq) {
+                    tracing::error!(stream = i, error = %e, "could not start a new journal segment");
+                }
+            }
+        }
+    }
+
     /// Encodes the batch into the streams' buffers; the last sequence number per
-    /// stream, and the shutdown request if one came.
-    fn encode(&mut self, pending: Vec<Msg>) -> ([Option<u64>; 2], Option<oneshot::Sender<()>>) {
+    /// stream, the shutdown request if one came, and the seal requests.
+    fn encode(&mut self, pending: Vec<Msg>) -> Encoded {
         let mut shutdown = None;
+        let mut seals = Vec::new();
         let mut batch_last: [Option<u64>; 2] = [None, None];
         for msg in pending {
             match msg {
@@ -185,9 +212,10 @@ impl Batcher {
                     self.next_seq += 1;
                 }
                 Msg::Shutdown(done) => shutdown = Some(done),
+                Msg::Seal(done) => seals.push(done),
             }
         }
-        (batch_last, shutdown)
+        (batch_last, shutdown, seals)
     }
 
     /// The batch is on disk: publish the heads, then answer its waiters.

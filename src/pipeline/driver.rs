@@ -48,15 +48,18 @@ impl Applier {
         let mut heads_rx = self.journal.heads();
         loop {
             let heads = heads_rx.borrow_and_update().clone();
-            let stepped = self.step(&heads).and_then(|progressed| {
-                if progressed {
-                    return Ok(true);
-                }
-                // Caught up: make the last step visible before waiting.
-                self.finish_in_flight()
-                    .map(|()| false)
-                    .map_err(|e| self.reset(e))
-            });
+            let stepped = self
+                .run_erasures()
+                .and_then(|()| self.step(&heads))
+                .and_then(|progressed| {
+                    if progressed {
+                        return Ok(true);
+                    }
+                    // Caught up: make the last step visible before waiting.
+                    self.finish_in_flight()
+                        .map(|()| false)
+                        .map_err(|e| self.reset(e))
+                });
             let health = self.options.health.clone();
             // A step handed to the committer is not a success yet: `publish` counts
             // it once committed; caught up, everything is.
@@ -93,7 +96,14 @@ impl Applier {
         // Sweeps and expiry run between steps: wake for them when idle too.
         let due = self.retention.next_run().min(self.next_expiry);
         let clock = self.clock.clone();
+        let erase = self.options.erase.as_ref().map(|e| e.erasures.wake());
         let wake = runtime.block_on(async {
+            let erase = async {
+                match erase {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             let scanned = async {
                 match seen_scan {
                     Some(rx) => rx.await.ok(),
@@ -105,6 +115,7 @@ impl Applier {
                 r = stop.changed() => Wake::Changed(r.is_err()),
                 r = scanned => Wake::Scanned(r),
                 _ = clock.sleep_until(due) => Wake::Changed(false),
+                _ = erase => Wake::Changed(false),
             }
         });
         match wake {

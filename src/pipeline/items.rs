@@ -115,6 +115,8 @@ pub struct Applier<'a> {
     pub max_items: usize,
     /// Recent dedup keys: spares the read from sled for an item surely new.
     pub seen: &'a mut SeenFilter,
+    /// Erased items: a retry of one is not applied again.
+    pub erasures: Option<&'a crate::privacy::Erasures>,
 }
 
 /// What processing found in a delivery, for its index entry.
@@ -158,7 +160,15 @@ impl Applier<'_> {
             })
             .collect();
         let mut fresh = Vec::new();
+        let erased = match self.erasures {
+            Some(e) => super::erase::erased_in(&items, e),
+            None => HashSet::new(),
+        };
         for (index, item) in items.into_iter().enumerate() {
+            if erased.contains(&index) {
+                self.counters.add("items_erased", 1);
+                continue;
+            }
             let route = (!matches!(item, Item::Contact { .. })).then(|| {
                 let meta = item.meta();
                 (meta.phone_number_id.clone(), meta.field.clone())

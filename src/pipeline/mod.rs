@@ -6,6 +6,7 @@
 mod coex;
 mod committer;
 mod driver;
+pub mod erase;
 pub mod items;
 pub mod metrics;
 mod options;

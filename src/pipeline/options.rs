@@ -46,4 +46,6 @@ pub struct Options {
     pub retention: RetentionOptions,
     /// Where the applier reports how it is doing.
     pub health: Arc<ApplyHealth>,
+    /// What erasures need (none in tools that only read).
+    pub erase: Option<Arc<super::erase::EraseContext>>,
 }

@@ -77,6 +77,7 @@ impl Applier {
                 dedup_ttl: self.options.dedup_ttl,
                 max_items: self.options.max_items,
                 seen: &mut self.seen,
+                erasures: self.options.erase.as_ref().map(|e| &e.erasures),
             }
             .apply(&Delivered {
                 id: record.seq,

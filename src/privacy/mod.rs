@@ -5,9 +5,12 @@
 //! A feature: it reads the store and the journal; stored media files are opened
 //! through a function handed in by `app`/`web` (only `media` knows their format).
 
+mod erase_http;
+mod erasures;
 pub mod export;
 mod http;
 mod names;
+pub mod redact;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -16,6 +19,8 @@ use crate::journal::Journal;
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
 
+pub use erase_http::{erase_routes, request_erasure, EraseHandles};
+pub use erasures::{EraseCounts, EraseState, Erasure, Erasures, Request, Requester};
 pub use http::{export_response, routes};
 
 /// Opens a stored media file (by its file name under `<data>/media/`) as a reader

@@ -34,13 +34,9 @@ impl Store {
     /// Records one attempt and drops the oldest beyond the last 500 (blocking).
     pub fn record_handshake(&self, attempt: &Handshake) -> Result<(), StoreError> {
         let tree = self.tree(T::Handshakes);
+        let inner = self.now();
         let key = {
-            let mut next = self
-                .inner
-                .handshakes
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut next = inner.handshakes.0.lock().unwrap_or_else(|p| p.into_inner());
             let k = *next;
             *next += 1;
             k

@@ -12,6 +12,7 @@ mod dashboard;
 mod dedup;
 mod deliveries;
 pub mod forward;
+mod generations;
 mod handshakes;
 mod history;
 pub mod media;
@@ -32,6 +33,7 @@ pub use counters::Counters;
 pub use dashboard::{DayCounts, Scan};
 pub use dedup::RecordedKey;
 pub use deliveries::{DeliveryMeta, DeliveryPage, VerdictFilter};
+pub use generations::{current_dir, new_state_name, remove_stale, remove_state_dir, set_current};
 pub use handshakes::Handshake;
 pub use history::{HistoryChunkRecord, HistoryProgress};
 pub use model::{MessageFilter, MessagePage, StoredEvent, StoredMessage, StoredStatus};
@@ -169,9 +171,11 @@ const TREE_NAMES: &[&str] = &[
     "history_messages",
 ];
 
+/// Cheap to clone; every clone sees the same state, also after
+/// [`Store::swap_in`] puts a rebuilt one in its place (erasure).
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    inner: Arc<std::sync::RwLock<Arc<Inner>>>,
 }
 
 struct Inner {
@@ -180,6 +184,7 @@ struct Inner {
     handshakes: handshakes::Ring,
     /// Test hook: commits fail as sled's do on a full disk (see `fail_commits`).
     fault: std::sync::atomic::AtomicBool,
+    dir: std::path::PathBuf,
 }
 
 /// A set of writes committed atomically across trees.
@@ -271,24 +276,45 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         let handshakes = handshakes::Ring::load(&trees[T::Handshakes as usize])?;
         Ok(Store {
-            inner: Arc::new(Inner {
+            inner: Arc::new(std::sync::RwLock::new(Arc::new(Inner {
                 db,
                 trees,
                 handshakes,
                 fault: Default::default(),
-            }),
+                dir: dir.to_path_buf(),
+            }))),
         })
     }
 
-    pub(crate) fn tree(&self, t: T) -> &sled::Tree {
-        &self.inner.trees[t as usize]
+    fn now(&self) -> Arc<Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn tree(&self, t: T) -> sled::Tree {
+        self.now().trees[t as usize].clone()
+    }
+
+    /// Where the state in use lives.
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.now().dir.clone()
+    }
+
+    /// Puts `other`'s state in place of this one for every clone of this handle
+    /// (blocking: flushes `other` first). Returns the directory of the state it
+    /// replaced, which is closed once the last reader in flight lets go of it.
+    pub fn swap_in(&self, other: &Store) -> Result<std::path::PathBuf, StoreError> {
+        other.flush()?;
+        let new = other.now();
+        let mut slot = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let old = std::mem::replace(&mut *slot, new);
+        Ok(old.dir.clone())
     }
 
     /// Test hook: while `on`, every commit fails with an I/O error, as sled's do on a
     /// full disk (a store that stays broken until it is reopened).
     #[doc(hidden)]
     pub fn fail_commits(&self, on: bool) {
-        self.inner
+        self.now()
             .fault
             .store(on, std::sync::atomic::Ordering::SeqCst);
     }
@@ -298,12 +324,13 @@ impl Store {
         if changes.empty {
             return Ok(());
         }
-        if self.inner.fault.load(std::sync::atomic::Ordering::SeqCst) {
+        let inner = self.now();
+        if inner.fault.load(std::sync::atomic::Ordering::SeqCst) {
             let e = std::io::Error::other("injected fault: no space left on device");
             return Err(StoreError::Sled(sled::Error::Io(e)));
         }
         let batches = changes.batches;
-        self.inner.trees.as_slice().transaction(|txs| {
+        inner.trees.as_slice().transaction(|txs| {
             for (tx, batch) in txs.iter().zip(batches.iter()) {
                 tx.apply_batch(batch)?;
             }
@@ -342,12 +369,12 @@ impl Store {
 
     /// Writes sled's dirty pages (blocking; sled 0.34's `flush_async` can deadlock).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.db.flush()?;
+        self.now().db.flush()?;
         Ok(())
     }
 
     pub fn size_on_disk(&self) -> u64 {
-        self.inner.db.size_on_disk().unwrap_or(0)
+        self.now().db.size_on_disk().unwrap_or(0)
     }
 }
 
@@ -382,7 +409,7 @@ mod tests {
             db.flush().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let names = store.inner.db.tree_names();
+        let names = store.now().db.tree_names();
         assert!(!names.iter().any(|n| n.as_ref() == b"status_current"));
         assert!(names.iter().any(|n| n.as_ref() == b"statuses"));
     }

@@ -69,6 +69,11 @@ pub fn make_tree_private(dir: &Path, depth: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes a directory's entries durable (after a create, rename or remove).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// Writes `bytes` to `path` with mode 0600: temporary name, fsync, rename, fsync dir.
 pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -123,9 +123,16 @@ fn render_memory(out: &mut String, state: &WebState) {
 
 /// Disk used per data directory, free space, and whether it is below the minimum.
 async fn render_disk(out: &mut String, state: &WebState) -> Result<(), ApiError> {
-    let dir = state.config.data_dir.clone();
+    let (dir, state_dir) = (state.config.data_dir.clone(), state.store.dir());
     let usage = tokio::task::spawn_blocking(move || {
-        ["journal", "quarantine", "state", "media"].map(|d| (d, dir_bytes(&dir.join(d))))
+        ["journal", "quarantine", "state", "media"].map(|d| {
+            let path = if d == "state" {
+                state_dir.clone()
+            } else {
+                dir.join(d)
+            };
+            (d, dir_bytes(&path))
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -43,6 +43,8 @@ pub struct WebState {
     pub acme: Arc<std::sync::OnceLock<watch::Receiver<crate::acme::AcmeStatus>>>,
     /// Pages and answers that depend on "now" (the 24-hour window, session expiry).
     pub clock: Clock,
+    /// Erasure requests and their records.
+    pub erasures: crate::privacy::Erasures,
 }
 
 impl WebState {
@@ -52,6 +54,15 @@ impl WebState {
             outbox: self.outbox.clone(),
             store: self.store.clone(),
             default_phone: self.config.graph.phone_number_id.clone(),
+        }
+    }
+
+    /// What the erasure routes use.
+    pub fn erase_handles(&self) -> crate::privacy::EraseHandles {
+        crate::privacy::EraseHandles {
+            erasures: self.erasures.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
         }
     }
 

@@ -40,6 +40,8 @@ mod media_scan;
 mod metrics;
 mod params;
 mod parse;
+mod privacy_erase;
+mod privacy_erase_crash;
 mod privacy_export;
 mod privacy_logs;
 mod retention;

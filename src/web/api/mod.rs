@@ -33,6 +33,8 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
             .or(crate::forward::routes(state.forward_handles()))
             .unify()
             .or(crate::privacy::routes(state.exporter()))
+            .unify()
+            .or(crate::privacy::erase_routes(state.erase_handles()))
             .unify(),
     )
     .boxed()

@@ -2,6 +2,7 @@
 //! ticks with their timeline, media inline, and the 24-hour window.
 
 use askama::Template;
+use http::StatusCode;
 
 use super::messages::{outbound_summary, summary, PAGE};
 use super::page::{self, Chrome};
@@ -60,6 +61,30 @@ pub async fn export(ctx: Ctx) -> Response {
         )));
     };
     respond(crate::privacy::export_response(ctx.req.state.exporter(), contact).await)
+}
+
+/// `POST /dashboard/erase` (`contact`, and `confirm`: the same number typed again):
+/// requests the contact's erasure (as `POST /api/contacts/{id}/erase`).
+pub async fn erase(ctx: Ctx) -> Response {
+    let field = |n: &str| ctx.req.form.get(n).map(|v| v.trim().to_string());
+    let (Some(contact), Some(confirm)) = (field("contact"), field("confirm")) else {
+        return page::message(StatusCode::BAD_REQUEST, "Bad request", "name a contact");
+    };
+    if contact.is_empty() || confirm != contact {
+        let why = "To erase, type the contact's number exactly as shown.";
+        return page::message(StatusCode::BAD_REQUEST, "Not confirmed", why);
+    }
+    let h = ctx.req.state.erase_handles();
+    match crate::privacy::request_erasure(&h, contact, crate::privacy::Requester::Dashboard).await {
+        Ok(e) => {
+            let text = format!(
+                "Erasure {} requested; it runs in the background (GET /api/erasures/{}).",
+                e.erasure_id, e.erasure_id
+            );
+            page::message(StatusCode::ACCEPTED, "Erasure requested", &text)
+        }
+        Err(e) => respond(Err(e)),
+    }
 }
 
 fn tick(status: Option<&str>) -> String {

@@ -264,6 +264,7 @@ async fn route(ctx: Ctx, now: i64) -> Response {
         (false, ["dashboard", "messages"]) => messages::list(ctx).await,
         (false, ["dashboard", "conversation"]) => conversation::conversation(ctx).await,
         (false, ["dashboard", "export"]) => conversation::export(ctx).await,
+        (true, ["dashboard", "erase"]) => conversation::erase(ctx).await,
         (false, ["dashboard", "statuses"]) => statuses::page(ctx).await,
         (false, ["dashboard", "media"]) => media::list(ctx).await,
         (false, ["dashboard", "media", id, "content"]) => match decode_segment(id) {

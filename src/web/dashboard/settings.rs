@@ -163,10 +163,17 @@ pub async fn page(ctx: Ctx) -> Response {
     let c = &state.config;
     let (config, retention) = (config_rows(c), retention_rows(c));
     let keys = state.media.keys().current();
-    let dir = c.data_dir.clone();
+    let (dir, state_dir) = (c.data_dir.clone(), state.store.dir());
     let (usage, free) = tokio::task::spawn_blocking(move || {
-        let usage = ["journal", "quarantine", "state", "media"]
-            .map(|d| (d, crate::web::metrics::dir_bytes(&dir.join(d))));
+        // The state in use (after an erasure, `state.g…`).
+        let usage = ["journal", "quarantine", "state", "media"].map(|d| {
+            let path = if d == "state" {
+                state_dir.clone()
+            } else {
+                dir.join(d)
+            };
+            (d, crate::web::metrics::dir_bytes(&path))
+        });
         (usage, crate::util::disk::free_bytes(&dir).ok())
     })
     .await

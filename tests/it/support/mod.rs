@@ -16,6 +16,7 @@ pub mod fake_target;
 pub mod forward;
 pub mod media;
 pub mod pebble;
+pub mod scan;
 pub mod send;
 pub mod tls;
 pub mod tmpfs;
