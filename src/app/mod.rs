@@ -96,7 +96,8 @@ impl App {
         let health = Arc::new(ApplyHealth::new(clock.mono_micros()));
         let options = applier_options(&config, &retention, &health, &clock);
         let (applier, applied) = start_applier(&journal, &store, options, pending, &clock).await?;
-        let upstream = Upstream::new(&config.graph, clock.clone())?;
+        let upstream =
+            Upstream::new(&config.graph, clock.clone())?.with_bus(config.forward.nats.as_ref());
         let media = Arc::new(opened.media);
         let fetcher = crate::media::Fetcher {
             upstream: upstream.clone(),
