@@ -136,7 +136,10 @@ async fn main() {
     let (started, first) = (Instant::now(), stream_len(&js).await);
     let mut last = first;
     while last < total as u64 {
-        assert!(Instant::now() < deadline, "only {last} of {total} published");
+        assert!(
+            Instant::now() < deadline,
+            "only {last} of {total} published"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
         last = stream_len(&js).await;
     }

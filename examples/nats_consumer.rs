@@ -15,7 +15,9 @@ use futures_util::StreamExt;
 #[tokio::main]
 async fn main() -> Result<(), async_nats::Error> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
     let filter = args.next().unwrap_or_default(); // e.g. wagate.messages.> (empty: all)
     let js = jetstream::new(async_nats::connect(url).await?);
     let stream = js.get_stream("WAGATE").await?;

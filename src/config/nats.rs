@@ -201,7 +201,11 @@ mod tests {
     fn subjects_are_three_safe_tokens() {
         let n = NatsConfig::new("nats://x:1");
         for (field, phone, subject) in [
-            ("messages", Some("106540352242922"), "wagate.messages.106540352242922"),
+            (
+                "messages",
+                Some("106540352242922"),
+                "wagate.messages.106540352242922",
+            ),
             ("account_update", None, "wagate.account_update.none"),
             ("messages", Some(""), "wagate.messages.none"),
             ("a.b", Some("1 2"), "wagate.a_b.1_2"),
@@ -215,7 +219,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         for (pairs, name) in [
-            (vec![("WAGATE_NATS_URL", "http://x:4222")], "WAGATE_NATS_URL"),
+            (
+                vec![("WAGATE_NATS_URL", "http://x:4222")],
+                "WAGATE_NATS_URL",
+            ),
             (vec![("WAGATE_NATS_URL", "")], "WAGATE_NATS_URL"),
             (vec![("WAGATE_NATS_URL", "nats://")], "WAGATE_NATS_URL"),
             (
@@ -233,7 +240,10 @@ mod tests {
                 "WAGATE_NATS_SUBJECT_PREFIX",
             ),
             (
-                vec![("WAGATE_NATS_URL", "nats://x:1"), ("WAGATE_NATS_STREAM", "A.B")],
+                vec![
+                    ("WAGATE_NATS_URL", "nats://x:1"),
+                    ("WAGATE_NATS_STREAM", "A.B"),
+                ],
                 "WAGATE_NATS_STREAM",
             ),
             (

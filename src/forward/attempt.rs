@@ -273,11 +273,15 @@ async fn prepare(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry) -> Result<Vec
     let received = meta.received_at_micros;
     if t.transport == Transport::Nats {
         let bus = f.upstream.bus().ok_or("WAGATE_NATS_URL is not set")?;
-        let events = events_for(&body, &e.items, e.delivery, received).map_err(|x| x.to_string())?;
+        let events =
+            events_for(&body, &e.items, e.delivery, received).map_err(|x| x.to_string())?;
         return Ok(events
             .into_iter()
             .map(|ev| Request {
-                subject: Some(bus.config().subject(&ev.field, ev.phone_number_id.as_deref())),
+                subject: Some(
+                    bus.config()
+                        .subject(&ev.field, ev.phone_number_id.as_deref()),
+                ),
                 event_id: Some(ev.id),
                 body: ev.body,
             })

@@ -92,9 +92,15 @@ impl Bus {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Published, String> {
-        let result = tokio::time::timeout(timeout, self.publish_now(subject, msg_id, body, timeout))
-            .await
-            .unwrap_or_else(|_| Err(format!("no PubAck within {}", humantime::format_duration(timeout))));
+        let result =
+            tokio::time::timeout(timeout, self.publish_now(subject, msg_id, body, timeout))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no PubAck within {}",
+                        humantime::format_duration(timeout)
+                    ))
+                });
         if result.is_err() {
             self.stream_ok.store(false, Ordering::Relaxed);
         }
@@ -143,7 +149,9 @@ impl Bus {
             .event_callback(|event| async move {
                 match event {
                     async_nats::Event::Connected => tracing::info!("NATS connected"),
-                    async_nats::Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("NATS disconnected; reconnecting")
+                    }
                     other => tracing::info!(event = %other, "NATS event"),
                 }
             });
@@ -206,7 +214,11 @@ mod tests {
             (facts(&["other.>", "wagate.>"], hour), true, ""),
             (facts(&[">"], hour), true, ""),
             (facts(&["wagate.messages.*"], hour), false, "subjects"),
-            (facts(&["wagate.>"], 2 * hour), false, "duplicate window is 2h"),
+            (
+                facts(&["wagate.>"], 2 * hour),
+                false,
+                "duplicate window is 2h",
+            ),
             (facts(&["x.>"], Duration::from_secs(120)), false, "subjects"),
         ] {
             let got = judge_stream(&f, &want);

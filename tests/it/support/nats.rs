@@ -53,7 +53,14 @@ impl NatsServer {
     /// Starts it (again) on its port and store; waits until JetStream answers.
     pub async fn run(&mut self) {
         let child = Command::new(binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -114,15 +121,4 @@ pub async fn read_all(url: &str, stream: &str) -> (BTreeMap<String, u32>, BTreeM
         read += 1;
     }
     (ids, subjects)
-}
-
-/// How many messages `stream` holds (0 while it cannot be read).
-pub async fn stream_len(url: &str, stream: &str) -> u64 {
-    let Ok(client) = async_nats::connect(url).await else {
-        return 0;
-    };
-    match jetstream::new(client).get_stream(stream).await {
-        Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
-        Err(_) => 0,
-    }
 }
