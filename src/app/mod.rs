@@ -107,7 +107,8 @@ impl App {
             &notify,
         ));
         let (applier, applied) = start_applier(&journal, &store, options, pending, &clock).await?;
-        let upstream = Upstream::new(&config.graph, clock.clone())?;
+        let upstream =
+            Upstream::new(&config.graph, clock.clone())?.with_bus(config.forward.nats.as_ref());
         let fetcher = crate::media::Fetcher {
             upstream: upstream.clone(),
             files: media.clone(),

@@ -26,6 +26,15 @@ impl ForwardMode {
     }
 }
 
+/// How a target is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// An HTTP POST to `url`, signed under `secret`.
+    Http,
+    /// A JetStream publish on the bus (`WAGATE_NATS_*`, see [`super::NatsConfig`]).
+    Nats,
+}
+
 /// One place events are forwarded to.
 #[derive(Debug, Clone)]
 pub struct ForwardTarget {
@@ -38,6 +47,7 @@ pub struct ForwardTarget {
     pub phone_number_ids: Vec<String>,
     /// Only items of these change fields (`messages`, `account_update`, ...); empty: all.
     pub fields: Vec<String>,
+    pub transport: Transport,
 }
 
 impl ForwardTarget {
@@ -49,6 +59,7 @@ impl ForwardTarget {
             mode,
             phone_number_ids: Vec::new(),
             fields: Vec::new(),
+            transport: Transport::Http,
         }
     }
 
@@ -75,6 +86,9 @@ impl ForwardTarget {
 
     /// The URL without its query or credentials (for the API and logs).
     pub fn display_url(&self) -> String {
+        if self.transport == Transport::Nats {
+            return super::NatsConfig::new(&self.url).display_url();
+        }
         match reqwest::Url::parse(&self.url) {
             Ok(u) => {
                 format!(
@@ -107,6 +121,8 @@ pub struct ForwardConfig {
     pub max_attempts: u32,
     /// Entries in flight at once per target (never two of the same contact).
     pub concurrency: usize,
+    /// The bus (`WAGATE_NATS_URL`), when set: its target is `nats` in `targets`.
+    pub nats: Option<super::NatsConfig>,
 }
 
 impl Default for ForwardConfig {
@@ -121,6 +137,7 @@ impl Default for ForwardConfig {
             max_age: Duration::from_secs(3 * 86400),
             max_attempts: 15,
             concurrency: 4,
+            nats: None,
         }
     }
 }
@@ -207,6 +224,7 @@ pub(super) fn read_forward(
             ))
         }
     }
+    super::nats::read_nats(get, f)?;
     let (path, required) = match get(FILE_VAR) {
         Some(p) => (PathBuf::from(p.trim()), true),
         None => (data_dir.join("forward.json"), false),

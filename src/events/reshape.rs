@@ -190,6 +190,9 @@ pub struct ForwardEvent {
     pub id: String,
     pub event_type: &'static str,
     pub body: Vec<u8>,
+    /// The item's change field and phone number id (a bus target's subject).
+    pub field: String,
+    pub phone_number_id: Option<String>,
 }
 
 /// The events for the items `keep` of a delivery, in body order. Contact upserts are
@@ -257,6 +260,8 @@ pub fn events_for(
             id,
             event_type,
             body: serde_json::to_vec(&event).expect("serialisable"),
+            field: meta.field.clone(),
+            phone_number_id: meta.phone_number_id.clone(),
         });
     }
     Ok(out)

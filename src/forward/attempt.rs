@@ -15,7 +15,7 @@ use sha2::Sha256;
 use super::decide::{self, Answer, EntryNext, Limits, Retry, Streak};
 use super::record::QueueEntry;
 use super::{read_body, Forwarder};
-use crate::config::{ForwardMode, ForwardTarget};
+use crate::config::{ForwardMode, ForwardTarget, Transport};
 use crate::events::model::Item;
 use crate::events::parse::{parse_capped, Parsed};
 use crate::events::reshape::{events_for, meta_body};
@@ -26,6 +26,8 @@ pub(super) struct Request {
     /// The Standard Webhooks message id (`events` mode).
     event_id: Option<String>,
     body: Vec<u8>,
+    /// The subject, when the target is the bus (the message id is `event_id`).
+    subject: Option<String>,
 }
 
 /// An entry read from the queue, with what the worker knows of it so far.
@@ -121,18 +123,13 @@ pub(super) async fn attempt(
     while slot.done < reqs.len() {
         slot.attempts += 1;
         let r = &reqs[slot.done];
-        let headers = sign(&t, &slot.entry, r, f.clock.now_secs());
         let now = f.clock.now_micros();
         f.update_live(&t.id, |l| {
             l.attempts += 1;
             l.last_attempt_at_micros = Some(now);
             l.next_attempt_at_micros = None;
         });
-        let answer = f
-            .upstream
-            .post_to_target(&t.url, &headers, r.body.clone(), f.config.timeout)
-            .await;
-        match decide::judge(&answer) {
+        match send(&f, &t, &slot.entry, r).await {
             Answer::Delivered => {
                 slot.done += 1;
                 f.update_live(&t.id, |l| {
@@ -158,6 +155,26 @@ pub(super) async fn attempt(
         }
     }
     (slot, Attempt::Delivered)
+}
+
+/// Sends one request: a JetStream publish on the bus, or a signed HTTP POST.
+async fn send(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry, r: &Request) -> Answer {
+    if let (Some(subject), Some(bus)) = (&r.subject, f.upstream.bus()) {
+        let id = r.event_id.as_deref().unwrap_or_default();
+        let published = bus
+            .publish(subject.clone(), id, r.body.clone(), f.config.timeout)
+            .await;
+        if published.as_ref().is_ok_and(|p| p.duplicate) {
+            f.update_live(&t.id, |l| l.duplicates += 1);
+        }
+        return decide::judge_publish(&published);
+    }
+    let headers = sign(t, e, r, f.clock.now_secs());
+    let answer = f
+        .upstream
+        .post_to_target(&t.url, &headers, r.body.clone(), f.config.timeout)
+        .await;
+    decide::judge(&answer)
 }
 
 /// Records a failed request of `slot`'s entry (`others_failed`: entries of other
@@ -255,12 +272,29 @@ async fn prepare(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry) -> Result<Vec
         .await
         .map_err(|e| e.to_string())??;
     let received = meta.received_at_micros;
+    if t.transport == Transport::Nats {
+        let bus = f.upstream.bus().ok_or("WAGATE_NATS_URL is not set")?;
+        let events =
+            events_for(&body, &e.items, e.delivery, received).map_err(|x| x.to_string())?;
+        return Ok(events
+            .into_iter()
+            .map(|ev| Request {
+                subject: Some(
+                    bus.config()
+                        .subject(&ev.field, ev.phone_number_id.as_deref()),
+                ),
+                event_id: Some(ev.id),
+                body: ev.body,
+            })
+            .collect());
+    }
     match t.mode {
         ForwardMode::Meta => Ok(meta_body(&body, &e.items)
             .map_err(|err| err.to_string())?
             .map(|b| Request {
                 event_id: None,
                 body: b.into_owned(),
+                subject: None,
             })
             .into_iter()
             .collect()),
@@ -270,6 +304,7 @@ async fn prepare(f: &Forwarder, t: &ForwardTarget, e: &QueueEntry) -> Result<Vec
             .map(|ev| Request {
                 event_id: Some(ev.id),
                 body: ev.body,
+                subject: None,
             })
             .collect()),
     }

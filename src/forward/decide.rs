@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::config::ForwardConfig;
 use crate::upstream::forward::TargetAnswer;
+use crate::upstream::nats::Published;
 use crate::util::backoff::Backoff;
 
 /// `Retry-After` is honoured up to this.
@@ -73,6 +74,19 @@ pub fn judge(answer: &Result<TargetAnswer, String>) -> Answer {
         status => Answer::Failed {
             error: format!("HTTP {status}: {}", a.body_start.trim()),
             retry_after: a.retry_after.filter(|_| matches!(status, 429 | 503)),
+        },
+    }
+}
+
+/// Judges a bus publish: delivered once JetStream acknowledged it (a duplicate
+/// included: the stream holds it), else a failure to retry (there is no `410` and
+/// no `Retry-After` on the bus).
+pub fn judge_publish(published: &Result<Published, String>) -> Answer {
+    match published {
+        Ok(_) => Answer::Delivered,
+        Err(error) => Answer::Failed {
+            error: format!("NATS: {error}"),
+            retry_after: None,
         },
     }
 }

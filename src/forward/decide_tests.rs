@@ -137,3 +137,24 @@ fn max_age_and_window() {
         );
     }
 }
+
+#[test]
+fn bus_publishes() {
+    let acked = |duplicate| {
+        Ok(Published {
+            sequence: 7,
+            duplicate,
+        })
+    };
+    // (case, publish outcome, meaning)
+    #[rustfmt::skip]
+    let rows = [
+        ("stored", acked(false), Answer::Delivered),
+        ("a duplicate: the stream has it", acked(true), Answer::Delivered),
+        ("no PubAck", Err("no PubAck (timed out)".to_string()), failed("NATS: no PubAck (timed out)", None)),
+        ("stream refused", Err("stream WAGATE exists".to_string()), failed("NATS: stream WAGATE exists", None)),
+    ];
+    for (case, published, want) in rows {
+        assert_eq!(judge_publish(&published), want, "{case}");
+    }
+}

@@ -8,6 +8,7 @@ use warp::Filter;
 
 use super::record::{DeadLetter, Disabled, Unrouted};
 use super::{ForwardError, Forwarder, ReplayRequest, TargetStatus};
+use crate::config::Transport;
 use crate::httpkit::error::ApiError;
 use crate::httpkit::json_or_error;
 use crate::httpkit::params::{json_body, query, segment, Limit, Position};
@@ -32,6 +33,8 @@ struct TargetView {
     id: String,
     url: String,
     mode: &'static str,
+    /// `http` or `nats`.
+    transport: &'static str,
     phone_number_ids: Vec<String>,
     fields: Vec<String>,
     /// `active`, `retrying`, `paused`, `failed` or `disabled`.
@@ -44,6 +47,8 @@ struct TargetView {
     /// Since this process started.
     attempts: u64,
     failures: u64,
+    /// Bus publishes JetStream acknowledged as duplicates.
+    duplicates: u64,
     consecutive_failures: u32,
     entry_failures: u64,
     worker_restarts: u64,
@@ -64,6 +69,10 @@ fn view(s: TargetStatus) -> TargetView {
         id: t.id.clone(),
         url: t.display_url(),
         mode: t.mode.as_str(),
+        transport: match t.transport {
+            Transport::Http => "http",
+            Transport::Nats => "nats",
+        },
         phone_number_ids: t.phone_number_ids,
         fields: t.fields,
         state,
@@ -74,6 +83,7 @@ fn view(s: TargetStatus) -> TargetView {
         disabled: s.disabled,
         attempts: l.attempts,
         failures: l.failures,
+        duplicates: l.duplicates,
         consecutive_failures: l.consecutive_failures,
         entry_failures: l.entry_failures,
         worker_restarts: l.worker_restarts,

@@ -65,6 +65,9 @@ pub struct Live {
     /// Requests made (an events-mode entry makes one per item).
     pub attempts: u64,
     pub failures: u64,
+    /// Bus publishes JetStream acknowledged as duplicates (the stream had the
+    /// message already: another instance, or an earlier attempt, published it).
+    pub duplicates: u64,
     pub consecutive_failures: u32,
     pub last_error: Option<String>,
     pub last_error_at_micros: Option<i64>,

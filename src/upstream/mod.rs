@@ -7,6 +7,7 @@ pub mod acme;
 pub mod forward;
 mod graph_error;
 pub mod media;
+pub mod nats;
 mod retry_after;
 
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct Upstream {
     graph: GraphConfig,
     /// `Retry-After` dates are read against it.
     clock: Clock,
+    /// The event bus (`WAGATE_NATS_URL`), when set.
+    bus: Option<std::sync::Arc<nats::Bus>>,
 }
 
 impl Upstream {
@@ -77,7 +80,19 @@ impl Upstream {
             http,
             graph: graph.clone(),
             clock,
+            bus: None,
         })
+    }
+
+    /// With the event bus, when one is configured (one client for the process).
+    pub fn with_bus(mut self, nats: Option<&crate::config::NatsConfig>) -> Upstream {
+        self.bus = nats.map(|c| std::sync::Arc::new(nats::Bus::new(c.clone())));
+        self
+    }
+
+    /// The event bus, if configured.
+    pub fn bus(&self) -> Option<&nats::Bus> {
+        self.bus.as_deref()
     }
 
     /// An answer's `Retry-After`, as a delay from now.

@@ -38,6 +38,7 @@ mod media_ids;
 mod media_kill;
 mod media_scan;
 mod metrics;
+mod nats;
 mod params;
 mod parse;
 mod privacy_erase;

@@ -15,6 +15,7 @@ pub mod fake_media;
 pub mod fake_target;
 pub mod forward;
 pub mod media;
+pub mod nats;
 pub mod pebble;
 pub mod scan;
 pub mod send;
