@@ -97,6 +97,18 @@ pub fn run(config: &Config) -> Vec<Check> {
             format!("cannot read free space: {e}"),
         )),
     }
+    if let Some(store) = &config.media.store {
+        out.push(match crate::media::probe_store(store) {
+            Ok(()) => check(
+                Level::Ok,
+                format!(
+                    "media store {}: a probe object was written, read back and deleted",
+                    store.url()
+                ),
+            ),
+            Err(e) => check(Level::Problem, format!("WAGATE_MEDIA_STORE: {e}")),
+        });
+    }
     if let Some(addr) = &config.media.clamd {
         let scanner = crate::media::scan::Scanner {
             addr: addr.clone(),
