@@ -146,6 +146,15 @@ impl Objects {
             what: "configuration",
             source: to_io(e),
         })?;
+        Objects::with_store(store, url, &cfg.prefix)
+    }
+
+    /// Objects kept in `store` under `prefix` (`url` names them in messages).
+    pub fn with_store(
+        store: Arc<dyn ObjectStore>,
+        url: String,
+        prefix: &str,
+    ) -> Result<Objects, ObjectError> {
         let (rt, own) = match Handle::try_current() {
             Ok(h) => (h, None),
             Err(_) => {
@@ -164,7 +173,7 @@ impl Objects {
         };
         Ok(Objects {
             store,
-            prefix: ObjectPath::from(cfg.prefix.as_str()),
+            prefix: ObjectPath::from(prefix),
             url,
             rt,
             _own: own,
@@ -215,7 +224,8 @@ impl Objects {
         })
     }
 
-    /// Deletes `name`; `Ok(false)` if it was not there.
+    /// Deletes `name`. `Ok(false)` only when the store says it was not there (S3
+    /// and most stores answer a DELETE the same either way).
     pub fn delete(&self, name: &str) -> Result<bool, ObjectError> {
         let (store, path) = (self.store.clone(), self.path(name));
         match self.rt.block_on(async move { store.delete(&path).await }) {
