@@ -283,3 +283,39 @@ async fn garage_50_mb_goes_up_and_down_with_flat_memory() {
     .await;
     server.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs garage (cargo install garage); run by .ci/run"]
+async fn garage_check_probes_the_store_and_names_what_failed() {
+    let g = Garage::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let check = |key_id: &str, secret: &str| {
+        crate::support::child::wagate()
+            .env("META_APP_SECRET", crate::support::SECRET)
+            .env("WAGATE_DATA_DIR", dir.path())
+            .env("WAGATE_MEDIA_STORE", "s3://wagate/check")
+            .envs(g.env(key_id, secret))
+            .arg("check")
+            .output()
+            .unwrap()
+    };
+    let ok = check(&g.key_id, &g.secret);
+    let said = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(ok.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "media store s3://wagate/check: a probe object was written, read back and deleted"
+        ),
+        "{said}"
+    );
+    assert!(objects(&g, "check").await.is_empty(), "probe deleted");
+    let bad = check("GK000000000000000000000000", &"0".repeat(64));
+    let said = String::from_utf8_lossy(&bad.stdout).into_owned();
+    assert_eq!(bad.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "WAGATE_MEDIA_STORE: media store s3://wagate/check: writing a probe object failed"
+        ),
+        "{said}"
+    );
+}
