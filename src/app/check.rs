@@ -8,7 +8,8 @@ use crate::config::Config;
 
 pub use crate::util::check::{check, Check, Level};
 
-/// Runs every check (read-only: nothing is created or changed).
+/// Runs every check (read-only: nothing is created or changed, but for the media
+/// store's probe object, written, read back and deleted).
 pub fn run(config: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     out.push(match config.app_secrets.len() {
