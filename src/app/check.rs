@@ -8,7 +8,8 @@ use crate::config::Config;
 
 pub use crate::util::check::{check, Check, Level};
 
-/// Runs every check (read-only: nothing is created or changed).
+/// Runs every check (read-only: nothing is created or changed, but for the media
+/// store's probe object, written, read back and deleted).
 pub fn run(config: &Config) -> Vec<Check> {
     let mut out = Vec::new();
     out.push(match config.app_secrets.len() {
@@ -98,6 +99,18 @@ pub fn run(config: &Config) -> Vec<Check> {
         )),
     }
     out.push(memory(&config.memory, crate::util::memory::physical()));
+    if let Some(store) = &config.media.store {
+        out.push(match crate::media::probe_store(store) {
+            Ok(()) => check(
+                Level::Ok,
+                format!(
+                    "media store {}: a probe object was written, read back and deleted",
+                    store.url()
+                ),
+            ),
+            Err(e) => check(Level::Problem, format!("WAGATE_MEDIA_STORE: {e}")),
+        });
+    }
     if let Some(addr) = &config.media.clamd {
         let scanner = crate::media::scan::Scanner {
             addr: addr.clone(),

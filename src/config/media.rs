@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{bad, count_var, duration_var, ConfigError};
+use super::{bad, count_var, duration_var, ConfigError, MediaStoreConfig};
 
 /// Meta's media download hosts.
 pub const DEFAULT_MEDIA_HOSTS: &[&str] = &["lookaside.fbsbx.com"];
@@ -30,6 +30,8 @@ pub struct MediaConfig {
     pub clamd_timeout: Duration,
     /// While free space is below `WAGATE_MIN_FREE`, downloads wait; checked this often.
     pub disk_check_every: Duration,
+    /// `WAGATE_MEDIA_STORE`: a bucket; none: files under `<data>/media/`.
+    pub store: Option<MediaStoreConfig>,
 }
 
 impl Default for MediaConfig {
@@ -45,6 +47,7 @@ impl Default for MediaConfig {
             clamd: None,
             clamd_timeout: Duration::from_secs(60),
             disk_check_every: Duration::from_secs(10),
+            store: None,
         }
     }
 }
@@ -160,6 +163,9 @@ pub(super) fn read_media(
     }
     duration_var(get, "WAGATE_CLAMD_TIMEOUT", &mut m.clamd_timeout)?;
     count_var(get, "WAGATE_MEDIA_CONCURRENCY", 1..=64, &mut m.concurrency)?;
+    if let Some(v) = get("WAGATE_MEDIA_STORE") {
+        m.store = Some(MediaStoreConfig::parse(&v).map_err(|e| bad("WAGATE_MEDIA_STORE", e))?);
+    }
     Ok(())
 }
 

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod media;
+mod media_store;
 pub use media::{ClamdAddr, MediaConfig, MediaHost, DEFAULT_MEDIA_HOSTS};
+pub use media_store::{MediaStoreConfig, StoreKind};
 mod forward;
 mod nats;
 pub use forward::{parse_targets, ForwardConfig, ForwardMode, ForwardTarget, Transport};

@@ -1,4 +1,6 @@
-//! The encrypted media file store, `<data>/media/`.
+//! The encrypted media file store: `<data>/media/` (the default), or a bucket
+//! (`WAGATE_MEDIA_STORE`, through [`super::objects`]). Both are behind one API,
+//! [`MediaFiles`]; what differs is where the ciphertext goes.
 //!
 //! Names are server-generated (32 random hex digits). A file is written to
 //! `<name>.tmp` (mode 0600), fsynced, renamed to `<name>`, and the directory
@@ -6,19 +8,22 @@
 //! (source, size cap, digest, disk full) removes the temporary file. Plaintext
 //! is only released by [`MediaFiles::open_verified`], after the whole file has been
 //! authenticated. The file format itself belongs to [`super::crypto`].
+//!
+//! In a bucket, the object `<prefix>/<name>` exists only once its (streamed,
+//! possibly multipart) upload completed; a failed upload is aborted.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::crypto::{self, CryptoError, DecryptedInfo, Encryptor, VerifiedReader, CHUNK_SIZE};
 use super::keys::KeyStore;
+use super::objects::{ObjectError, Objects};
 
 /// A file now stored under its final name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +52,8 @@ pub enum FileError {
     Crypto(CryptoError),
     #[error("media store I/O at {path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error(transparent)]
+    Store(#[from] ObjectError),
 }
 
 fn io_at(path: &Path) -> impl Fn(io::Error) -> FileError + '_ {
@@ -127,11 +134,23 @@ impl Write for DiskWriter {
     }
 }
 
-/// The media directory and the keys its files are encrypted under.
+/// Where the encrypted files are.
+#[derive(Debug)]
+enum Backend {
+    /// In `dir`.
+    Local,
+    /// In a bucket.
+    Objects(Objects),
+}
+
+/// The media store and the keys its files are encrypted under.
 #[derive(Debug)]
 pub struct MediaFiles {
+    /// The media directory (local), or the data directory (bucket): where free
+    /// space is measured.
     dir: PathBuf,
     keys: Arc<KeyStore>,
+    backend: Backend,
     #[cfg(test)]
     disk_budget: Option<u64>,
 }
@@ -143,13 +162,42 @@ impl MediaFiles {
         Ok(MediaFiles {
             dir: dir.to_path_buf(),
             keys,
+            backend: Backend::Local,
             #[cfg(test)]
             disk_budget: None,
         })
     }
 
+    /// Files in a bucket; `data_dir` is only where free space is measured.
+    pub fn in_bucket(data_dir: &Path, objects: Objects, keys: Arc<KeyStore>) -> MediaFiles {
+        MediaFiles {
+            dir: data_dir.to_path_buf(),
+            keys,
+            backend: Backend::Objects(objects),
+            #[cfg(test)]
+            disk_budget: None,
+        }
+    }
+
+    /// The local directory the downloads need free space in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The bucket, when files are kept in one.
+    pub fn objects(&self) -> Option<&Objects> {
+        match &self.backend {
+            Backend::Objects(o) => Some(o),
+            Backend::Local => None,
+        }
+    }
+
+    /// Where files are kept, for people: the directory or `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Local => self.dir.display().to_string(),
+            Backend::Objects(o) => o.url().to_string(),
+        }
     }
 
     pub fn keys(&self) -> &Arc<KeyStore> {
@@ -170,11 +218,39 @@ impl MediaFiles {
     /// `spawn_blocking`.
     pub fn store(
         &self,
-        mut source: impl Read,
+        source: impl Read,
         expected_sha256: Option<[u8; 32]>,
         max_len: u64,
     ) -> Result<StoredFile, FileError> {
         let name = new_name();
+        let (size, sha256, key_id) = match &self.backend {
+            Backend::Local => self.store_local(&name, source, expected_sha256, max_len)?,
+            Backend::Objects(objects) => {
+                let upload = objects.upload(&name);
+                let failed = |e| FileError::from(objects_err(objects, "upload", e));
+                let (upload, done) =
+                    self.encrypt(source, upload, expected_sha256, max_len, &failed)?;
+                // Dropped on an error above: the upload is aborted.
+                upload.finish().map_err(failed)?;
+                done
+            }
+        };
+        Ok(StoredFile {
+            name,
+            size,
+            sha256,
+            key_id,
+        })
+    }
+
+    /// `store` into `<dir>/<name>.tmp`, fsynced, renamed, the directory fsynced.
+    fn store_local(
+        &self,
+        name: &str,
+        source: impl Read,
+        expected_sha256: Option<[u8; 32]>,
+        max_len: u64,
+    ) -> Result<Encrypted, FileError> {
         let tmp = self.dir.join(format!("{name}.tmp"));
         let file = OpenOptions::new()
             .write(true)
@@ -183,16 +259,40 @@ impl MediaFiles {
             .open(&tmp)
             .map_err(io_at(&tmp))?;
         let mut guard = TempGuard(Some(&tmp));
-        let keyring = self.keys.current();
         let disk = DiskWriter {
             file,
             #[cfg(test)]
             budget: self.disk_budget,
         };
-        let mut enc = Encryptor::new(&keyring, disk).map_err(|e| match e {
-            CryptoError::Io(e) => io_at(&tmp)(e),
+        let (disk, done) = self.encrypt(source, disk, expected_sha256, max_len, &io_at(&tmp))?;
+        disk.file.sync_all().map_err(io_at(&tmp))?;
+        drop(disk);
+        let path = self.dir.join(name);
+        std::fs::rename(&tmp, &path).map_err(io_at(&path))?;
+        guard.0 = None;
+        if let Err(e) = sync_dir(&self.dir) {
+            // Not known to be durable: do not hand out a name that may vanish.
+            let _ = std::fs::remove_file(&path);
+            return Err(io_at(&self.dir)(e));
+        }
+        Ok(done)
+    }
+
+    /// Reads `source`, encrypts it into `out` and checks its length and digest:
+    /// `out` back, with the plaintext's size, SHA-256 and the key id.
+    fn encrypt<W: Write>(
+        &self,
+        mut source: impl Read,
+        out: W,
+        expected_sha256: Option<[u8; 32]>,
+        max_len: u64,
+        out_err: &dyn Fn(io::Error) -> FileError,
+    ) -> Result<(W, Encrypted), FileError> {
+        let crypto_err = |e| match e {
+            CryptoError::Io(e) => out_err(e),
             e => FileError::Crypto(e),
-        })?;
+        };
+        let mut enc = Encryptor::new(&self.keys.current(), out).map_err(crypto_err)?;
         let key_id = enc.key_id().to_string();
         let (mut size, mut hash) = (0u64, Sha256::new());
         let mut buf = vec![0u8; CHUNK_SIZE];
@@ -209,7 +309,7 @@ impl MediaFiles {
                 return Err(FileError::TooLarge { limit: max_len });
             }
             hash.update(&buf[..n]);
-            enc.write_all(&buf[..n]).map_err(io_at(&tmp))?;
+            enc.write_all(&buf[..n]).map_err(out_err)?;
         }
         let sha256: [u8; 32] = hash.finalize().into();
         if let Some(expected) = expected_sha256 {
@@ -220,38 +320,34 @@ impl MediaFiles {
                 });
             }
         }
-        let disk = enc.finish().map_err(|e| match e {
-            CryptoError::Io(e) => io_at(&tmp)(e),
-            e => FileError::Crypto(e),
-        })?;
-        disk.file.sync_all().map_err(io_at(&tmp))?;
-        drop(disk);
-        let path = self.dir.join(&name);
-        std::fs::rename(&tmp, &path).map_err(io_at(&path))?;
-        guard.0 = None;
-        if let Err(e) = sync_dir(&self.dir) {
-            // Not known to be durable: do not hand out a name that may vanish.
-            let _ = std::fs::remove_file(&path);
-            return Err(io_at(&self.dir)(e));
-        }
-        Ok(StoredFile {
-            name,
-            size,
-            sha256,
-            key_id,
-        })
+        let out = enc.finish().map_err(crypto_err)?;
+        Ok((out, (size, sha256, key_id)))
     }
 
     /// Authenticates the whole file, then returns a reader of its plaintext (and its
     /// size and digest). A bad file returns an error and no plaintext.
     pub fn open_verified(&self, name: &str) -> Result<VerifiedReader, FileError> {
-        let path = self.path_of(name)?;
-        crypto::open_verified(&path, &self.keys.current()).map_err(|e| match e {
-            CryptoError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+        let keyring = self.keys.current();
+        let (opened, at) = match &self.backend {
+            Backend::Local => {
+                let path = self.path_of(name)?;
+                (crypto::open_verified(&path, &keyring), Some(path))
+            }
+            Backend::Objects(objects) => {
+                if !valid_name(name) {
+                    return Err(FileError::BadName(name.chars().take(64).collect()));
+                }
+                let open = || Ok(Box::new(objects.read(name)?) as crypto::Source);
+                (crypto::open_verified_with(&keyring, open), None)
+            }
+        };
+        opened.map_err(|e| match (e, &at, &self.backend) {
+            (CryptoError::Io(e), _, _) if e.kind() == io::ErrorKind::NotFound => {
                 FileError::NotFound(name.to_string())
             }
-            CryptoError::Io(e) => io_at(&path)(e),
-            e => FileError::Crypto(e),
+            (CryptoError::Io(e), Some(path), _) => io_at(path)(e),
+            (CryptoError::Io(e), None, Backend::Objects(o)) => objects_err(o, "read", e).into(),
+            (e, _, _) => FileError::Crypto(e),
         })
     }
 
@@ -263,6 +359,9 @@ impl MediaFiles {
     /// Removes a stored file; `Ok(false)` if it was not there.
     pub fn delete(&self, name: &str) -> Result<bool, FileError> {
         let path = self.path_of(name)?;
+        if let Backend::Objects(objects) = &self.backend {
+            return Ok(objects.delete(name)?);
+        }
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -271,81 +370,21 @@ impl MediaFiles {
         sync_dir(&self.dir).map_err(io_at(&self.dir))?;
         Ok(true)
     }
+}
 
-    /// Removes `*.tmp` files and stored files that `known` does not recognise, if
-    /// they are at least `min_age` old (pass zero at start, before any writer runs;
-    /// on a timer, a margin longer than one download so work in flight is spared).
-    /// Other entries are left alone. Logs what it did.
-    pub fn sweep_temp_and_orphans(
-        &self,
-        known: impl Fn(&str) -> bool,
-        min_age: Duration,
-    ) -> Result<SweepReport, FileError> {
-        let mut report = SweepReport::default();
-        let now = SystemTime::now();
-        let entries = std::fs::read_dir(&self.dir).map_err(io_at(&self.dir))?;
-        for entry in entries {
-            let entry = entry.map_err(io_at(&self.dir))?;
-            let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
-                report
-                    .ignored
-                    .push(entry.file_name().to_string_lossy().into_owned());
-                continue;
-            };
-            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
-            let temp = file_name.strip_suffix(".tmp");
-            let orphan = match temp {
-                Some(stem) if is_file && valid_name(stem) => false,
-                None if is_file && valid_name(&file_name) => {
-                    if known(&file_name) {
-                        report.kept += 1;
-                        continue;
-                    }
-                    true
-                }
-                _ => {
-                    report.ignored.push(file_name);
-                    continue;
-                }
-            };
-            let age = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| now.duration_since(t).ok())
-                .unwrap_or(Duration::ZERO);
-            if age < min_age {
-                report.skipped_recent += 1;
-                continue;
-            }
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) if orphan => report.orphans_removed.push(file_name),
-                Ok(()) => report.temp_removed.push(file_name),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(file = %file_name, error = %e, "media sweep: cannot remove");
-                    report.errors += 1;
-                }
-            }
-        }
-        if !report.temp_removed.is_empty() || !report.orphans_removed.is_empty() {
-            sync_dir(&self.dir).map_err(io_at(&self.dir))?;
-        }
-        tracing::info!(
-            temp_removed = report.temp_removed.len(),
-            orphans_removed = report.orphans_removed.len(),
-            kept = report.kept,
-            skipped_recent = report.skipped_recent,
-            ignored = report.ignored.len(),
-            errors = report.errors,
-            "media sweep"
-        );
-        for name in &report.orphans_removed {
-            tracing::info!(file = %name, "media sweep removed an orphan file");
-        }
-        Ok(report)
+/// Plaintext size, SHA-256 and key id of a file just encrypted.
+type Encrypted = (u64, [u8; 32], String);
+
+fn objects_err(objects: &Objects, what: &'static str, source: io::Error) -> ObjectError {
+    ObjectError {
+        url: objects.url().to_string(),
+        what,
+        source,
     }
 }
+
+#[path = "files_sweep.rs"]
+mod sweep;
 
 #[cfg(test)]
 #[path = "files_tests.rs"]

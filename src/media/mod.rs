@@ -2,8 +2,10 @@
 //!
 //! - `crypto/`: the encrypted file format (the only code that knows it).
 //! - `keys.rs`: master keys, the key file, rotation.
-//! - `files.rs`: the file store under `<data>/media/`: atomic writes, verified reads,
-//!   deletion, sweeping temporary and orphan files.
+//! - `files.rs`: the file store, under `<data>/media/` or in a bucket: atomic
+//!   writes, verified reads, deletion; `files_sweep.rs` sweeping temporary and
+//!   orphan files; `objects.rs` the bucket (`WAGATE_MEDIA_STORE`, the
+//!   `object_store` client: the one outbound HTTP outside `upstream/`).
 //! - `record.rs`: the media job entry and its journal records; `apply.rs` the
 //!   applier's side (jobs created from media messages, records applied).
 //! - `worker.rs`: the worker task that starts the jobs; `download.rs` one job (and
@@ -22,6 +24,7 @@ pub mod files;
 mod http;
 pub mod keys;
 pub mod metrics;
+pub mod objects;
 pub mod record;
 pub mod scan;
 mod sweep;
@@ -66,19 +69,32 @@ pub enum MediaError {
     Keys(#[from] KeyError),
     #[error(transparent)]
     Files(#[from] FileError),
+    #[error(transparent)]
+    Store(#[from] objects::ObjectError),
 }
 
 /// Opens the media keys (`WAGATE_MEDIA_KEY_FILE`, or `<data>/media-keys`, created on
-/// first start) and the file store `<data>/media/`.
+/// first start) and the file store: `<data>/media/`, or the bucket of
+/// `WAGATE_MEDIA_STORE` (no request made yet: `wagate check` probes it).
 pub fn open(config: &Config) -> Result<MediaFiles, MediaError> {
     let keys = match &config.media_key_file {
         Some(path) => KeyStore::open(path, false)?,
         None => KeyStore::open(&config.data_dir.join("media-keys"), true)?,
     };
-    Ok(MediaFiles::open(
-        &config.data_dir.join("media"),
-        Arc::new(keys),
-    )?)
+    let keys = Arc::new(keys);
+    Ok(match &config.media.store {
+        None => MediaFiles::open(&config.data_dir.join("media"), keys)?,
+        Some(store) => {
+            let objects = objects::Objects::open(store)?;
+            MediaFiles::in_bucket(&config.data_dir, objects, keys)
+        }
+    })
+}
+
+/// `wagate check`'s probe of `WAGATE_MEDIA_STORE`: builds the client, writes,
+/// reads back and deletes a probe object; what failed, if anything did.
+pub fn probe_store(store: &crate::config::MediaStoreConfig) -> Result<(), objects::ObjectError> {
+    objects::Objects::open(store)?.probe()
 }
 
 /// The job for an inbound media message (image, audio, video, document, sticker

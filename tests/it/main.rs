@@ -34,6 +34,7 @@ mod max_items;
 mod media;
 mod media_crypto;
 mod media_files;
+mod media_garage;
 mod media_ids;
 mod media_kill;
 mod media_scan;

@@ -193,11 +193,14 @@ pub fn verify(keyring: &Keyring, inp: impl Read) -> Result<DecryptedInfo, Crypto
     })
 }
 
+/// A byte source read twice: once to authenticate, once to stream.
+pub type Source = Box<dyn Read + Send>;
+
 /// A file whose every chunk has been authenticated: reading it decrypts again (each
-/// chunk is re-authenticated as it is read) from the same open file.
+/// chunk is re-authenticated as it is read) from a second read of the same source.
 pub struct VerifiedReader {
     pub info: DecryptedInfo,
-    reader: Decryptor<File>,
+    reader: Decryptor<Source>,
 }
 
 impl Read for VerifiedReader {
@@ -206,14 +209,26 @@ impl Read for VerifiedReader {
     }
 }
 
-/// Two passes over one open file: the first authenticates everything (no plaintext
+/// Two passes over one local file: the first authenticates everything (no plaintext
 /// out), the second is handed back for streaming. A bad file yields an error and no
 /// plaintext at all.
 pub fn open_verified(path: &Path, keyring: &Keyring) -> Result<VerifiedReader, CryptoError> {
     let mut file = File::open(path)?;
     let info = verify(keyring, &mut file)?;
     file.seek(SeekFrom::Start(0))?;
-    let reader = Decryptor::new(keyring, file)?;
+    let reader = Decryptor::new(keyring, Box::new(file) as Source)?;
+    Ok(VerifiedReader { info, reader })
+}
+
+/// [`open_verified`] over any source that can be opened twice (an object in a
+/// bucket: two streamed GETs). Should it change between the two reads, the second
+/// fails (each chunk is authenticated, and a cut is seen at the end).
+pub fn open_verified_with(
+    keyring: &Keyring,
+    mut open: impl FnMut() -> io::Result<Source>,
+) -> Result<VerifiedReader, CryptoError> {
+    let info = verify(keyring, open()?)?;
+    let reader = Decryptor::new(keyring, open()?)?;
     Ok(VerifiedReader { info, reader })
 }
 

@@ -14,6 +14,7 @@ pub mod fake_graph;
 pub mod fake_media;
 pub mod fake_target;
 pub mod forward;
+pub mod garage;
 pub mod media;
 pub mod nats;
 pub mod pebble;
