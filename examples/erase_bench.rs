@@ -54,6 +54,8 @@ async fn fill(config: &Config, messages: usize, now: i64) {
             dir: config.data_dir.clone(),
             segment_size: config.segment_size,
             quarantine_max: config.quarantine_max,
+            queue: config.memory.journal_queue(),
+            batch_bytes: config.memory.journal_batch_bytes(),
         })
         .expect("journal"),
     );

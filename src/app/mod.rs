@@ -318,7 +318,8 @@ fn open(config: &Config) -> Result<Opened, StartError> {
         path: dir.display().to_string(),
         source,
     })?;
-    let store = Store::open_with_cache(&crate::store::current_dir(dir), config.memory.store_cache())?;
+    let store =
+        Store::open_with_cache(&crate::store::current_dir(dir), config.memory.store_cache())?;
     let media = crate::media::open(config)?;
     Ok(Opened {
         journal,

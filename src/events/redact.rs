@@ -26,10 +26,16 @@ pub fn item_is_theirs(item: &Item, ids: &[String]) -> bool {
             .any(|o| o.as_ref().is_some_and(|s| ids.contains(s)))
     };
     match item {
-        Item::Message { message, .. } => any(&[&message.from, &message.from_user_id]),
+        Item::Message { message, .. } => any(&[
+            &message.from,
+            &message.from_user_id,
+            &message.to,
+            &message.to_user_id,
+        ]),
         Item::Status { status, .. } => any(&[&status.recipient_id, &status.recipient_user_id]),
         Item::Contact { contact, .. } => any(&[&contact.wa_id, &contact.user_id]),
         Item::Change { event, .. } => mentions(event.value.to_string().as_bytes(), ids),
+        Item::Call { call, .. } => ids.contains(&call.contact_id) || any(&[&call.from, &call.to]),
     }
 }
 

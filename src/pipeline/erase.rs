@@ -178,6 +178,7 @@ impl Applier {
         let fresh = Store::open(&data.join(&name))?;
         let options = Options {
             dedup_ttl: self.options.dedup_ttl,
+            dedup_keys: self.options.dedup_keys,
             max_items: self.options.max_items,
             step: self.options.step,
             stuck_after: self.options.stuck_after,
