@@ -220,7 +220,7 @@ async fn main() -> std::process::ExitCode {
         .tempdir()
         .expect("temp dir");
     let data = dir.path().join("data");
-    let mut env = kit::wagate_env(&data, &fakes.graph, &fakes.target);
+    let mut env = kit::wagate_env(&data, &fakes.graph, &fakes.media, &fakes.target);
     env.push((
         "WAGATE_FORWARD_CONCURRENCY".into(),
         args.forward_concurrency.to_string(),

@@ -114,7 +114,12 @@ async fn main() -> std::process::ExitCode {
         target_ms: 5,
     })
     .await;
-    let env = kit::wagate_env(&dir.path().join("data"), &fakes.graph, &fakes.target);
+    let env = kit::wagate_env(
+        &dir.path().join("data"),
+        &fakes.graph,
+        &fakes.media,
+        &fakes.target,
+    );
     let log = dir.path().join("wagate.log");
     let mut w = match kit::child::spawn(&a.bin, &[], &env, &log, 1, None) {
         Ok(w) => w,

@@ -61,9 +61,16 @@ where
 }
 
 /// The environment wagate runs with in the drivers: data in `dir`, a free port,
-/// sends and media lookups to `graph`, media from 127.0.0.1, forwarding to `target`.
-pub fn wagate_env(dir: &std::path::Path, graph: &str, target: &str) -> Vec<(String, String)> {
+/// sends and media lookups to `graph`, media from `media` (its host and port: the
+/// allow-list matches the port too), forwarding to `target`.
+pub fn wagate_env(
+    dir: &std::path::Path,
+    graph: &str,
+    media: &str,
+    target: &str,
+) -> Vec<(String, String)> {
     let dir = dir.to_string_lossy();
+    let media_host = media.trim_start_matches("http://").trim_end_matches('/');
     let pairs = [
         ("WAGATE_DATA_DIR", dir.as_ref()),
         ("WAGATE_LISTEN", "127.0.0.1:0"),
@@ -76,7 +83,7 @@ pub fn wagate_env(dir: &std::path::Path, graph: &str, target: &str) -> Vec<(Stri
         ("WAGATE_PHONE_NUMBER_ID", PHONE_ID),
         ("WAGATE_GRAPH_TIMEOUT", "5s"),
         ("WAGATE_SEND_RATE", "500"),
-        ("WAGATE_MEDIA_HOSTS", "127.0.0.1"),
+        ("WAGATE_MEDIA_HOSTS", media_host),
         ("WAGATE_MEDIA_BACKOFF_BASE", "10ms"),
         ("WAGATE_MEDIA_BACKOFF_CAP", "100ms"),
         ("WAGATE_FORWARD_URL", target),
