@@ -37,6 +37,10 @@ pub struct EraseContext {
 /// key) and the `contacts[]` entries of their senders that came with them.
 pub fn erased_in(items: &[Item], erasures: &Erasures) -> HashSet<usize> {
     let mut skip = HashSet::new();
+    // The common case, nobody ever erased: no keyed hash per item.
+    if erasures.none_erased() {
+        return skip;
+    }
     let (mut gone, mut kept) = (HashSet::new(), HashSet::new());
     for (i, item) in items.iter().enumerate() {
         let Some(key) = item.dedup_key() else {

@@ -128,6 +128,14 @@ impl Erasures {
         mac.finalize().into_bytes().into()
     }
 
+    /// Whether no item was ever erased (nothing to check items against).
+    pub fn none_erased(&self) -> bool {
+        self.erased
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
     /// Whether the item with this dedup key was erased.
     pub fn is_erased(&self, dedup_key: &[u8]) -> bool {
         let h = self.hash(dedup_key);

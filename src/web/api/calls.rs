@@ -9,8 +9,7 @@ use super::json_or_error;
 use crate::events::calls::CallView;
 use crate::httpkit::error::ApiError;
 use crate::httpkit::params::{query, segment, Cursor, Limit};
-use crate::store::{self, HistoryProgress};
-use crate::web::WebState;
+use crate::store::{self, HistoryProgress, Store};
 
 #[derive(Debug, Deserialize)]
 struct ListQuery {
@@ -30,8 +29,9 @@ struct HistoryList {
     phone_numbers: Vec<HistoryProgress>,
 }
 
-pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
-    let s = state.clone();
+/// Calls and history read only the store.
+pub fn routes(store: Store) -> BoxedFilter<(warp::reply::Response,)> {
+    let s = store.clone();
     let list = warp::get()
         .and(warp::path("calls"))
         .and(warp::path::end())
@@ -40,13 +40,13 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
             let s = s.clone();
             async move { json_or_error(list(s, q).await) }
         });
-    let s = state.clone();
+    let s = store.clone();
     let one = warp::get()
         .and(warp::path("calls"))
         .and(segment())
         .and(warp::path::end())
         .then(move |id: String| {
-            let st = s.store.clone();
+            let st = s.clone();
             async move {
                 let call = store::blocking(move || st.call(&id)).await;
                 json_or_error(
@@ -59,7 +59,7 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
         .and(warp::path("history"))
         .and(warp::path::end())
         .then(move || {
-            let st = state.store.clone();
+            let st = store.clone();
             async move {
                 let h = store::blocking(move || st.history()).await;
                 json_or_error(
@@ -71,11 +71,10 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
     list.or(one).unify().or(history).unify().boxed()
 }
 
-async fn list(state: WebState, q: ListQuery) -> Result<CallList, ApiError> {
+async fn list(st: Store, q: ListQuery) -> Result<CallList, ApiError> {
     let limit = Limit::or(q.limit, 50);
     let contact = q.contact.filter(|c| !c.is_empty());
     let before = q.before.map(|c| c.0);
-    let st = state.store.clone();
     let page = store::blocking(move || {
         // A contact may be named by wa_id or user_id: resolve to its id first.
         let contact = match contact {

@@ -21,7 +21,7 @@ pub fn routes(state: WebState) -> BoxedFilter<(warp::reply::Response,)> {
             .unify()
             .or(stats::routes(state.clone()))
             .unify()
-            .or(calls::routes(state.clone()))
+            .or(calls::routes(state.store.clone()))
             .unify()
             .or(crate::media::routes(
                 state.store.clone(),
