@@ -28,6 +28,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
@@ -255,6 +256,37 @@ impl Forwarder {
             .await?;
         tracing::info!(target_id = %id, "forwarding target enabled");
         Ok(())
+    }
+}
+
+/// Returns true when stopping.
+pub(super) async fn sleep_or_stop(
+    clock: &Clock,
+    stopping: &mut watch::Receiver<bool>,
+    d: Duration,
+) -> bool {
+    tokio::select! {
+        _ = clock.sleep(d) => false,
+        _ = stopping.wait_for(|s| *s) => true,
+    }
+}
+
+/// Journals `u`, retrying until it is written (or stopping: then the entry is sent
+/// again after the restart, which at-least-once allows).
+pub(super) async fn record(f: &Forwarder, u: &ForwardUpdate, stopping: &mut watch::Receiver<bool>) {
+    let mut n = 0u32;
+    loop {
+        match f.journal(u).await {
+            Ok(_) => return,
+            Err(e) => {
+                n += 1;
+                tracing::error!(target_id = %u.target(), error = %e, "cannot journal a forwarding outcome; retrying");
+                let d = f.config.backoff_base.saturating_mul(n.min(10));
+                if sleep_or_stop(&f.clock, stopping, d).await {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -31,11 +31,10 @@ use tokio::sync::{watch, Notify};
 use super::attempt::{failed, guarded, order_keys, unsendable, Attempt, Slot};
 use super::decide::{self, EntryNext};
 use super::record::ForwardUpdate;
-use super::Forwarder;
+use super::{record, sleep_or_stop, Forwarder};
 use crate::config::ForwardTarget;
 use crate::store::StoreError;
 use crate::util::backoff::Backoff;
-use crate::util::clock::Clock;
 use crate::util::task::supervise;
 
 /// Entries read from the queue at once.
@@ -110,6 +109,8 @@ async fn run(f: Arc<Forwarder>, target: ForwardTarget) {
         streak: Vec::new(),
         failing: false,
         gone: false,
+        generation: 0,
+        reread: true,
     }
     .run(&notify)
     .await
@@ -146,6 +147,11 @@ struct Worker {
     failing: bool,
     /// A `410` was answered: let what is in flight finish, then wait for an enable.
     gone: bool,
+    /// The store's generation the queue was read from ([`crate::store::Store::generation`]).
+    generation: u64,
+    /// Let what is in flight finish, then read the queue from its head: a rebuilt
+    /// state was swapped in (an erasure), so what was read ahead may be gone.
+    reread: bool,
 }
 
 enum Event {
@@ -160,12 +166,15 @@ impl Worker {
     async fn run(mut self, notify: &Notify) {
         loop {
             let stopping = *self.stopping.borrow();
-            if (stopping || self.gone) && self.inflight.is_empty() {
+            let generation = self.f.store.generation();
+            self.reread |= generation != self.generation;
+            if (stopping || self.gone || self.reread) && self.inflight.is_empty() {
                 while self.journaling.next().await.is_some() {}
                 if stopping {
                     return;
                 }
-                // Disabled: start again from the head once every outcome is applied.
+                // Disabled, or a state swapped in: start again from the head once
+                // every outcome is applied.
                 tokio::select! {
                     _ = self.f.wait_applied() => {}
                     _ = self.stopping.wait_for(|s| *s) => return,
@@ -174,10 +183,11 @@ impl Worker {
                 self.cursor = None;
                 self.caught_up = false;
                 self.refresh_state = true;
-                self.gone = false;
+                (self.gone, self.reread, self.generation) = (false, false, generation);
+                self.streak.clear();
                 continue;
             }
-            if !stopping && !self.gone {
+            if !stopping && !self.gone && !self.reread {
                 if let Err(e) = self.refill().await {
                     tracing::error!(target_id = %self.t.id, error = %e, "cannot read the forward queue");
                     self.not_before = Some(self.f.clock.deadline(Duration::from_secs(1)));
@@ -258,7 +268,7 @@ impl Worker {
     fn start(&mut self) {
         let now = self.f.clock.mono_micros();
         self.entry_wake = None;
-        if self.disabled || self.gone || self.not_before.is_some_and(|t| t > now) {
+        if self.disabled || self.gone || self.reread || self.not_before.is_some_and(|t| t > now) {
             return;
         }
         let limit = decide::window(self.failing, self.f.config.concurrency);
@@ -419,32 +429,5 @@ impl Worker {
         self.journaling.push(Box::pin(async move {
             record(&f, &u, &mut stopping).await;
         }));
-    }
-}
-
-/// Returns true when stopping.
-async fn sleep_or_stop(clock: &Clock, stopping: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    tokio::select! {
-        _ = clock.sleep(d) => false,
-        _ = stopping.wait_for(|s| *s) => true,
-    }
-}
-
-/// Journals `u`, retrying until it is written (or stopping: then the entry is sent
-/// again after the restart, which at-least-once allows).
-async fn record(f: &Forwarder, u: &ForwardUpdate, stopping: &mut watch::Receiver<bool>) {
-    let mut n = 0u32;
-    loop {
-        match f.journal(u).await {
-            Ok(_) => return,
-            Err(e) => {
-                n += 1;
-                tracing::error!(target_id = %u.target(), error = %e, "cannot journal a forwarding outcome; retrying");
-                let d = f.config.backoff_base.saturating_mul(n.min(10));
-                if sleep_or_stop(&f.clock, stopping, d).await {
-                    return;
-                }
-            }
-        }
     }
 }

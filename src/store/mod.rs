@@ -176,6 +176,8 @@ const TREE_NAMES: &[&str] = &[
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<std::sync::RwLock<Arc<Inner>>>,
+    /// States swapped in so far: readers holding state in memory read it again.
+    swaps: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct Inner {
@@ -283,6 +285,7 @@ impl Store {
                 fault: Default::default(),
                 dir: dir.to_path_buf(),
             }))),
+            swaps: Default::default(),
         })
     }
 
@@ -307,7 +310,15 @@ impl Store {
         let new = other.now();
         let mut slot = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let old = std::mem::replace(&mut *slot, new);
+        self.swaps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(old.dir.clone())
+    }
+
+    /// How many times a rebuilt state was swapped in: a reader that keeps some of
+    /// the state in memory (a forwarding worker's read-ahead) reads it again when
+    /// this changes, since what it holds may be erased.
+    pub fn generation(&self) -> u64 {
+        self.swaps.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Test hook: while `on`, every commit fails with an I/O error, as sled's do on a

@@ -44,6 +44,7 @@ mod params;
 mod parse;
 mod privacy_erase;
 mod privacy_erase_crash;
+mod privacy_erase_more;
 mod privacy_export;
 mod privacy_logs;
 mod retention;

@@ -114,6 +114,7 @@ async fn garage_refusing_writes_keeps_the_job_retrying_with_a_clear_error() {
     })
     .await;
     app.deliver(payload(Some(&fake.file_url()), 10)).await;
+    app.wait_applied().await;
     let v = eventually("a few failed attempts", async || {
         let v = app.get_json(&format!("/api/media/{MEDIA_ID}")).await;
         (v["attempts"].as_u64().unwrap_or(0) >= 3)

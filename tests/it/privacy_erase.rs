@@ -5,8 +5,9 @@
 
 use serde_json::{json, Value};
 
+use crate::support::erase;
 use crate::support::scan::{escape_non_ascii, find_anywhere};
-use crate::support::{data_path, eventually, TestApp, TEN_YEARS};
+use crate::support::{data_path, TestApp, TEN_YEARS};
 
 const A: &str = "16505551234";
 const A_NAME: &str = "Sheena Nelson";
@@ -33,12 +34,7 @@ fn mixed() -> Vec<u8> {
 }
 
 async fn wait_done(app: &TestApp, id: &str) -> Value {
-    let path = format!("/api/erasures/{id}");
-    eventually("the erasure is done", async || {
-        let e = app.get_json(&path).await;
-        (e["state"] == "done").then_some(e)
-    })
-    .await
+    erase::wait_done(&app.client, &app.base, id).await
 }
 
 #[tokio::test]
@@ -55,18 +51,7 @@ async fn an_erased_contact_leaves_nothing_readable_and_others_stay() {
     let before = find_anywhere(app.dir.path(), &[A, A_NAME, A_TEXT, A_SECRET]);
     assert!(!before.is_empty(), "the person's data is stored before");
 
-    let resp = app
-        .client
-        .post(format!("{}/api/contacts/{A}/erase", app.base))
-        .bearer_auth(crate::support::API_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["erasure_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = erase::request(&app.client, &app.base, A).await;
     let done = wait_done(&app, &id).await;
     assert_eq!(done["requested_by"], "api");
     // A: two messages, their two contacts entries, two statuses.
@@ -123,18 +108,7 @@ async fn webhooks_are_answered_and_kept_while_an_erasure_runs() {
         app.deliver(from_b(i)).await;
     }
     app.wait_applied().await;
-    let resp = app
-        .client
-        .post(format!("{}/api/contacts/{A}/erase", app.base))
-        .bearer_auth(crate::support::API_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["erasure_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = erase::request(&app.client, &app.base, A).await;
     // Deliveries keep coming while the erasure runs: each is answered 200 (`deliver`
     // asserts it) and none is lost once the state is swapped.
     for i in 50..150 {

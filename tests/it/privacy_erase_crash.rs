@@ -2,11 +2,10 @@
 //! the erasure, as `kill -9` would) completes after a restart, and nothing of the
 //! person is left in any file; webhooks are answered during an erasure.
 
-use serde_json::Value;
-
 use crate::support::child::{self, wait_caught_up};
+use crate::support::erase;
 use crate::support::scan::find_anywhere;
-use crate::support::{api_json, data_path, eventually, sign, API_TOKEN};
+use crate::support::{data_path, sign, API_TOKEN};
 
 const A: &str = "16505551234";
 const A_NAME: &str = "Sheena Nelson";
@@ -37,17 +36,7 @@ async fn crash_then_complete(point: &str) {
     assert_eq!(deliver(&client, &server.base, text).await, 200);
     assert_eq!(deliver(&client, &server.base, statuses).await, 200);
     wait_caught_up(&client, &server.base).await;
-    let resp = client
-        .post(format!("{}/api/contacts/{A}/erase", server.base))
-        .bearer_auth(API_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["erasure_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = erase::request(&client, &server.base, A).await;
     // The hook ends the process in the middle of the erasure.
     let status = tokio::task::spawn_blocking(move || {
         let s = server.child.wait().unwrap();
@@ -59,16 +48,7 @@ async fn crash_then_complete(point: &str) {
     assert!(!status.success(), "ended by the crash hook: {status:?}");
 
     let server = child::start_with(dir.path(), &TTLS);
-    let path = format!("{}/api/erasures/{id}", server.base);
-    eventually("the erasure completes after the restart", async || {
-        let e = api_json(client.get(&path)).await;
-        if e["state"] == "done" {
-            Ok(e)
-        } else {
-            Err(e)
-        }
-    })
-    .await;
+    erase::wait_done(&client, &server.base, &id).await;
     let contact = client
         .get(format!("{}/api/contacts/{A}", server.base))
         .bearer_auth(API_TOKEN)

@@ -10,6 +10,7 @@ pub mod bot;
 pub mod child;
 pub mod clamd;
 pub mod dashboard;
+pub mod erase;
 pub mod fake_graph;
 pub mod fake_media;
 pub mod fake_target;
