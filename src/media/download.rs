@@ -30,7 +30,12 @@ pub async fn job(w: Arc<WorkerCore>, entry: MediaEntry, sem: Arc<Semaphore>) {
         finish(&w, &id, attempt, MediaState::Failed, reason, None).await;
         return;
     }
+    let generation = w.store.generation();
     loop {
+        if w.store.generation() != generation && erased(&w, &id).await {
+            // An erasure took its message away while the job waited: not downloaded.
+            return;
+        }
         let now = w.fetcher.clock.now_micros();
         if decide::id_expired(now, entry.id_expires_at_micros) {
             let reason = "media id expired (Meta keeps inbound media ids for 7 days)".to_string();
@@ -194,4 +199,14 @@ async fn finish(
     if let Err(e) = w.journal(&u).await {
         tracing::error!(media_id = %id, error = %e, "cannot journal a media failure; retried at next start");
     }
+}
+
+/// Whether the entry of media `id` is gone from the state (a rebuilt one, swapped in
+/// by an erasure).
+async fn erased(w: &WorkerCore, id: &str) -> bool {
+    let (st, id) = (w.store.clone(), id.to_string());
+    matches!(
+        crate::store::blocking(move || st.media_entry(&id)).await,
+        Ok(None)
+    )
 }

@@ -70,6 +70,8 @@ pub enum GaveUp {
     Attempts(u32),
     /// The next attempt, this long from now, would be past the max age.
     PastMaxAge { next_in: Duration },
+    /// The recipient was erased (`POST /api/contacts/{id}/erase`) before it was sent.
+    Erased,
 }
 
 impl GaveUp {
@@ -79,6 +81,7 @@ impl GaveUp {
         match self {
             GaveUp::TooOld => format!("gave up: older than WAGATE_SEND_MAX_AGE ({age})"),
             GaveUp::Attempts(n) => format!("gave up after {n} attempts: {error}"),
+            GaveUp::Erased => "not sent: its recipient's data was erased".into(),
             GaveUp::PastMaxAge { next_in } => {
                 let next_in = Duration::from_millis(next_in.as_millis() as u64);
                 format!(

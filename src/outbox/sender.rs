@@ -177,6 +177,9 @@ async fn attempt(ob: &Outbox, job: &Job) -> Decision {
     if let Some(why) = decide::before_attempt(job.created_at_micros, now, &limits) {
         return give_up(ob, job, why, limits.max_age).await;
     }
+    if recipient_erased(ob, job).await {
+        return give_up(ob, job, GaveUp::Erased, limits.max_age).await;
+    }
     let start = SendUpdate::Started {
         id: job.id,
         attempt: n,
@@ -263,6 +266,27 @@ async fn ended(ob: &Outbox, job: &Job, n: u32, result: AttemptResult, d: &Decisi
 }
 
 /// Gives a message up without an attempt (journaled as settled).
+/// Whether the recipient was erased while the job waited: its entry then has lost
+/// its recipient and content (`privacy::redact`), and it is not sent. The store is
+/// read only once an erasure swapped the state in this process; a job recovered at
+/// start carries the redacted message itself.
+async fn recipient_erased(ob: &Outbox, job: &Job) -> bool {
+    if super::record::is_redacted(&job.message) {
+        return true;
+    }
+    if ob.store.generation() == 0 {
+        return false;
+    }
+    let (st, id) = (ob.store.clone(), job.id);
+    match crate::store::blocking(move || st.outbox_entry(id)).await {
+        Ok(e) => e.is_some_and(|e| super::record::is_redacted(&e.request.message)),
+        Err(e) => {
+            tracing::warn!(id, error = %e, "cannot read an outbox entry before sending");
+            false
+        }
+    }
+}
+
 async fn give_up(ob: &Outbox, job: &Job, why: GaveUp, max_age: Duration) -> Decision {
     let (state, reason) = (State::Failed, why.reason(max_age, ""));
     let u = SendUpdate::Settled {

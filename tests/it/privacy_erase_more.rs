@@ -1,8 +1,9 @@
 //! What an erasure does beyond messages and contacts: the forwarding queues and
 //! dead letters drop the person's entries (and a target that comes back never gets
 //! them); the outbox keeps its accounting (state, attempts) without the recipient
-//! or the content; a contact known only by its user id (no phone number) is erased
-//! as well. Each ends with a scan of every byte under the data directory.
+//! or the content, and a send still waiting to be retried is not sent; a contact
+//! known only by its user id (no phone number) is erased as well. The data
+//! directory is scanned byte by byte after each.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use wagate::config::ForwardMode;
 use wagate::util::clock::Clock;
 
 use crate::support::erase::erase;
-use crate::support::fake_graph::FakeGraph;
+use crate::support::fake_graph::{FakeGraph, Reply};
 use crate::support::fake_target::{Answer, FakeTarget, Got};
 use crate::support::forward::{
     messages_body_from, payload, poll_target, spawn_clocked, target, PHONE, TARGET_SECRET,
@@ -151,4 +152,59 @@ async fn a_contact_known_only_by_user_id_is_erased() {
     assert_eq!(app.get("/api/messages/wamid.B1").await.status(), 200);
     let left = find_anywhere(app.dir.path(), &[USER_ID, TEXT, "@sheena"]);
     assert!(left.is_empty(), "{left:#?}");
+}
+
+#[tokio::test]
+async fn a_send_waiting_to_be_retried_is_not_sent_once_its_recipient_is_erased() {
+    let fake = FakeGraph::start().await;
+    // Answered 503 once: the send waits for its retry, which the clock holds back.
+    fake.script([Reply::status(503)]);
+    let app = send::spawn_clocked(&fake, |_| {}).await;
+    app.deliver(send::inbound(A, "wamid.from-a")).await;
+    app.wait_applied().await;
+    let id = send::send(&app, &send::text(A, "Still coming?")).await;
+    let delay = send::retry_in(&app, id, 0).await;
+
+    erase(&app.client, &app.base, A).await;
+    app.clock().advance(delay + Duration::from_secs(1));
+    let e = send::finished(&app, id).await;
+    assert_eq!(e["state"], "failed", "{e}");
+    assert_eq!(e["reason"], "not sent: its recipient's data was erased");
+    assert_eq!(fake.received().len(), 1, "no second request");
+    assert!(!e.to_string().contains(A), "{e}");
+}
+
+#[tokio::test]
+async fn a_media_download_waiting_to_be_retried_stops_once_its_sender_is_erased() {
+    use crate::support::fake_media::{Answer as MediaAnswer, FakeMedia, MEDIA_ID};
+    use crate::support::media::{files_in, payload, setup};
+    let fake = FakeMedia::start().await;
+    // The file answered 503 once: the job waits for its retry, held by the clock.
+    fake.script_files([MediaAnswer::Status(503)]);
+    let f = fake.clone();
+    let app = TestApp::spawn_clocked(Clock::manual_now(), move |c| {
+        setup(c, &f);
+        c.dedup_ttl = TEN_YEARS;
+    })
+    .await;
+    app.deliver(payload(Some(&fake.file_url()), 10)).await;
+    app.wait_applied().await;
+    eventually("one failed attempt", async || {
+        let v = app.get_json(&format!("/api/media/{MEDIA_ID}")).await;
+        v["attempts"].as_u64() >= Some(1)
+    })
+    .await;
+    let requests = fake.requests().len();
+
+    erase(&app.client, &app.base, "16505551234").await;
+    app.clock().advance(Duration::from_secs(3600));
+    crate::support::stays("no request after the erasure", async || {
+        fake.requests().len() == requests
+    })
+    .await;
+    assert!(files_in(app.dir.path()).is_empty());
+    assert_eq!(
+        app.get(&format!("/api/media/{MEDIA_ID}")).await.status(),
+        404
+    );
 }
