@@ -106,7 +106,9 @@ impl App {
             &jobs_tx,
             &notify,
         ));
-        let (applier, applied) = start_applier(&journal, &store, options, pending, &clock).await?;
+        let nice = config.processing.nice;
+        let (applier, applied) =
+            start_applier(&journal, &store, options, nice, pending, &clock).await?;
         let upstream =
             Upstream::new(&config.graph, clock.clone())?.with_bus(config.forward.nats.as_ref());
         let fetcher = crate::media::Fetcher {
@@ -242,6 +244,7 @@ async fn start_applier(
     journal: &Arc<Journal>,
     store: &Store,
     options: Options,
+    nice: i32,
     pending: Pending,
     clock: &Clock,
 ) -> Result<(Running, watch::Receiver<Applied>), StartError> {
@@ -251,7 +254,13 @@ async fn start_applier(
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()
         .name("applier".into())
-        .spawn(move || applier.run(runtime, stop_rx))
+        .spawn(move || {
+            // Its committer and sled's I/O threads, started from it, inherit this.
+            if let Err(e) = crate::util::priority::lower_this_thread(nice) {
+                tracing::warn!(error = %e, nice, "could not lower the processing threads' priority");
+            }
+            applier.run(runtime, stop_rx)
+        })
         .map_err(JournalError::Io)?;
     Ok((Running { thread, stop }, applied))
 }

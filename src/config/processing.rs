@@ -1,6 +1,6 @@
-//! How the applier processes the journal (`WAGATE_MAX_ITEMS`, `WAGATE_STUCK_AFTER`),
-//! read by `config/mod.rs`: what one delivery may cost, and when processing that
-//! makes no progress counts as stuck.
+//! How the applier processes the journal (`WAGATE_MAX_ITEMS`, `WAGATE_STUCK_AFTER`,
+//! `WAGATE_PROCESSING_NICE`), read by `config/mod.rs`: what one delivery may cost,
+//! when processing that makes no progress counts as stuck, and how it shares the CPU.
 
 use std::time::Duration;
 
@@ -15,6 +15,9 @@ pub struct ProcessingConfig {
     /// a store that stays broken once the disk has room again ends the process
     /// (exit 75) for systemd to restart it.
     pub stuck_after: Duration,
+    /// Nice value of the processing threads (the applier and its committer; 0 to
+    /// 19, 0: as the rest): when the CPU is short, acknowledging webhooks goes first.
+    pub nice: i32,
 }
 
 pub const DEFAULT_MAX_ITEMS: usize = 10_000;
@@ -24,6 +27,7 @@ impl Default for ProcessingConfig {
         ProcessingConfig {
             max_items: DEFAULT_MAX_ITEMS,
             stuck_after: Duration::from_secs(30),
+            nice: 10,
         }
     }
 }
@@ -34,6 +38,7 @@ pub(super) fn read_processing(
 ) -> Result<(), ConfigError> {
     count_var(get, "WAGATE_MAX_ITEMS", 1..=1_000_000, &mut c.max_items)?;
     duration_var(get, "WAGATE_STUCK_AFTER", &mut c.stuck_after)?;
+    count_var(get, "WAGATE_PROCESSING_NICE", 0..=19, &mut c.nice)?;
     if c.stuck_after < Duration::from_secs(1) {
         return Err(bad("WAGATE_STUCK_AFTER", "must be at least 1s"));
     }
@@ -62,10 +67,16 @@ mod tests {
             (c.max_items, c.stuck_after),
             (10_000, Duration::from_secs(30))
         );
-        let c = read(&[("WAGATE_MAX_ITEMS", "100"), ("WAGATE_STUCK_AFTER", "2m")]).unwrap();
+        assert_eq!(c.nice, 10);
+        let c = read(&[
+            ("WAGATE_MAX_ITEMS", "100"),
+            ("WAGATE_STUCK_AFTER", "2m"),
+            ("WAGATE_PROCESSING_NICE", "0"),
+        ])
+        .unwrap();
         assert_eq!(
-            (c.max_items, c.stuck_after),
-            (100, Duration::from_secs(120))
+            (c.max_items, c.stuck_after, c.nice),
+            (100, Duration::from_secs(120), 0)
         );
     }
 
@@ -77,6 +88,8 @@ mod tests {
             ("WAGATE_MAX_ITEMS", "many"),
             ("WAGATE_STUCK_AFTER", "500ms"),
             ("WAGATE_STUCK_AFTER", "soon"),
+            ("WAGATE_PROCESSING_NICE", "20"),
+            ("WAGATE_PROCESSING_NICE", "-5"),
         ] {
             assert_eq!(read(&[(name, v)]).unwrap_err().name, name);
         }

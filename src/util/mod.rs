@@ -10,6 +10,7 @@ pub mod fdlimit;
 pub mod fs;
 pub mod histogram;
 pub mod memory;
+pub mod priority;
 pub mod prom;
 pub mod task;
 pub mod time;
