@@ -51,11 +51,16 @@ async fn post(client: &reqwest::Client, s: &Server, body: &[u8], sig: &str) {
 }
 
 /// Waits until the instance's bus target has nothing queued; its state.
+/// The bus target as `/api/forward/targets` shows it.
+async fn bus_target(client: &reqwest::Client, s: &Server) -> serde_json::Value {
+    let all = api_json(client.get(format!("{}/api/forward/targets", s.base))).await;
+    all["targets"][0].clone()
+}
+
 async fn drained(client: &reqwest::Client, s: &Server) -> serde_json::Value {
     wait_caught_up(client, &s.base).await;
     eventually("the bus target to drain", async || {
-        let all = api_json(client.get(format!("{}/api/forward/targets", s.base))).await;
-        let t = all["targets"][0].clone();
+        let t = bus_target(client, s).await;
         if t["id"] == "nats" && t["queued"] == 0 {
             Ok(t)
         } else {
@@ -117,6 +122,17 @@ async fn nats_two_instances_one_stream_each_item_once_across_a_server_kill() {
             nats.stop_now();
         }
         if i == 2 * N / 3 {
+            // Started again only once the outage was felt (a publish failed), however
+            // far behind processing runs (it yields the CPU to the webhooks).
+            eventually("a publish to fail while the server is down", async || {
+                let failures = |t: serde_json::Value| t["failures"].as_u64().unwrap_or(0);
+                let (a, b) = (
+                    bus_target(&client, &w1).await,
+                    bus_target(&client, &w2).await,
+                );
+                failures(a) + failures(b) > 0
+            })
+            .await;
             nats.run().await;
         }
         let body = messages_body_from("106540352242922", &format!("1650555{:04}", i % 7), &[id]);
