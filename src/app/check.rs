@@ -11,14 +11,7 @@ pub use crate::util::check::{check, Check, Level};
 /// Runs every check (read-only: nothing is created or changed, but for the media
 /// store's probe object, written, read back and deleted).
 pub fn run(config: &Config) -> Vec<Check> {
-    let mut out = Vec::new();
-    out.push(match config.app_secrets.len() {
-        0 => check(
-            Level::Warning,
-            "META_APP_SECRET is not set: every delivery will be kept as rejected",
-        ),
-        n => check(Level::Ok, format!("{n} app secret(s) configured")),
-    });
+    let mut out = vec![secrets(config)];
     if config.verify_token.is_none() {
         out.push(check(
             Level::Warning,
@@ -26,78 +19,14 @@ pub fn run(config: &Config) -> Vec<Check> {
         ));
     }
     out.extend(crate::acme::check::run(config));
-    let dir = &config.data_dir;
-    match std::fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => out.push(check(
-            Level::Problem,
-            format!("{} is not a directory", dir.display()),
-        )),
-        Ok(m) => {
-            out.push(writable(dir));
-            if m.permissions().mode() & 0o077 != 0 {
-                out.push(check(
-                    Level::Warning,
-                    format!("{} is readable by other users (mode {:o}): it holds personal data; chmod 700 it", dir.display(), m.permissions().mode() & 0o777),
-                ));
-            }
-        }
-        Err(_) => {
-            let parent = dir
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            out.push(if parent.exists() {
-                check(
-                    Level::Ok,
-                    format!(
-                        "{} does not exist yet; it will be created on start",
-                        dir.display()
-                    ),
-                )
-            } else {
-                check(
-                    Level::Problem,
-                    format!("neither {} nor its parent exists", dir.display()),
-                )
-            });
-        }
+    out.push(data_dir(&config.data_dir));
+    if let Some(c) = data_dir_mode(&config.data_dir) {
+        out.push(c);
     }
-    let token = dir.join("api-token");
-    if let Ok(m) = std::fs::metadata(&token) {
-        if m.permissions().mode() & 0o077 != 0 {
-            out.push(check(
-                Level::Problem,
-                format!(
-                    "{} is readable by other users: chmod 600 it",
-                    token.display()
-                ),
-            ));
-        }
+    if let Some(c) = token_file(&config.data_dir.join("api-token")) {
+        out.push(c);
     }
-    let probe = if dir.exists() {
-        dir.as_path()
-    } else {
-        dir.parent().unwrap_or(Path::new("."))
-    };
-    match crate::util::disk::free_bytes(if probe.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        probe
-    }) {
-        Ok(free) if free < config.min_free => out.push(check(
-            Level::Problem,
-            format!(
-                "only {} MiB free, below WAGATE_MIN_FREE ({})",
-                free >> 20,
-                crate::config::format_size(config.min_free)
-            ),
-        )),
-        Ok(free) => out.push(check(Level::Ok, format!("{} MiB free", free >> 20))),
-        Err(e) => out.push(check(
-            Level::Warning,
-            format!("cannot read free space: {e}"),
-        )),
-    }
+    out.push(free_space(&config.data_dir, config.min_free));
     out.push(memory(&config.memory, crate::util::memory::physical()));
     if let Some(store) = &config.media.store {
         out.push(match crate::media::probe_store(store) {
@@ -112,22 +41,108 @@ pub fn run(config: &Config) -> Vec<Check> {
         });
     }
     if let Some(addr) = &config.media.clamd {
-        let scanner = crate::media::scan::Scanner {
-            addr: addr.clone(),
-            timeout: config
-                .media
-                .clamd_timeout
-                .min(std::time::Duration::from_secs(5)),
-        };
-        out.push(match scanner.ping() {
-            Ok(()) => check(Level::Ok, format!("clamd answers at {addr}")),
-            Err(e) => check(
-                Level::Problem,
-                format!("WAGATE_CLAMD: {e}; media downloads will retry until it answers"),
-            ),
-        });
+        out.push(clamd(addr, config.media.clamd_timeout));
     }
     out
+}
+
+fn secrets(config: &Config) -> Check {
+    match config.app_secrets.len() {
+        0 => check(
+            Level::Warning,
+            "META_APP_SECRET is not set: every delivery will be kept as rejected",
+        ),
+        n => check(Level::Ok, format!("{n} app secret(s) configured")),
+    }
+}
+
+/// The data directory: there and writable, or to be created in a parent that is.
+fn data_dir(dir: &Path) -> Check {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => check(
+            Level::Problem,
+            format!("{} is not a directory", dir.display()),
+        ),
+        Ok(_) => writable(dir),
+        Err(_) if parent_of(dir).exists() => check(
+            Level::Ok,
+            format!(
+                "{} does not exist yet; it will be created on start",
+                dir.display()
+            ),
+        ),
+        Err(_) => check(
+            Level::Problem,
+            format!("neither {} nor its parent exists", dir.display()),
+        ),
+    }
+}
+
+fn parent_of(dir: &Path) -> &Path {
+    dir.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A warning when other users can read the data directory.
+fn data_dir_mode(dir: &Path) -> Option<Check> {
+    let meta = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+    let mode = meta.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        check(
+            Level::Warning,
+            format!(
+                "{} is readable by other users (mode {:o}): it holds personal data; chmod 700 it",
+                dir.display(),
+                mode & 0o777
+            ),
+        )
+    })
+}
+
+/// A problem when other users can read the API token file.
+fn token_file(token: &Path) -> Option<Check> {
+    let mode = std::fs::metadata(token).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        check(
+            Level::Problem,
+            format!(
+                "{} is readable by other users: chmod 600 it",
+                token.display()
+            ),
+        )
+    })
+}
+
+/// Free space where the data is (or will be), against `WAGATE_MIN_FREE`.
+fn free_space(dir: &Path, min_free: u64) -> Check {
+    let probe = if dir.exists() { dir } else { parent_of(dir) };
+    match crate::util::disk::free_bytes(probe) {
+        Ok(free) if free < min_free => check(
+            Level::Problem,
+            format!(
+                "only {} MiB free, below WAGATE_MIN_FREE ({})",
+                free >> 20,
+                crate::config::format_size(min_free)
+            ),
+        ),
+        Ok(free) => check(Level::Ok, format!("{} MiB free", free >> 20)),
+        Err(e) => check(Level::Warning, format!("cannot read free space: {e}")),
+    }
+}
+
+fn clamd(addr: &crate::config::ClamdAddr, timeout: std::time::Duration) -> Check {
+    let scanner = crate::media::scan::Scanner {
+        addr: addr.clone(),
+        timeout: timeout.min(std::time::Duration::from_secs(5)),
+    };
+    match scanner.ping() {
+        Ok(()) => check(Level::Ok, format!("clamd answers at {addr}")),
+        Err(e) => check(
+            Level::Problem,
+            format!("WAGATE_CLAMD: {e}; media downloads will retry until it answers"),
+        ),
+    }
 }
 
 /// The memory budget and its split; a warning when the machine has less than

@@ -163,115 +163,14 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let mut config = Config::new(get("WAGATE_DATA_DIR").unwrap_or_else(|| "./data".into()));
-        if let Some(v) = get("WAGATE_LISTEN") {
-            config.listen = v.trim().parse().map_err(|_| {
-                bad(
-                    "WAGATE_LISTEN",
-                    format!("'{v}' is not an address like 127.0.0.1:8080"),
-                )
-            })?;
-        }
-        if let Some(v) = get("META_APP_SECRET") {
-            config.app_secrets = v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(Secret::new)
-                .collect();
-        }
-        config.verify_token = get("WHATSAPP_VERIFY_TOKEN").map(Secret::new);
-        if let Some(v) = get("WAGATE_API_TOKEN") {
-            if v.trim().len() < 16 {
-                return Err(bad("WAGATE_API_TOKEN", "must be at least 16 characters"));
-            }
-            config.api_token = Some(Secret::new(v.trim()));
-        }
-        if let Some(v) = get("WAGATE_METRICS_TOKEN") {
-            if v.trim().len() < 16 {
-                return Err(bad(
-                    "WAGATE_METRICS_TOKEN",
-                    "must be at least 16 characters",
-                ));
-            }
-            config.metrics_token = Some(Secret::new(v.trim()));
-        }
-        if let Some(v) = get("WAGATE_ADMIN_PASSWORD") {
-            if v.chars().count() < 8 {
-                return Err(bad(
-                    "WAGATE_ADMIN_PASSWORD",
-                    "must be at least 8 characters",
-                ));
-            }
-            config.admin_password = Some(Secret::new(v));
-        }
-        if let Some(v) = get("WAGATE_MAX_BODY") {
-            let n = parse_size(&v).map_err(|m| bad("WAGATE_MAX_BODY", m))?;
-            if !(1024..=64 * 1024 * 1024).contains(&n) {
-                return Err(bad("WAGATE_MAX_BODY", "must be between 1KiB and 64MiB"));
-            }
-            config.max_body = n as usize;
-        }
-        if let Some(v) = get("WAGATE_QUARANTINE_MAX") {
-            let n = parse_size(&v).map_err(|m| bad("WAGATE_QUARANTINE_MAX", m))?;
-            if n < 1024 * 1024 {
-                return Err(bad("WAGATE_QUARANTINE_MAX", "must be at least 1MiB"));
-            }
-            config.quarantine_max = n;
-        }
-        if let Some(v) = get("WAGATE_DEDUP_TTL") {
-            config.dedup_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_DEDUP_TTL", m))?;
-        }
-        if let Some(v) = get("WAGATE_SEGMENT_SIZE") {
-            let n = parse_size(&v).map_err(|m| bad("WAGATE_SEGMENT_SIZE", m))?;
-            if n < 64 * 1024 {
-                return Err(bad("WAGATE_SEGMENT_SIZE", "must be at least 64KiB"));
-            }
-            config.segment_size = n;
-        }
-        if let Some(v) = get("WAGATE_TRUSTED_PROXIES") {
-            config.trusted_proxies = v
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .map_err(|m| bad("WAGATE_TRUSTED_PROXIES", m))?;
-        }
-        if let Some(v) = get("WAGATE_RAW_TTL") {
-            config.raw_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_RAW_TTL", m))?;
-        }
-        if let Some(v) = get("WAGATE_EVENT_TTL") {
-            config.event_ttl = parse_duration(&v).map_err(|m| bad("WAGATE_EVENT_TTL", m))?;
-        }
-        if config.event_ttl < config.dedup_ttl {
-            // A stored message is its own dedup key: it must outlive the dedup window.
-            return Err(bad("WAGATE_EVENT_TTL", "must be at least WAGATE_DEDUP_TTL"));
-        }
-        if let Some(v) = get("WAGATE_MIN_FREE") {
-            config.min_free = parse_size(&v).map_err(|m| bad("WAGATE_MIN_FREE", m))?;
-        }
+        read_access(&get, &mut config)?;
+        read_journal(&get, &mut config)?;
         server::read_server(&get, &mut config.server)?;
         processing::read_processing(&get, &mut config.processing)?;
         memory::read_memory(&get, &mut config.memory)?;
         send::read_graph(&get, &mut config.graph)?;
         send::read_send(&get, &mut config.send)?;
-        match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {
-            (Some(c), Some(k)) => {
-                config.tls = Some((PathBuf::from(c.trim()), PathBuf::from(k.trim())))
-            }
-            (None, None) => {}
-            (Some(_), None) => {
-                return Err(bad(
-                    "WAGATE_TLS_KEY",
-                    "WAGATE_TLS_CERT is set: set the key file too",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(bad(
-                    "WAGATE_TLS_CERT",
-                    "WAGATE_TLS_KEY is set: set the certificate file too",
-                ))
-            }
-        }
+        config.tls = read_tls(&get)?;
         config.acme = acme::read_acme(&get, config.tls.is_some())?;
         media::read_media(&get, &mut config.media)?;
         forward::read_forward(&get, &config.data_dir, &mut config.forward)?;
@@ -293,6 +192,130 @@ impl Config {
             config.media_key_file = Some(PathBuf::from(v));
         }
         Ok(config)
+    }
+}
+
+/// Who may do what: the listen address, Meta's secrets, the API, metrics and
+/// dashboard credentials.
+fn read_access(
+    get: &impl Fn(&str) -> Option<String>,
+    config: &mut Config,
+) -> Result<(), ConfigError> {
+    if let Some(v) = get("WAGATE_LISTEN") {
+        config.listen = v.trim().parse().map_err(|_| {
+            bad(
+                "WAGATE_LISTEN",
+                format!("'{v}' is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+    }
+    if let Some(v) = get("META_APP_SECRET") {
+        config.app_secrets = v
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new)
+            .collect();
+    }
+    config.verify_token = get("WHATSAPP_VERIFY_TOKEN").map(Secret::new);
+    config.api_token = token_var(get, "WAGATE_API_TOKEN")?;
+    config.metrics_token = token_var(get, "WAGATE_METRICS_TOKEN")?;
+    if let Some(v) = get("WAGATE_ADMIN_PASSWORD") {
+        if v.chars().count() < 8 {
+            return Err(bad(
+                "WAGATE_ADMIN_PASSWORD",
+                "must be at least 8 characters",
+            ));
+        }
+        config.admin_password = Some(Secret::new(v));
+    }
+    if let Some(v) = get("WAGATE_TRUSTED_PROXIES") {
+        config.trusted_proxies = v
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|m| bad("WAGATE_TRUSTED_PROXIES", m))?;
+    }
+    Ok(())
+}
+
+/// A bearer token: at least 16 characters, trimmed.
+fn token_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    match get(name) {
+        Some(v) if v.trim().len() < 16 => Err(bad(name, "must be at least 16 characters")),
+        Some(v) => Ok(Some(Secret::new(v.trim()))),
+        None => Ok(None),
+    }
+}
+
+/// A size in bytes (`64KiB`, `1MiB`...) of at least `min`.
+fn size_var(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    min: u64,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(v) = get(name) else {
+        return Ok(None);
+    };
+    let n = parse_size(&v).map_err(|m| bad(name, m))?;
+    if n < min {
+        return Err(bad(
+            name,
+            format!("must be at least {}", values::format_size(min)),
+        ));
+    }
+    Ok(Some(n))
+}
+
+/// What the journal keeps and for how long; what dedup remembers.
+fn read_journal(
+    get: &impl Fn(&str) -> Option<String>,
+    config: &mut Config,
+) -> Result<(), ConfigError> {
+    if let Some(n) = size_var(get, "WAGATE_MAX_BODY", 0)? {
+        if !(1024..=64 * 1024 * 1024).contains(&n) {
+            return Err(bad("WAGATE_MAX_BODY", "must be between 1KiB and 64MiB"));
+        }
+        config.max_body = n as usize;
+    }
+    if let Some(n) = size_var(get, "WAGATE_QUARANTINE_MAX", 1024 * 1024)? {
+        config.quarantine_max = n;
+    }
+    if let Some(n) = size_var(get, "WAGATE_SEGMENT_SIZE", 64 * 1024)? {
+        config.segment_size = n;
+    }
+    if let Some(n) = size_var(get, "WAGATE_MIN_FREE", 0)? {
+        config.min_free = n;
+    }
+    duration_var(get, "WAGATE_DEDUP_TTL", &mut config.dedup_ttl)?;
+    duration_var(get, "WAGATE_RAW_TTL", &mut config.raw_ttl)?;
+    duration_var(get, "WAGATE_EVENT_TTL", &mut config.event_ttl)?;
+    if config.event_ttl < config.dedup_ttl {
+        // A stored message is its own dedup key: it must outlive the dedup window.
+        return Err(bad("WAGATE_EVENT_TTL", "must be at least WAGATE_DEDUP_TTL"));
+    }
+    Ok(())
+}
+
+/// `WAGATE_TLS_CERT` and `WAGATE_TLS_KEY`: both or neither.
+fn read_tls(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    match (get("WAGATE_TLS_CERT"), get("WAGATE_TLS_KEY")) {
+        (Some(c), Some(k)) => Ok(Some((PathBuf::from(c.trim()), PathBuf::from(k.trim())))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(bad(
+            "WAGATE_TLS_KEY",
+            "WAGATE_TLS_CERT is set: set the key file too",
+        )),
+        (None, Some(_)) => Err(bad(
+            "WAGATE_TLS_CERT",
+            "WAGATE_TLS_KEY is set: set the certificate file too",
+        )),
     }
 }
 
