@@ -191,38 +191,8 @@ impl Upstream {
         idle: Duration,
         sink: &mpsc::Sender<io::Result<Bytes>>,
     ) -> Result<Downloaded, FetchError> {
-        let token = self.graph.token.as_ref().ok_or(FetchError::NoToken)?;
-        let mut url = reqwest::Url::parse(url)
-            .map_err(|e| FetchError::Permanent(format!("bad media URL: {e}")))?;
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut resp = None;
-        for _ in 0..=MAX_REDIRECTS {
-            media_url_allowed(&url, hosts).map_err(FetchError::Permanent)?;
-            let r = tokio::time::timeout_at(
-                deadline,
-                self.http
-                    .get(url.clone())
-                    .bearer_auth(token.expose())
-                    .timeout(timeout)
-                    .send(),
-            )
-            .await
-            .map_err(|_| retry("media download timed out", false))?
-            .map_err(|e| retry(format!("media download: {}", call_error(e)), true))?;
-            if r.status().is_redirection() {
-                let next = r
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|l| url.join(l).ok())
-                    .ok_or_else(|| FetchError::Permanent("redirect without a Location".into()))?;
-                url = next;
-                continue;
-            }
-            resp = Some(r);
-            break;
-        }
-        let mut resp = resp.ok_or_else(|| FetchError::Permanent("too many redirects".into()))?;
+        let resp = self.follow(url, hosts, deadline, timeout).await?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             // The body of a failed download is not documented: never parse it.
@@ -242,44 +212,50 @@ impl Upstream {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let mut sent = 0u64;
-        loop {
-            let next = tokio::time::timeout_at(
-                deadline.min(tokio::time::Instant::now() + idle),
-                resp.chunk(),
-            );
-            let chunk = match next.await {
-                Err(_) => {
-                    let _ = sink
-                        .send(Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")))
-                        .await;
-                    return Err(retry("media download timed out mid-body", false));
-                }
-                Ok(Err(e)) => {
-                    let msg = format!("media download broke after {sent} bytes: {e}");
-                    let _ = sink.send(Err(io::Error::other(msg.clone()))).await;
-                    return Err(retry(msg, true));
-                }
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(c))) => c,
-            };
-            if chunk.is_empty() {
-                continue;
-            }
-            sent += chunk.len() as u64;
-            if sink.send(Ok(chunk)).await.is_err() {
-                // The store stopped reading (too large, disk error): it reports why.
-                break;
-            }
-            if sent > limit {
-                break;
-            }
-        }
+        let sent = stream_body(resp, sink, limit, deadline, idle).await?;
         Ok(Downloaded {
             content_type,
             content_length,
             sent,
         })
+    }
+
+    /// GETs `url` with the token, following redirects to allowed hosts only; the
+    /// first answer that is not a redirect.
+    async fn follow(
+        &self,
+        url: &str,
+        hosts: &[String],
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, FetchError> {
+        let token = self.graph.token.as_ref().ok_or(FetchError::NoToken)?;
+        let mut url = reqwest::Url::parse(url)
+            .map_err(|e| FetchError::Permanent(format!("bad media URL: {e}")))?;
+        for _ in 0..=MAX_REDIRECTS {
+            media_url_allowed(&url, hosts).map_err(FetchError::Permanent)?;
+            let r = tokio::time::timeout_at(
+                deadline,
+                self.http
+                    .get(url.clone())
+                    .bearer_auth(token.expose())
+                    .timeout(timeout)
+                    .send(),
+            )
+            .await
+            .map_err(|_| retry("media download timed out", false))?
+            .map_err(|e| retry(format!("media download: {}", call_error(e)), true))?;
+            if !r.status().is_redirection() {
+                return Ok(r);
+            }
+            url = r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+                .ok_or_else(|| FetchError::Permanent("redirect without a Location".into()))?;
+        }
+        Err(FetchError::Permanent("too many redirects".into()))
     }
 }
 
@@ -288,6 +264,47 @@ pub struct Downloaded {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
     pub sent: u64,
+}
+
+/// Hands the body to `sink` chunk by chunk, within the deadline and with no gap
+/// longer than `idle`; stops past `limit` or when the sink stops reading (it reports
+/// why). A failure is sent to the sink too, so the store drops what it has.
+async fn stream_body(
+    mut resp: reqwest::Response,
+    sink: &mpsc::Sender<io::Result<Bytes>>,
+    limit: u64,
+    deadline: tokio::time::Instant,
+    idle: Duration,
+) -> Result<u64, FetchError> {
+    let mut sent = 0u64;
+    loop {
+        let next = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + idle),
+            resp.chunk(),
+        );
+        let chunk = match next.await {
+            Err(_) => {
+                let _ = sink
+                    .send(Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")))
+                    .await;
+                return Err(retry("media download timed out mid-body", false));
+            }
+            Ok(Err(e)) => {
+                let msg = format!("media download broke after {sent} bytes: {e}");
+                let _ = sink.send(Err(io::Error::other(msg.clone()))).await;
+                return Err(retry(msg, true));
+            }
+            Ok(Ok(None)) => return Ok(sent),
+            Ok(Ok(Some(c))) => c,
+        };
+        if chunk.is_empty() {
+            continue;
+        }
+        sent += chunk.len() as u64;
+        if sink.send(Ok(chunk)).await.is_err() || sent > limit {
+            return Ok(sent);
+        }
+    }
 }
 
 #[cfg(test)]
