@@ -240,21 +240,7 @@ where
         let sig = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
         state.verifier.verify(sig, &read.bytes)
     });
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let delivery = Delivery {
-        peer: client_addr(peer, forwarded, &state.trusted_proxies),
-        verdict: outcome.verdict,
-        reason: outcome.reason,
-        secret_index: outcome.secret_index,
-        declared_length: declared,
-        received_length: read.received,
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect(),
-        body: read.bytes,
-        reverified_from: None,
-    };
+    let delivery = delivery_of(&state, peer, &headers, declared, read, outcome);
     let verdict = delivery.verdict;
     let stream = if verdict.is_accepted() {
         Stream::Main
@@ -288,6 +274,42 @@ where
     state
         .metrics
         .delivery(verdict, started.elapsed().as_micros() as u64);
+    answer(verdict, read_cut, seq, peer)
+}
+
+/// The journal record of a delivery: who sent it, what was read, the verdict.
+fn delivery_of(
+    state: &Webhook,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    declared: Option<u64>,
+    read: ReadBody,
+    outcome: Outcome,
+) -> Delivery {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    Delivery {
+        peer: client_addr(peer, forwarded, &state.trusted_proxies),
+        verdict: outcome.verdict,
+        reason: outcome.reason,
+        secret_index: outcome.secret_index,
+        declared_length: declared,
+        received_length: read.received,
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect(),
+        body: read.bytes,
+        reverified_from: None,
+    }
+}
+
+/// The answer to a journaled delivery `seq`, by its verdict.
+fn answer(
+    verdict: Verdict,
+    cut: Option<Cut>,
+    seq: u64,
+    peer: Option<SocketAddr>,
+) -> warp::reply::Response {
     match verdict {
         Verdict::Accepted => {
             tracing::debug!(seq, "delivery accepted");
@@ -297,7 +319,7 @@ where
             tracing::warn!(seq, peer = ?peer, "delivery rejected: too large");
             text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large")
         }
-        Verdict::Truncated if read_cut == Some(Cut::TimedOut) => {
+        Verdict::Truncated if cut == Some(Cut::TimedOut) => {
             tracing::warn!(seq, peer = ?peer, "delivery rejected: body timed out");
             text(StatusCode::REQUEST_TIMEOUT, "request body timed out")
         }
