@@ -94,18 +94,7 @@ pub(super) fn content(msg_type: &str, m: &Map<String, Value>, depth: u8) -> Mess
         "text" => C::Text {
             body: g("body").unwrap_or_default(),
         },
-        "image" | "audio" | "video" | "document" | "sticker" => C::Media {
-            media_type: msg_type.to_string(),
-            id: g("id"),
-            mime_type: g("mime_type"),
-            sha256: g("sha256"),
-            caption: g("caption"),
-            filename: g("filename"),
-            url: g("url"),
-            voice: o.get("voice").and_then(Value::as_bool),
-            animated: o.get("animated").and_then(Value::as_bool),
-            file_size: o.get("file_size").and_then(Value::as_u64),
-        },
+        "image" | "audio" | "video" | "document" | "sticker" => media(msg_type, o),
         "location" => C::Location {
             latitude: o.get("latitude").and_then(as_f64),
             longitude: o.get("longitude").and_then(as_f64),
@@ -113,31 +102,7 @@ pub(super) fn content(msg_type: &str, m: &Map<String, Value>, depth: u8) -> Mess
             address: g("address"),
             url: g("url"),
         },
-        "interactive" if g("type").as_deref() == Some("call_permission_reply") => {
-            let r = o.get("call_permission_reply").unwrap_or(&Value::Null);
-            C::CallPermissionReply {
-                response: str_at(r, "response"),
-                is_permanent: r.get("is_permanent").and_then(Value::as_bool),
-                expiration_timestamp: r.get("expiration_timestamp").and_then(as_ts),
-                response_source: str_at(r, "response_source"),
-            }
-        }
-        "interactive" => {
-            let reply_type = g("type");
-            let r = reply_type
-                .as_deref()
-                .and_then(|t| o.get(t))
-                .unwrap_or(&Value::Null);
-            let rg = |k: &str| str_at(r, k);
-            C::Interactive {
-                id: rg("id"),
-                title: rg("title"),
-                description: rg("description"),
-                response_json: rg("response_json"),
-                body: rg("body"),
-                reply_type,
-            }
-        }
+        "interactive" => interactive(o),
         "button" => C::Button {
             payload: g("payload"),
             text: g("text"),
@@ -159,23 +124,68 @@ pub(super) fn content(msg_type: &str, m: &Map<String, Value>, depth: u8) -> Mess
             identity: g("identity"),
             customer: g("customer"),
         },
-        "edit" => {
-            let inner = o.get("message").and_then(Value::as_object);
-            let edited_type = inner.and_then(|i| i.get("type")).and_then(as_string);
-            let content = match (inner, &edited_type) {
-                (Some(i), Some(t)) if depth == 0 => content(t, i, depth + 1),
-                _ => C::Unknown {},
-            };
-            C::Edit {
-                original_message_id: g("original_message_id"),
-                edited_type,
-                content: Box::new(content),
-            }
-        }
+        "edit" => edit(o, depth),
         "revoke" => C::Revoke {
             original_message_id: g("original_message_id"),
         },
         _ => C::Unknown {},
+    }
+}
+
+fn media(media_type: &str, o: &Value) -> MessageContent {
+    let g = |k: &str| str_at(o, k);
+    MessageContent::Media {
+        media_type: media_type.to_string(),
+        id: g("id"),
+        mime_type: g("mime_type"),
+        sha256: g("sha256"),
+        caption: g("caption"),
+        filename: g("filename"),
+        url: g("url"),
+        voice: o.get("voice").and_then(Value::as_bool),
+        animated: o.get("animated").and_then(Value::as_bool),
+        file_size: o.get("file_size").and_then(Value::as_u64),
+    }
+}
+
+/// A reply to buttons, a list or a flow; or a reply to a call permission request.
+fn interactive(o: &Value) -> MessageContent {
+    let reply_type = str_at(o, "type");
+    let r = reply_type
+        .as_deref()
+        .and_then(|t| o.get(t))
+        .unwrap_or(&Value::Null);
+    let rg = |k: &str| str_at(r, k);
+    if reply_type.as_deref() == Some("call_permission_reply") {
+        return MessageContent::CallPermissionReply {
+            response: rg("response"),
+            is_permanent: r.get("is_permanent").and_then(Value::as_bool),
+            expiration_timestamp: r.get("expiration_timestamp").and_then(as_ts),
+            response_source: rg("response_source"),
+        };
+    }
+    MessageContent::Interactive {
+        id: rg("id"),
+        title: rg("title"),
+        description: rg("description"),
+        response_json: rg("response_json"),
+        body: rg("body"),
+        reply_type,
+    }
+}
+
+/// An edit: the edited message's content, read one level deep only.
+fn edit(o: &Value, depth: u8) -> MessageContent {
+    let inner = o.get("message").and_then(Value::as_object);
+    let edited_type = inner.and_then(|i| i.get("type")).and_then(as_string);
+    let content = match (inner, &edited_type) {
+        (Some(i), Some(t)) if depth == 0 => content(t, i, depth + 1),
+        _ => MessageContent::Unknown {},
+    };
+    MessageContent::Edit {
+        original_message_id: str_at(o, "original_message_id"),
+        edited_type,
+        content: Box::new(content),
     }
 }
 
