@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::seen::SeenFilter;
 use crate::events::coex::SOURCE_HISTORY;
 use crate::events::identity::Fresh;
-use crate::events::model::{InboundMessage, Item, ItemMeta, MessageContent};
+use crate::events::model::{ContactInfo, InboundMessage, Item, ItemMeta, MessageContent};
 use crate::events::parse::{parse_capped, status_rank};
 use crate::store::Counters;
 use crate::store::{
@@ -199,17 +199,7 @@ impl Applier<'_> {
         names: &HashMap<String, String>,
     ) -> Result<bool, StoreError> {
         if let Item::Contact { contact, .. } = &item {
-            let mut c = self.contact(&contact.contact_id)?;
-            c.wa_id = contact.wa_id.clone().or(c.wa_id);
-            c.user_id = contact.user_id.clone().or(c.user_id);
-            c.username = contact.username.clone().or(c.username);
-            // The stored name is only a fallback for a contact with no message (the
-            // newest message's name wins on reading); the larger of two names keeps
-            // it independent of arrival order.
-            if contact.profile_name > c.profile_name {
-                c.profile_name = contact.profile_name.clone();
-            }
-            self.save_contact(c);
+            self.merge_contact(contact)?;
             return Ok(false);
         }
         let Some(key) = item.dedup_key() else {
@@ -219,30 +209,7 @@ impl Applier<'_> {
         // Only a time in range is believed: an item claiming year 9999 (or before 1970)
         // is deduplicated, placed and expired by its receive time.
         let item_secs = item.time(now_secs).own();
-        // Only an item with a time of its own can be placed in the filter's window
-        // (a stored message outlives it); any other is looked up.
-        let surely_new = item_secs.is_some_and(|t| self.seen.surely_absent(&key, t));
-        // A stored message is its own dedup key: one write less per message.
-        let seen = self.overlay.seen(&key)
-            || (!surely_new
-                && match &item {
-                    Item::Message { message, .. } => self.store.message_exists(&message.id)?,
-                    _ => self.store.item_seen(&key)?,
-                });
-        if seen {
-            self.counters.add("items_duplicate", 1);
-            return Ok(false);
-        }
-        // History messages are old by design: never stale (the wamid still dedups).
-        let history = matches!(&item, Item::Message { message, .. }
-            if message.source.as_deref() == Some(SOURCE_HISTORY));
-        if !history
-            && item_secs.is_some_and(|ts| {
-                ts < now_secs.saturating_sub(self.dedup_ttl.as_secs().min(i64::MAX as u64) as i64)
-            })
-        {
-            // Older than the dedup horizon: a replay we can no longer tell from new.
-            self.counters.add("items_stale", 1);
+        if !self.is_new(&item, &key, item_secs, now_secs)? {
             return Ok(false);
         }
         self.seen
@@ -254,6 +221,69 @@ impl Applier<'_> {
         self.counters.add("items_new", 1);
         let mut item = item;
         item.settle_time(now_secs);
+        self.store_item(d, item, &key, names)?;
+        Ok(true)
+    }
+
+    /// A `contacts[]` entry: merged into the contact's record.
+    fn merge_contact(&mut self, contact: &ContactInfo) -> Result<(), StoreError> {
+        let mut c = self.contact(&contact.contact_id)?;
+        c.wa_id = contact.wa_id.clone().or(c.wa_id);
+        c.user_id = contact.user_id.clone().or(c.user_id);
+        c.username = contact.username.clone().or(c.username);
+        // The stored name is only a fallback for a contact with no message (the
+        // newest message's name wins on reading); the larger of two names keeps
+        // it independent of arrival order.
+        if contact.profile_name > c.profile_name {
+            c.profile_name = contact.profile_name.clone();
+        }
+        self.save_contact(c);
+        Ok(())
+    }
+
+    /// Neither seen before (the filter, this step, the store) nor a stale replay;
+    /// counts the item as duplicate or stale otherwise.
+    fn is_new(
+        &mut self,
+        item: &Item,
+        key: &[u8],
+        item_secs: Option<i64>,
+        now_secs: i64,
+    ) -> Result<bool, StoreError> {
+        // Only an item with a time of its own can be placed in the filter's window
+        // (a stored message outlives it); any other is looked up.
+        let surely_new = item_secs.is_some_and(|t| self.seen.surely_absent(key, t));
+        // A stored message is its own dedup key: one write less per message.
+        let seen = self.overlay.seen(key)
+            || (!surely_new
+                && match item {
+                    Item::Message { message, .. } => self.store.message_exists(&message.id)?,
+                    _ => self.store.item_seen(key)?,
+                });
+        if seen {
+            self.counters.add("items_duplicate", 1);
+            return Ok(false);
+        }
+        // History messages are old by design: never stale (the wamid still dedups).
+        let history = matches!(item, Item::Message { message, .. }
+            if message.source.as_deref() == Some(SOURCE_HISTORY));
+        let horizon = now_secs.saturating_sub(self.dedup_ttl.as_secs().min(i64::MAX as u64) as i64);
+        if !history && item_secs.is_some_and(|ts| ts < horizon) {
+            // Older than the dedup horizon: a replay we can no longer tell from new.
+            self.counters.add("items_stale", 1);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// A new item into the model.
+    fn store_item(
+        &mut self,
+        d: &Delivered,
+        item: Item,
+        key: &[u8],
+        names: &HashMap<String, String>,
+    ) -> Result<(), StoreError> {
         match item {
             Item::Message { meta, message } => {
                 let name = names.get(&message.contact_id).cloned();
@@ -287,7 +317,7 @@ impl Applier<'_> {
             }
             Item::Contact { .. } => {}
         }
-        Ok(true)
+        Ok(())
     }
 
     fn message(
