@@ -128,21 +128,7 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let s = state.clone();
     let list = warp::get()
         .and(warp::path!("forward" / "targets"))
-        .then(move || {
-            let s = s.clone();
-            async move {
-                json_or_error(
-                    s.forward
-                        .statuses()
-                        .await
-                        .map_err(ApiError::from)
-                        .map(|all| {
-                            let views: Vec<TargetView> = all.into_iter().map(view).collect();
-                            serde_json::json!({ "targets": views })
-                        }),
-                )
-            }
-        });
+        .then(move || list_targets(s.clone()));
     let s = state.clone();
     let enable = warp::post()
         .and(warp::path("forward"))
@@ -150,16 +136,7 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
         .and(segment())
         .and(warp::path("enable"))
         .and(warp::path::end())
-        .then(move |id: String| {
-            let s = s.clone();
-            async move {
-                let r = s.forward.enable(&id).await;
-                json_or_error(
-                    r.map(|_| serde_json::json!({"enabled": id}))
-                        .map_err(ApiError::from),
-                )
-            }
-        });
+        .then(move |id: String| enable_target(s.clone(), id));
     let s = state.clone();
     let replay = warp::post()
         .and(warp::path!("forward" / "replay"))
@@ -172,47 +149,12 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
     let dead = warp::get()
         .and(warp::path!("forward" / "dead_letters"))
         .and(query::<ListQuery>())
-        .then(move |q: ListQuery| {
-            let s = s.clone();
-            async move {
-                let st = s.store.clone();
-                let limit = Limit::or(q.limit, 50);
-                let r = store::blocking(move || st.dead_letters(q.target.as_deref(), limit)).await;
-                json_or_error(r.map_err(ApiError::from).map(|all| {
-                    let views: Vec<DeadLetterView> = all
-                        .into_iter()
-                        .map(|d| DeadLetterView {
-                            enqueued_at: JsonTime::micros(d.enqueued_at_micros),
-                            dead_at: JsonTime::micros(d.dead_at_micros),
-                            dead: d,
-                        })
-                        .collect();
-                    serde_json::json!({ "dead_letters": views })
-                }))
-            }
-        });
+        .then(move |q: ListQuery| dead_letters(s.clone(), q));
     let s = state;
     let unrouted = warp::get()
         .and(warp::path!("forward" / "unrouted"))
         .and(query::<ListQuery>())
-        .then(move |q: ListQuery| {
-            let s = s.clone();
-            async move {
-                let st = s.store.clone();
-                let (limit, before) = (Limit::or(q.limit, 50), q.before.map(|p| p.0));
-                let r = store::blocking(move || st.unrouted(before, limit)).await;
-                json_or_error(r.map_err(ApiError::from).map(|(all, next_before)| {
-                    let views: Vec<UnroutedView> = all
-                        .into_iter()
-                        .map(|u| UnroutedView {
-                            received_at: JsonTime::micros(u.received_at_micros),
-                            item: u,
-                        })
-                        .collect();
-                    serde_json::json!({ "unrouted": views, "next_before": next_before })
-                }))
-            }
-        });
+        .then(move |q: ListQuery| unrouted(s.clone(), q));
     list.or(enable)
         .unify()
         .or(replay)
@@ -222,4 +164,58 @@ pub fn routes(state: Handles) -> BoxedFilter<(warp::reply::Response,)> {
         .or(unrouted)
         .unify()
         .boxed()
+}
+
+async fn list_targets(s: Handles) -> warp::reply::Response {
+    json_or_error(
+        s.forward
+            .statuses()
+            .await
+            .map_err(ApiError::from)
+            .map(|all| {
+                let views: Vec<TargetView> = all.into_iter().map(view).collect();
+                serde_json::json!({ "targets": views })
+            }),
+    )
+}
+
+async fn enable_target(s: Handles, id: String) -> warp::reply::Response {
+    let r = s.forward.enable(&id).await;
+    json_or_error(
+        r.map(|_| serde_json::json!({"enabled": id}))
+            .map_err(ApiError::from),
+    )
+}
+
+async fn dead_letters(s: Handles, q: ListQuery) -> warp::reply::Response {
+    let st = s.store.clone();
+    let limit = Limit::or(q.limit, 50);
+    let r = store::blocking(move || st.dead_letters(q.target.as_deref(), limit)).await;
+    json_or_error(r.map_err(ApiError::from).map(|all| {
+        let views: Vec<DeadLetterView> = all
+            .into_iter()
+            .map(|d| DeadLetterView {
+                enqueued_at: JsonTime::micros(d.enqueued_at_micros),
+                dead_at: JsonTime::micros(d.dead_at_micros),
+                dead: d,
+            })
+            .collect();
+        serde_json::json!({ "dead_letters": views })
+    }))
+}
+
+async fn unrouted(s: Handles, q: ListQuery) -> warp::reply::Response {
+    let st = s.store.clone();
+    let (limit, before) = (Limit::or(q.limit, 50), q.before.map(|p| p.0));
+    let r = store::blocking(move || st.unrouted(before, limit)).await;
+    json_or_error(r.map_err(ApiError::from).map(|(all, next_before)| {
+        let views: Vec<UnroutedView> = all
+            .into_iter()
+            .map(|u| UnroutedView {
+                received_at: JsonTime::micros(u.received_at_micros),
+                item: u,
+            })
+            .collect();
+        serde_json::json!({ "unrouted": views, "next_before": next_before })
+    }))
 }
