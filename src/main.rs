@@ -1,6 +1,7 @@
 //! The `wagate` binary: parse the command line, read the configuration, serve.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
@@ -292,78 +293,70 @@ fn serve() -> ExitCode {
         .enable_all()
         .max_blocking_threads(config.memory.blocking_threads())
         .build();
-    let runtime = match runtime {
-        Ok(r) => r,
+    match runtime {
+        Ok(r) => r.block_on(run(config)).unwrap_or_else(|(why, code)| {
+            eprintln!("wagate: {why}");
+            ExitCode::from(code)
+        }),
         Err(e) => {
             eprintln!("wagate: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// Why the server could not run, and the exit code that says so.
+type Failed = (String, u8);
+
+async fn run(config: wagate::Config) -> Result<ExitCode, Failed> {
+    if config.app_secrets.is_empty() {
+        tracing::warn!("META_APP_SECRET is not set: every POST /webhook will be kept as rejected");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| (format!("cannot listen on {}: {e}", config.listen), 1))?;
+    let tls = tls_of(&config)?;
+    let acme = config.acme.clone().zip(tls.clone());
+    let data_dir = config.data_dir.clone();
+    let app = wagate::App::start(config)
+        .await
+        .map_err(|e| (format!("cannot start: {e}"), 1))?;
+    // Started once the listener is bound: the CA's validation connects to it.
+    let _acme = match acme
+        .map(|(a, tls)| wagate::acme::Acme::start(a, &data_dir, tls, app.state.clock.clone()))
+    {
+        Some(Err(e)) => {
+            app.shutdown().await;
+            return Err((e.to_string(), 2));
+        }
+        Some(Ok(acme)) => {
+            // Metrics and the dashboard show the certificate and renewals.
+            let _ = app.state.acme.set(acme.status());
+            Some(acme)
+        }
+        None => None,
     };
-    runtime.block_on(async move {
-        if config.app_secrets.is_empty() {
-            tracing::warn!(
-                "META_APP_SECRET is not set: every POST /webhook will be kept as rejected"
-            );
+    match wagate::serve_with_tls(listener, app, tls, wagate::shutdown_signal()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // 75 (EX_TEMPFAIL): systemd's Restart=on-failure starts a fresh process,
+        // which reopens the store and re-applies from the journal.
+        Err(e) => Err((
+            format!("{e}; exiting with {} for a restart", e.exit_code()),
+            e.exit_code(),
+        )),
+    }
+}
+
+/// Certificate files, or a resolver that ACME fills in; either reloads on SIGHUP.
+fn tls_of(config: &wagate::Config) -> Result<Option<Arc<wagate::tls::TlsConfig>>, Failed> {
+    let tls = match (&config.tls, &config.acme) {
+        (Some((cert, key)), _) => {
+            wagate::tls::TlsConfig::new(cert, key).map_err(|e| (e.to_string(), 2))?
         }
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("wagate: cannot listen on {}: {e}", config.listen);
-                return ExitCode::FAILURE;
-            }
-        };
-        // Certificate files, or a resolver that ACME fills in; either reloads on SIGHUP.
-        let tls = match (&config.tls, &config.acme) {
-            (Some((cert, key)), _) => {
-                Some(wagate::tls::TlsConfig::new(cert, key).map_err(|e| (e, 2)))
-            }
-            (None, Some(_)) => Some(wagate::tls::TlsConfig::managed().map_err(|e| (e, 1))),
-            (None, None) => None,
-        };
-        let tls = match tls.transpose() {
-            Ok(t) => t.map(|t| {
-                let t = std::sync::Arc::new(t);
-                wagate::reload_tls_on_sighup(t.clone());
-                t
-            }),
-            Err((e, code)) => {
-                eprintln!("wagate: {e}");
-                return ExitCode::from(code);
-            }
-        };
-        let acme = config.acme.clone().zip(tls.clone());
-        let data_dir = config.data_dir.clone();
-        let app = match wagate::App::start(config).await {
-            Ok(app) => app,
-            Err(e) => {
-                eprintln!("wagate: cannot start: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        // Started once the listener is bound: the CA's validation connects to it.
-        let _acme = match acme
-            .map(|(a, tls)| wagate::acme::Acme::start(a, &data_dir, tls, app.state.clock.clone()))
-        {
-            Some(Err(e)) => {
-                eprintln!("wagate: {e}");
-                app.shutdown().await;
-                return ExitCode::from(2);
-            }
-            Some(Ok(acme)) => {
-                // Metrics and the dashboard show the certificate and renewals.
-                let _ = app.state.acme.set(acme.status());
-                Some(acme)
-            }
-            None => None,
-        };
-        match wagate::serve_with_tls(listener, app, tls, wagate::shutdown_signal()).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                // 75 (EX_TEMPFAIL): systemd's Restart=on-failure starts a fresh process,
-                // which reopens the store and re-applies from the journal.
-                eprintln!("wagate: {e}; exiting with {} for a restart", e.exit_code());
-                ExitCode::from(e.exit_code())
-            }
-        }
-    })
+        (None, Some(_)) => wagate::tls::TlsConfig::managed().map_err(|e| (e.to_string(), 1))?,
+        (None, None) => return Ok(None),
+    };
+    let tls = Arc::new(tls);
+    wagate::reload_tls_on_sighup(tls.clone());
+    Ok(Some(tls))
 }
