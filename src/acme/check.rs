@@ -46,55 +46,59 @@ pub fn run(config: &Config) -> Vec<Check> {
         }
     }
     let files = AcmeFiles::new(&config.data_dir, &acme.directory);
-    let now = crate::util::clock::Clock::system().now_secs();
-    match files.read_certificate() {
-        Ok(None) => out.push(check(
-            Level::Ok,
-            "ACME: no certificate yet; one is ordered at start",
-        )),
-        Err(e) => out.push(check(Level::Problem, e.to_string())),
-        Ok(Some(pem)) => {
-            let path = files.certificate_path().display().to_string();
-            out.push(match cert::load_stored(&pem, &path) {
-                Err(e) => check(
-                    Level::Warning,
-                    format!("ACME: the stored certificate is unusable ({e}); a new one is ordered at start"),
-                ),
-                Ok((_, info)) if !info.covers_exactly(&acme.domains) => check(
-                    Level::Warning,
-                    format!(
-                        "ACME: the stored certificate names {}; one for the configured domains is ordered at start",
-                        info.names.join(", ")
-                    ),
-                ),
-                Ok((_, info)) if info.not_after <= now => check(
-                    Level::Warning,
-                    format!(
-                        "ACME: the stored certificate expired at {}; renewed at start",
-                        JsonTime::secs(info.not_after)
-                    ),
-                ),
-                Ok((_, info)) => check(
-                    Level::Ok,
-                    format!(
-                        "ACME: certificate valid until {}, renewal from {} (issuer {})",
-                        JsonTime::secs(info.not_after),
-                        JsonTime::secs(info.renew_at()),
-                        info.issuer
-                    ),
-                ),
-            });
-        }
-    }
-    match files.read_account() {
-        Ok(Some(a)) if a.directory == acme.directory => {
-            out.push(check(Level::Ok, "ACME: account registered"))
-        }
-        Ok(_) => out.push(check(
+    out.push(stored_certificate(&files, &acme.domains));
+    out.push(match files.read_account() {
+        Ok(Some(a)) if a.directory == acme.directory => check(Level::Ok, "ACME: account registered"),
+        Ok(_) => check(
             Level::Ok,
             "ACME: no account yet; one is registered at start (you agree to the CA's terms of service)",
-        )),
-        Err(e) => out.push(check(Level::Problem, e.to_string())),
-    }
+        ),
+        Err(e) => check(Level::Problem, e.to_string()),
+    });
     out
+}
+
+/// The certificate on disk: none yet, unusable, for other names, expired, or valid.
+fn stored_certificate(files: &AcmeFiles, domains: &[String]) -> Check {
+    let now = crate::util::clock::Clock::system().now_secs();
+    let pem = match files.read_certificate() {
+        Ok(None) => {
+            return check(
+                Level::Ok,
+                "ACME: no certificate yet; one is ordered at start",
+            )
+        }
+        Err(e) => return check(Level::Problem, e.to_string()),
+        Ok(Some(pem)) => pem,
+    };
+    let path = files.certificate_path().display().to_string();
+    match cert::load_stored(&pem, &path) {
+        Err(e) => check(
+            Level::Warning,
+            format!("ACME: the stored certificate is unusable ({e}); a new one is ordered at start"),
+        ),
+        Ok((_, info)) if !info.covers_exactly(domains) => check(
+            Level::Warning,
+            format!(
+                "ACME: the stored certificate names {}; one for the configured domains is ordered at start",
+                info.names.join(", ")
+            ),
+        ),
+        Ok((_, info)) if info.not_after <= now => check(
+            Level::Warning,
+            format!(
+                "ACME: the stored certificate expired at {}; renewed at start",
+                JsonTime::secs(info.not_after)
+            ),
+        ),
+        Ok((_, info)) => check(
+            Level::Ok,
+            format!(
+                "ACME: certificate valid until {}, renewal from {} (issuer {})",
+                JsonTime::secs(info.not_after),
+                JsonTime::secs(info.renew_at()),
+                info.issuer
+            ),
+        ),
+    }
 }
