@@ -61,6 +61,24 @@ pub(super) fn read_acme(
             "cannot be used with WAGATE_TLS_CERT/WAGATE_TLS_KEY: choose certificate files or ACME",
         ));
     }
+    let names = domain_names(&domains)?;
+    let email = get("WAGATE_ACME_EMAIL").map(|e| email(&e)).transpose()?;
+    let directory = match get("WAGATE_ACME_DIRECTORY") {
+        Some(d) => directory(&d)?,
+        None => DEFAULT_ACME_DIRECTORY.to_string(),
+    };
+    let ca_root = get("WAGATE_ACME_CA_ROOT").map(|p| PathBuf::from(p.trim()));
+    Ok(Some(AcmeConfig {
+        domains: names,
+        email,
+        directory,
+        ca_root,
+    }))
+}
+
+/// `WAGATE_ACME_DOMAIN`: comma-separated DNS names, lowercased, no wildcard, at
+/// least one; duplicates dropped.
+fn domain_names(domains: &str) -> Result<Vec<String>, ConfigError> {
     let mut names: Vec<String> = Vec::new();
     for d in domains.split(',').map(|d| d.trim().to_ascii_lowercase()) {
         let d = d.trim_end_matches('.').to_string();
@@ -86,43 +104,35 @@ pub(super) fn read_acme(
     if names.is_empty() {
         return Err(bad("WAGATE_ACME_DOMAIN", "names no domain"));
     }
-    let email = match get("WAGATE_ACME_EMAIL") {
-        Some(e) => {
-            let e = e.trim().trim_start_matches("mailto:").to_string();
-            let ok = e.split_once('@').is_some_and(|(user, host)| {
-                !user.is_empty() && host.contains('.') && !e.contains(char::is_whitespace)
-            });
-            if !ok {
-                return Err(bad(
-                    "WAGATE_ACME_EMAIL",
-                    format!("'{e}' is not an e-mail address"),
-                ));
-            }
-            Some(e)
-        }
-        None => None,
-    };
-    let directory = match get("WAGATE_ACME_DIRECTORY") {
-        Some(d) => {
-            let d = d.trim().to_string();
-            let host = d.strip_prefix("https://").map(|r| r.split('/').next());
-            if !matches!(host, Some(Some(h)) if !h.is_empty()) || d.contains(char::is_whitespace) {
-                return Err(bad(
-                    "WAGATE_ACME_DIRECTORY",
-                    format!("'{d}' is not an https URL (ACME directories are HTTPS)"),
-                ));
-            }
-            d
-        }
-        None => DEFAULT_ACME_DIRECTORY.to_string(),
-    };
-    let ca_root = get("WAGATE_ACME_CA_ROOT").map(|p| PathBuf::from(p.trim()));
-    Ok(Some(AcmeConfig {
-        domains: names,
-        email,
-        directory,
-        ca_root,
-    }))
+    Ok(names)
+}
+
+/// `WAGATE_ACME_EMAIL`, with or without `mailto:`.
+fn email(e: &str) -> Result<String, ConfigError> {
+    let e = e.trim().trim_start_matches("mailto:").to_string();
+    let ok = e.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !e.contains(char::is_whitespace)
+    });
+    if !ok {
+        return Err(bad(
+            "WAGATE_ACME_EMAIL",
+            format!("'{e}' is not an e-mail address"),
+        ));
+    }
+    Ok(e)
+}
+
+/// `WAGATE_ACME_DIRECTORY`: an https URL with a host.
+fn directory(d: &str) -> Result<String, ConfigError> {
+    let d = d.trim().to_string();
+    let host = d.strip_prefix("https://").map(|r| r.split('/').next());
+    if !matches!(host, Some(Some(h)) if !h.is_empty()) || d.contains(char::is_whitespace) {
+        return Err(bad(
+            "WAGATE_ACME_DIRECTORY",
+            format!("'{d}' is not an https URL (ACME directories are HTTPS)"),
+        ));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
