@@ -11,6 +11,16 @@ use serde_json::value::RawValue;
 use super::model::Item;
 use super::parse::{parse_located, Loc, ParseError};
 
+/// What an erasure puts in place of a send's message: nothing left to send.
+pub fn redacted_message() -> serde_json::Value {
+    serde_json::json!({"redacted": true})
+}
+
+/// Whether `message` is one an erasure replaced ([`redacted_message`]).
+pub fn is_redacted_message(message: &serde_json::Value) -> bool {
+    message.get("redacted") == Some(&serde_json::Value::Bool(true))
+}
+
 /// What a redaction removed and the body that is left.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Redacted {

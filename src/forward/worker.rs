@@ -93,6 +93,7 @@ async fn run(f: Arc<Forwarder>, target: ForwardTarget) {
         _ = stopping.wait_for(|s| *s) => return,
     }
     Worker {
+        generation: f.store.generation(),
         f,
         t: Arc::new(target),
         stopping,
@@ -109,8 +110,6 @@ async fn run(f: Arc<Forwarder>, target: ForwardTarget) {
         streak: Vec::new(),
         failing: false,
         gone: false,
-        generation: 0,
-        reread: true,
     }
     .run(&notify)
     .await
@@ -148,10 +147,10 @@ struct Worker {
     /// A `410` was answered: let what is in flight finish, then wait for an enable.
     gone: bool,
     /// The store's generation the queue was read from ([`crate::store::Store::generation`]).
+    /// When the store's differs, a rebuilt state was swapped in (an erasure) and what
+    /// was read ahead may be gone: what is in flight finishes, then the queue is read
+    /// again from its head.
     generation: u64,
-    /// Let what is in flight finish, then read the queue from its head: a rebuilt
-    /// state was swapped in (an erasure), so what was read ahead may be gone.
-    reread: bool,
 }
 
 enum Event {
@@ -167,8 +166,8 @@ impl Worker {
         loop {
             let stopping = *self.stopping.borrow();
             let generation = self.f.store.generation();
-            self.reread |= generation != self.generation;
-            if (stopping || self.gone || self.reread) && self.inflight.is_empty() {
+            let swapped = generation != self.generation;
+            if (stopping || self.gone || swapped) && self.inflight.is_empty() {
                 while self.journaling.next().await.is_some() {}
                 if stopping {
                     return;
@@ -183,11 +182,11 @@ impl Worker {
                 self.cursor = None;
                 self.caught_up = false;
                 self.refresh_state = true;
-                (self.gone, self.reread, self.generation) = (false, false, generation);
+                (self.gone, self.generation) = (false, generation);
                 self.streak.clear();
                 continue;
             }
-            if !stopping && !self.gone && !self.reread {
+            if !stopping && !self.gone && !swapped {
                 if let Err(e) = self.refill().await {
                     tracing::error!(target_id = %self.t.id, error = %e, "cannot read the forward queue");
                     self.not_before = Some(self.f.clock.deadline(Duration::from_secs(1)));
@@ -268,7 +267,8 @@ impl Worker {
     fn start(&mut self) {
         let now = self.f.clock.mono_micros();
         self.entry_wake = None;
-        if self.disabled || self.gone || self.reread || self.not_before.is_some_and(|t| t > now) {
+        let swapped = self.f.store.generation() != self.generation;
+        if self.disabled || self.gone || swapped || self.not_before.is_some_and(|t| t > now) {
             return;
         }
         let limit = decide::window(self.failing, self.f.config.concurrency);

@@ -116,8 +116,3 @@ impl OutboxEntry {
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("serialisable")
 }
-
-/// A message an erasure replaced (`{"redacted": true}`): nothing left to send.
-pub fn is_redacted(message: &serde_json::Value) -> bool {
-    message.get("redacted") == Some(&serde_json::Value::Bool(true))
-}

@@ -16,6 +16,7 @@ use super::decide::{self, micros, Decision, GaveUp, Limits, Outcome};
 use super::job::{Job, Msg};
 use super::record::{AttemptResult, SendUpdate, State};
 use super::{answer, Outbox};
+use crate::events::redact::is_redacted_message;
 use crate::upstream::{CallError, GraphResponse};
 use crate::util::backoff::jitter;
 
@@ -271,7 +272,7 @@ async fn ended(ob: &Outbox, job: &Job, n: u32, result: AttemptResult, d: &Decisi
 /// read only once an erasure swapped the state in this process; a job recovered at
 /// start carries the redacted message itself.
 async fn recipient_erased(ob: &Outbox, job: &Job) -> bool {
-    if super::record::is_redacted(&job.message) {
+    if is_redacted_message(&job.message) {
         return true;
     }
     if ob.store.generation() == 0 {
@@ -279,7 +280,7 @@ async fn recipient_erased(ob: &Outbox, job: &Job) -> bool {
     }
     let (st, id) = (ob.store.clone(), job.id);
     match crate::store::blocking(move || st.outbox_entry(id)).await {
-        Ok(e) => e.is_some_and(|e| super::record::is_redacted(&e.request.message)),
+        Ok(e) => e.is_some_and(|e| is_redacted_message(&e.request.message)),
         Err(e) => {
             tracing::warn!(id, error = %e, "cannot read an outbox entry before sending");
             false

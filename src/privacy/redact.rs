@@ -75,7 +75,7 @@ pub fn redact_json(payload: &[u8], ids: &[String]) -> Option<Vec<u8>> {
             .and_then(Value::as_str)
             .is_some_and(|r| ids.iter().any(|id| id == r));
         if to_them && obj.contains_key("message") {
-            obj.insert("message".into(), serde_json::json!({"redacted": true}));
+            obj.insert("message".into(), redact::redacted_message());
         }
     }
     scrub(&mut v, ids);
