@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(c.level, Level::Ok);
         assert!(
             c.message.starts_with(
-                "WAGATE_MEMORY 256MiB: store cache (sled) 32MiB, dedup filter 699050 keys"
+                "WAGATE_MEMORY 256MiB: store cache (sled) 8MiB, dedup filter 349525 keys"
             ),
             "{}",
             c.message

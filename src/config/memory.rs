@@ -2,12 +2,15 @@
 //! `config/mod.rs`. The split is a pure function of the budget, so `wagate check`,
 //! the settings page and the running process agree on it.
 //!
-//! The budget is what the whole process should stay within (the systemd unit's
-//! `MemoryHigh`). Of it:
-//! - 1/8 is sled's page cache (`cache_capacity`). sled counts its cache in
+//! The budget is what the process should stay within at a few million stored
+//! messages (the systemd unit's `MemoryHigh` sits above it, for a larger store and
+//! for bursts). Of it:
+//! - 1/32 is sled's page cache (`cache_capacity`). sled counts its cache in
 //!   serialised bytes; the cached nodes take about twice that in memory (measured:
-//!   48 MiB more cache, 85 MB more resident at a million messages).
-//! - 1/16 is the dedup filter: the hashes of recent dedup keys (12 bytes of table
+//!   48 MiB more cache, 85 MB more resident at a million messages). A small cache
+//!   keeps up: 8 MiB held 2,000 deliveries/s at a million stored messages, since
+//!   what misses it is in the kernel's page cache.
+//! - 1/32 is the dedup filter: the hashes of recent dedup keys (12 bytes of table
 //!   per key at worst, after a resize with both tables held). Past its cap only
 //!   items older than the oldest minute kept are looked up in sled.
 //! - 1/16 is the journal's queue and its group-commit buffer: records waiting for
@@ -18,10 +21,11 @@
 //! request bodies in flight (at most `WAGATE_MAX_CONNECTIONS` × `WAGATE_MAX_BODY`,
 //! in practice a few at a time) and the allocator's slack.
 //!
-//! Not in the budget, because no setting bounds it: sled keeps a record of every
+//! What grows with the store and no setting bounds: sled keeps a record of every
 //! page of the store in memory (its page table, with each page's places on disk),
-//! cached or not. It grows with the store: about 150 MB at a million stored
-//! messages (docs/performance.md has the table).
+//! cached or not. With the vendored sled's larger leaves (vendor/sled/WAGATE.md)
+//! that is about 40 MB at a million stored messages; the default budget leaves
+//! room for a few million (docs/performance.md has the table).
 
 use super::{bad, parse_size, ConfigError};
 
@@ -51,12 +55,12 @@ impl Default for MemoryBudget {
 impl MemoryBudget {
     /// sled's `cache_capacity` in bytes.
     pub fn store_cache(&self) -> u64 {
-        self.total / 8
+        self.total / 32
     }
 
     /// Dedup keys the applier's filter holds at most.
     pub fn dedup_keys(&self) -> usize {
-        (self.total / 16 / FILTER_BYTES_PER_KEY) as usize
+        (self.total / 32 / FILTER_BYTES_PER_KEY) as usize
     }
 
     /// Records waiting for the journal writer at most (more wait for a place).
@@ -134,11 +138,11 @@ mod tests {
         let mib = |n: u64| n << 20;
         for (total, cache, keys, queue, batch, threads) in [
             // The default (a 1 GB VPS).
-            (mib(256), mib(32), 699_050, 2048, mib(8), 32),
-            (mib(64), mib(8), 174_762, 512, mib(2), 16),
-            (mib(128), mib(16), 349_525, 1024, mib(4), 16),
-            (mib(1024), mib(128), 2_796_202, 8192, mib(32), 128),
-            (mib(8192), mib(1024), 22_369_621, 16_384, mib(32), 512),
+            (mib(256), mib(8), 349_525, 2048, mib(8), 32),
+            (mib(64), mib(2), 87_381, 512, mib(2), 16),
+            (mib(128), mib(4), 174_762, 1024, mib(4), 16),
+            (mib(1024), mib(32), 1_398_101, 8192, mib(32), 128),
+            (mib(8192), mib(256), 11_184_810, 16_384, mib(32), 512),
         ] {
             let b = MemoryBudget { total };
             assert_eq!(b.store_cache(), cache, "{total}");

@@ -276,8 +276,8 @@ mod tests {
         c.memory.total = 512 << 20;
         let rows = memory_rows(&c, None);
         assert_eq!(row(&rows, "WAGATE_MEMORY"), "512MiB");
-        assert_eq!(row(&rows, "store cache"), "64MiB");
-        assert_eq!(row(&rows, "dedup filter"), "1398101 keys (about 32 MiB)");
+        assert_eq!(row(&rows, "store cache"), "16MiB");
+        assert_eq!(row(&rows, "dedup filter"), "699050 keys (about 16 MiB)");
         assert_eq!(row(&rows, "resident"), "unknown");
     }
 }
