@@ -27,13 +27,13 @@ fn tune_memory() {
         wagate::util::memory::disable_transparent_huge_pages();
     }
     // mimalloc returns freed pages to the system only when it is called again after
-    // a delay (10 ms by default): an idle process never is, and kept 20 MB it did
-    // not use. At once (0) was smallest idle but cost processing a third of its rate
-    // (a page fault and a TLB shootdown for every page sled's node copies freed);
-    // 100 ms keeps both: 23 MB idle, 8,000 deliveries/s kept up (docs/performance.md).
+    // a delay (10 ms): an idle process never is, and kept 20 MB it did not use
+    // (and what a burst had freed). Return them at once. A delay (100 ms measured)
+    // speeds processing a little but slows answering webhooks on a busy core (p99
+    // 7-10 ms instead of 5-7): docs/performance.md, "Ingest on one core".
     if !set("MIMALLOC_PURGE_DELAY") {
         // SAFETY: sets an integer option; mimalloc reads options at every purge.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 100) };
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
 }
 
