@@ -21,6 +21,10 @@
 //! the rest is cut in thirds; a figure is flat when the last third's maximum is
 //! within 10 % (RSS: and 16 MiB; threads: 2; files: 8) of the first third's.
 //! Exit status: 1 if wagate died or load failed; with `--strict` also when not flat.
+//!
+//! `--env NAME=value` passes more settings to wagate: with short retention
+//! (`--env WAGATE_RAW_TTL=2m --env WAGATE_EVENT_TTL=2m --env WAGATE_DEDUP_TTL=2m`)
+//! the store stays at a steady size, so the RSS shows what the store's growth hides.
 
 #[path = "kit/mod.rs"]
 mod kit;
@@ -66,6 +70,17 @@ struct Args {
     /// Fail (exit 1) when a figure is not flat after warm-up.
     #[arg(long)]
     strict: bool,
+    /// An extra variable for wagate, `NAME=value` (repeatable), e.g. short
+    /// retention (`WAGATE_EVENT_TTL=2m`) to hold the store at a steady size.
+    #[arg(long = "env", value_parser = env_pair)]
+    envs: Vec<(String, String)>,
+}
+
+fn env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{text:?} is not NAME=value")),
+    }
 }
 
 struct Row {
@@ -114,12 +129,14 @@ async fn main() -> std::process::ExitCode {
         target_ms: 5,
     })
     .await;
-    let env = kit::wagate_env(
+    let mut env = kit::wagate_env(
         &dir.path().join("data"),
         &fakes.graph,
         &fakes.media,
         &fakes.target,
     );
+    env.retain(|(k, _)| !a.envs.iter().any(|(name, _)| name == k));
+    env.extend(a.envs.iter().cloned());
     let log = dir.path().join("wagate.log");
     let mut w = match kit::child::spawn(&a.bin, &[], &env, &log, 1, None) {
         Ok(w) => w,
@@ -172,6 +189,9 @@ async fn main() -> std::process::ExitCode {
         w.pid,
         csv_path.display()
     );
+    for (k, v) in &a.envs {
+        println!("soak: with {k}={v}");
+    }
     let (started, total) = (Instant::now(), Duration::from_secs_f64(a.minutes * 60.0));
     let mut rows = Vec::new();
     let mut died = false;

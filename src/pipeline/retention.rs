@@ -1,6 +1,10 @@
 //! Retention: raw deliveries (journal segments) after `WAGATE_RAW_TTL`, messages,
 //! statuses and account events after `WAGATE_EVENT_TTL`. Runs in the applier's
-//! thread, at start and then every few minutes, so it never races the applier.
+//! thread, so it never races the applier: a pass at start and then every few
+//! minutes, done in slices of a bounded size with an applier step between two.
+//! A busy day's expiry (hundreds of thousands of items in one pass) in one go held
+//! processing for a minute and took hundreds of MB in sled; sliced, each part
+//! takes milliseconds (docs/performance.md, "Retention").
 
 use std::time::{Duration, SystemTime};
 
@@ -10,7 +14,8 @@ use crate::util::clock::Clock;
 use crate::util::time::FUTURE_SKEW_SECS;
 
 const EVERY: Duration = Duration::from_secs(600);
-const BUDGET: usize = 10_000;
+/// Entries of each kind deleted (or, for statuses, looked at) in one slice.
+const SLICE: usize = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct RetentionOptions {
@@ -49,9 +54,11 @@ pub struct Retention {
     /// Monotonic microseconds (the clock's).
     next_run: i64,
     statuses_from: Option<Vec<u8>>,
+    /// What the pass in progress deleted so far (logged once, at its end).
+    pass: Report,
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
     pub segments: u64,
     pub bytes: u64,
@@ -61,6 +68,20 @@ pub struct Report {
     pub events: u64,
     /// Call events (by their own time, like messages).
     pub calls: u64,
+    /// Whether the slice stopped at its size: the pass goes on.
+    pub more: bool,
+}
+
+impl Report {
+    fn add(&mut self, other: &Report) {
+        self.segments += other.segments;
+        self.bytes += other.bytes;
+        self.deliveries += other.deliveries;
+        self.messages += other.messages;
+        self.statuses += other.statuses;
+        self.events += other.events;
+        self.calls += other.calls;
+    }
 }
 
 impl Retention {
@@ -69,6 +90,7 @@ impl Retention {
             options,
             next_run: 0,
             statuses_from: None,
+            pass: Report::default(),
         }
     }
 
@@ -82,8 +104,9 @@ impl Retention {
         self.next_run
     }
 
-    /// Runs a sweep and schedules the next. `applied` is the main stream's committed
-    /// cursor: only segments wholly before it are deleted.
+    /// Runs one slice of the pass and schedules the next: at once while the pass
+    /// goes on, else after a rest. `applied` is the main stream's committed cursor:
+    /// only segments wholly before it are deleted.
     pub fn run(
         &mut self,
         journal: &Journal,
@@ -102,29 +125,17 @@ impl Retention {
         for (total, n) in self.options.totals.deleted.iter().zip(counts) {
             total.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         }
-        if report != Report::default() {
-            tracing::info!(
-                segments = report.segments,
-                bytes = report.bytes,
-                deliveries = report.deliveries,
-                messages = report.messages,
-                statuses = report.statuses,
-                events = report.events,
-                "retention sweep deleted expired data"
-            );
+        self.pass.add(&report);
+        if !report.more {
+            log_pass(&std::mem::take(&mut self.pass));
         }
-        // A status pass in progress continues soon; otherwise rest.
-        self.next_run = self
-            .options
-            .clock
-            .deadline(if self.statuses_from.is_some() {
-                Duration::from_secs(1)
-            } else {
-                EVERY
-            });
+        let rest = if report.more { Duration::ZERO } else { EVERY };
+        self.next_run = self.options.clock.deadline(rest);
         Ok(())
     }
 
+    /// One slice of the pass: at most `SLICE` entries of each kind. `more` when
+    /// any kind had more than that.
     pub fn sweep(
         &mut self,
         journal: &Journal,
@@ -133,27 +144,7 @@ impl Retention {
         now: SystemTime,
     ) -> Result<Report, StoreError> {
         let mut report = Report::default();
-        let io = |e: crate::journal::JournalError| StoreError::Task(e.to_string());
-        let raw_horizon = now
-            .checked_sub(self.options.raw_ttl)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let segments = journal.segments(Stream::Main).map_err(io)?;
-        let applied_segment = applied.map_or(0, |c| c.segment);
-        for pair in segments.windows(2) {
-            let (seg, next) = (&pair[0], &pair[1]);
-            // Wholly applied (the applier is in a later segment) and wholly expired.
-            if seg.id >= applied_segment || seg.modified >= raw_horizon {
-                break;
-            }
-            // Index first, file second: a crash in between leaves a file that the next
-            // sweep deletes, never an index entry pointing at nothing.
-            report.deliveries += store.forget_accepted(seg.id, next.id)?;
-            store.forget_unrouted(next.id)?;
-            journal.delete_segment(Stream::Main, seg.id).map_err(io)?;
-            report.segments += 1;
-            report.bytes += seg.bytes;
-        }
-
+        self.expire_segments(journal, store, applied, now, &mut report)?;
         let since_epoch = |t: SystemTime| {
             t.duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs().min(i64::MAX as u64) as i64)
@@ -163,37 +154,130 @@ impl Retention {
         // No item is placed after this today (an out-of-range time goes by the
         // receive time): what an earlier version put there goes by its delivery's.
         let misplaced_after = since_epoch(now).saturating_add(FUTURE_SKEW_SECS);
-        let (messages, events) = store.expire_misplaced(misplaced_after, event_horizon, BUDGET)?;
-        (report.messages, report.events) = (messages, events);
-        loop {
-            let n = store.expire_messages(event_horizon, BUDGET)?;
-            report.messages += n;
-            if n < BUDGET as u64 {
-                break;
-            }
-        }
-        loop {
-            let n = store.expire_events(event_horizon, BUDGET)?;
-            report.events += n;
-            if n < BUDGET as u64 {
-                break;
-            }
-        }
-        loop {
-            let n = store.expire_calls(event_horizon, BUDGET)?;
-            report.calls += n;
-            if n < BUDGET as u64 {
-                break;
-            }
-        }
+        let full = |n: u64| n >= SLICE as u64;
+        let (messages, events) = store.expire_misplaced(misplaced_after, event_horizon, SLICE)?;
+        report.messages = store.expire_messages(event_horizon, SLICE)?;
+        report.events = store.expire_events(event_horizon, SLICE)?;
+        report.calls = store.expire_calls(event_horizon, SLICE)?;
+        report.more |= full(report.messages) || full(report.events) || full(report.calls);
+        (report.messages, report.events) = (report.messages + messages, report.events + events);
         let (n, next) = store.expire_statuses(
             event_horizon,
             misplaced_after,
             self.statuses_from.as_deref(),
-            BUDGET,
+            SLICE,
         )?;
-        report.statuses += n;
+        report.statuses = n;
+        report.more |= next.is_some();
         self.statuses_from = next;
         Ok(report)
+    }
+
+    /// Journal segments wholly applied and wholly expired, oldest first: their
+    /// deliveries' index entries first, `SLICE` at most, then the file.
+    fn expire_segments(
+        &self,
+        journal: &Journal,
+        store: &Store,
+        applied: Option<Cursor>,
+        now: SystemTime,
+        report: &mut Report,
+    ) -> Result<(), StoreError> {
+        let io = |e: crate::journal::JournalError| StoreError::Task(e.to_string());
+        let raw_horizon = now
+            .checked_sub(self.options.raw_ttl)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let segments = journal.segments(Stream::Main).map_err(io)?;
+        let applied_segment = applied.map_or(0, |c| c.segment);
+        for pair in segments.windows(2) {
+            let (seg, next) = (&pair[0], &pair[1]);
+            if seg.id >= applied_segment || seg.modified >= raw_horizon {
+                return Ok(());
+            }
+            // Index first, file second: a crash in between leaves a file that the next
+            // slice deletes, never an index entry pointing at nothing.
+            let budget = SLICE - (report.deliveries as usize).min(SLICE);
+            let forgotten = store.forget_accepted(seg.id, next.id, budget)?;
+            report.deliveries += forgotten;
+            let unrouted = store.forget_unrouted(next.id, SLICE)?;
+            if forgotten as usize == budget || unrouted >= SLICE as u64 {
+                report.more = true;
+                return Ok(());
+            }
+            journal.delete_segment(Stream::Main, seg.id).map_err(io)?;
+            report.segments += 1;
+            report.bytes += seg.bytes;
+        }
+        Ok(())
+    }
+}
+
+fn log_pass(pass: &Report) {
+    if *pass != Report::default() {
+        tracing::info!(
+            segments = pass.segments,
+            bytes = pass.bytes,
+            deliveries = pass.deliveries,
+            messages = pass.messages,
+            statuses = pass.statuses,
+            events = pass.events,
+            calls = pass.calls,
+            "retention pass deleted expired data"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::JournalOptions;
+    use crate::store::fixtures::{delivery, message};
+    use crate::store::Changes;
+
+    const DAY: u64 = 86_400;
+    const NOW: i64 = 1_764_670_000;
+
+    /// 2,500 expired messages take three slices, each due at once after the one
+    /// before; the pass ends with one log line and rests until the next.
+    #[test]
+    fn a_pass_runs_in_slices_due_one_after_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let journal = Journal::open(&JournalOptions {
+            dir: dir.path().join("journal"),
+            segment_size: 1 << 20,
+            quarantine_max: 1 << 20,
+            queue: 16,
+            batch_bytes: 1 << 16,
+        })
+        .unwrap();
+        let mut c = Changes::new();
+        c.put_delivery(&delivery(1, NOW - 2 * DAY as i64));
+        for i in 0..2_500 {
+            c.put_message(&message(&format!("wamid.{i}"), NOW - 2 * DAY as i64, 1));
+        }
+        store.commit(c).unwrap();
+        let clock = Clock::manual(NOW * 1_000_000);
+        let mut retention = Retention::new(RetentionOptions {
+            raw_ttl: Duration::from_secs(DAY),
+            event_ttl: Duration::from_secs(DAY),
+            totals: Default::default(),
+            clock: clock.clone(),
+        });
+        let mut slices = Vec::new();
+        while retention.is_due() && slices.len() < 10 {
+            let before = retention.options.totals.values()[3].1;
+            retention.run(&journal, &store, None).unwrap();
+            slices.push(retention.options.totals.values()[3].1 - before);
+        }
+        assert_eq!(slices, [1_000, 1_000, 500]);
+        assert!(store
+            .messages(None, None, None, 10)
+            .unwrap()
+            .messages
+            .is_empty());
+        assert_eq!(retention.pass, Report::default(), "the pass is over");
+        clock.advance(EVERY);
+        assert!(retention.is_due(), "the next pass is due after a rest");
     }
 }

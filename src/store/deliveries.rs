@@ -133,18 +133,18 @@ impl Store {
         Ok(DeliveryPage { items, next_before })
     }
 
-    /// Forgets accepted deliveries with ids in `from..to` (their journal segment was
-    /// deleted by retention). Returns how many.
-    pub fn forget_accepted(&self, from: u64, to: u64) -> Result<u64, StoreError> {
+    /// Forgets accepted deliveries with ids in `from..to` (their journal segment is
+    /// being deleted by retention), `budget` at most. Returns how many.
+    pub fn forget_accepted(&self, from: u64, to: u64, budget: usize) -> Result<u64, StoreError> {
         let mut changes = Changes::new();
         let mut n = 0;
-        for kv in self.tree(T::DeliveriesAccepted).range(be(from)..be(to)) {
-            let (k, _) = kv?;
-            changes.del(T::DeliveriesAccepted, &k);
+        for kv in self
+            .tree(T::DeliveriesAccepted)
+            .range(be(from)..be(to))
+            .take(budget)
+        {
+            changes.del(T::DeliveriesAccepted, kv?.0);
             n += 1;
-            if n % 4096 == 0 {
-                self.commit(std::mem::take(&mut changes))?;
-            }
         }
         self.commit(changes)?;
         Ok(n)

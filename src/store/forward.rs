@@ -245,12 +245,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Forgets unrouted items of deliveries below `before` (their raw delivery was
-    /// deleted by retention). Returns how many.
-    pub fn forget_unrouted(&self, before: u64) -> Result<u64, StoreError> {
+    /// Forgets unrouted items of deliveries below `before` (their raw delivery is
+    /// being deleted by retention), `budget` at most. Returns how many.
+    pub fn forget_unrouted(&self, before: u64, budget: usize) -> Result<u64, StoreError> {
         let mut changes = Changes::new();
         let mut n = 0;
-        for kv in self.tree(T::ForwardUnrouted).range(..be(before).to_vec()) {
+        let tree = self.tree(T::ForwardUnrouted);
+        for kv in tree.range(..be(before).to_vec()).take(budget) {
             changes.del(T::ForwardUnrouted, kv?.0);
             n += 1;
         }

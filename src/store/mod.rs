@@ -11,6 +11,8 @@ pub mod counters;
 mod dashboard;
 mod dedup;
 mod deliveries;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod forward;
 mod generations;
 mod handshakes;

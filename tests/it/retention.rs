@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::support::TestApp;
+use wagate::util::clock::Clock;
+
+use crate::support::{eventually, TestApp};
 
 const DAY: u64 = 86400;
 
@@ -88,16 +90,76 @@ async fn expired_segments_and_model_entries_are_deleted() {
     }
     // The sweep's totals are in the metrics.
     let m = app.metrics().await;
-    let deleted = |what: &str| -> u64 {
-        let prefix = format!("wagate_retention_deleted_total{{what=\"{what}\"}} ");
-        m.lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .unwrap_or_else(|| panic!("no {what} in {m}"))
-            .parse()
-            .unwrap()
-    };
+    let deleted = |what: &str| deleted(&m, what);
     assert!(deleted("segments") >= 1 && deleted("bytes") > 0, "{m}");
     assert!(deleted("deliveries") >= 100 - kept.len() as u64, "{m}");
     assert!(deleted("messages") >= 1, "{m}");
     app.stop().await;
+}
+
+/// Deliveries of two messages and a status each, stamped `ts`.
+fn pair_body(i: usize, ts: u64) -> String {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"2"}},"messages":[{{"id":"wamid.A{i}","from":"15550001","timestamp":"{ts}","type":"text","text":{{"body":"a"}}}},{{"id":"wamid.B{i}","from":"15550002","timestamp":"{ts}","type":"text","text":{{"body":"b"}}}}],"statuses":[{{"id":"wamid.OUT{i}","status":"sent","timestamp":"{ts}","recipient_id":"15550001"}}]}}}}]}}]}}"#
+    )
+}
+
+/// A pass with more to delete than one slice (1,000 entries of each kind) runs in
+/// slices between applier steps: it still deletes everything expired, segments
+/// after their index entries, and nothing younger.
+#[tokio::test]
+async fn a_pass_larger_than_a_slice_deletes_everything_expired() {
+    let ttl = Duration::from_secs(DAY);
+    let app = TestApp::spawn_clocked(Clock::manual_now(), |c| {
+        c.segment_size = 64 * 1024;
+        (c.raw_ttl, c.event_ttl, c.dedup_ttl) = (ttl, ttl, ttl);
+        c.forward.max_age = ttl;
+    })
+    .await;
+    let now = app.clock().now_secs() as u64;
+    let old: Vec<String> = (0..1200).map(|i| pair_body(i, now)).collect();
+    for chunk in old.chunks(16) {
+        futures_util::future::join_all(chunk.iter().map(|b| app.deliver(b.clone()))).await;
+    }
+    app.wait_applied().await;
+
+    app.clock().advance(2 * ttl + Duration::from_secs(3600));
+    let later = app.clock().now_secs() as u64;
+    app.deliver(pair_body(5000, later)).await;
+    let m = eventually("the pass to delete every expired message", async || {
+        let m = app.metrics().await;
+        (deleted(&m, "messages") == 2400 && deleted(&m, "statuses") == 1200)
+            .then_some(m.clone())
+            .ok_or(m)
+    })
+    .await;
+    assert!(deleted(&m, "deliveries") > 1000, "{m}");
+    assert!(deleted(&m, "segments") >= 2, "{m}");
+    let list = app.get_json("/api/messages?limit=10").await;
+    let ids: Vec<&str> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert!(ids.iter().all(|id| id.ends_with("5000")), "{ids:?}");
+    // What is still listed has its raw body: no index entry outlived its segment.
+    let deliveries = app.get_json("/api/deliveries?limit=500").await;
+    let kept = deliveries["deliveries"].as_array().unwrap();
+    assert_eq!(kept.len() as u64, 1201 - deleted(&m, "deliveries"), "{m}");
+    for d in kept {
+        let detail = app.get_json(&format!("/api/deliveries/{}", d["id"])).await;
+        assert_eq!(detail["body_available"], true, "{detail}");
+    }
+    app.stop().await;
+}
+
+fn deleted(metrics: &str, what: &str) -> u64 {
+    let prefix = format!("wagate_retention_deleted_total{{what=\"{what}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
