@@ -19,7 +19,8 @@
 //!
 //! Verdict: after the warm-up (the first sixth of the run, at least one sample),
 //! the rest is cut in thirds; a figure is flat when the last third's maximum is
-//! within 10 % (RSS: and 16 MiB; threads: 2; files: 8) of the first third's.
+//! within 10 % (RSS: and 16 MiB; threads: 2; files: 8) of the first third's, and
+//! RSS has no spike: no sample after warm-up above 1.5 x the median (and 32 MiB).
 //! Exit status: 1 if wagate died or load failed; with `--strict` also when not flat.
 //!
 //! `--env NAME=value` passes more settings to wagate: with short retention
@@ -104,6 +105,22 @@ fn flat(name: &str, rows: &[Row], get: impl Fn(&Sample) -> u64, slack: u64) -> (
         "{name}: first third after warm-up max {first}, last third max {last} ({:+.1} %): {}",
         (last as f64 / first.max(1) as f64 - 1.0) * 100.0,
         if ok { "flat" } else { "GROWING" }
+    );
+    (line, ok)
+}
+
+/// Whether RSS after warm-up stays within 50 % (or 32 MiB) of its median: a spike
+/// in the first third would hide from `flat`.
+fn no_spike(rows: &[Row]) -> (String, bool) {
+    let warm = (rows.len() / 6).max(1).min(rows.len().saturating_sub(2));
+    let mut rss: Vec<u64> = rows[warm..].iter().map(|r| r.s.rss_kb).collect();
+    rss.sort_unstable();
+    let (median, max) = (rss.get(rss.len() / 2).copied(), rss.last().copied());
+    let (median, max) = (median.unwrap_or(0), max.unwrap_or(0));
+    let ok = max as f64 <= median as f64 * 1.5 || max <= median + 32 * 1024;
+    let line = format!(
+        "RSS KiB after warm-up: median {median}, max {max}: {}",
+        if ok { "no spike" } else { "SPIKE" }
     );
     (line, ok)
 }
@@ -264,6 +281,9 @@ async fn main() -> std::process::ExitCode {
         println!("soak: {line}");
         all_flat &= ok;
     }
+    let (line, ok) = no_spike(&rows);
+    println!("soak: {line}");
+    all_flat &= ok;
     println!(
         "soak: verdict: {}",
         if all_flat {
