@@ -89,10 +89,14 @@ struct Row {
     s: Sample,
 }
 
-fn flat(name: &str, rows: &[Row], get: impl Fn(&Sample) -> u64, slack: u64) -> (String, bool) {
+/// The samples after the warm-up (the first sixth, at least one, while two remain).
+fn after_warm_up(rows: &[Row]) -> &[Row] {
     let n = rows.len();
-    let warm = (n / 6).max(1).min(n.saturating_sub(2));
-    let rest = &rows[warm..];
+    &rows[(n / 6).max(1).min(n.saturating_sub(2))..]
+}
+
+fn flat(name: &str, rows: &[Row], get: impl Fn(&Sample) -> u64, slack: u64) -> (String, bool) {
+    let rest = after_warm_up(rows);
     let third = (rest.len() / 3).max(1);
     let first = rest[..third].iter().map(|r| get(&r.s)).max().unwrap_or(0);
     let last = rest[rest.len() - third..]
@@ -112,8 +116,7 @@ fn flat(name: &str, rows: &[Row], get: impl Fn(&Sample) -> u64, slack: u64) -> (
 /// Whether RSS after warm-up stays within 50 % (or 32 MiB) of its median: a spike
 /// in the first third would hide from `flat`.
 fn no_spike(rows: &[Row]) -> (String, bool) {
-    let warm = (rows.len() / 6).max(1).min(rows.len().saturating_sub(2));
-    let mut rss: Vec<u64> = rows[warm..].iter().map(|r| r.s.rss_kb).collect();
+    let mut rss: Vec<u64> = after_warm_up(rows).iter().map(|r| r.s.rss_kb).collect();
     rss.sort_unstable();
     let (median, max) = (rss.get(rss.len() / 2).copied(), rss.last().copied());
     let (median, max) = (median.unwrap_or(0), max.unwrap_or(0));

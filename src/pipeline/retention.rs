@@ -14,8 +14,34 @@ use crate::util::clock::Clock;
 use crate::util::time::FUTURE_SKEW_SECS;
 
 const EVERY: Duration = Duration::from_secs(600);
-/// Entries of each kind deleted (or, for statuses, looked at) in one slice.
+/// Entries deleted (for statuses and misplaced entries: looked at) in one slice.
 const SLICE: usize = 1_000;
+
+/// What a pass deletes, in order; a slice goes on where the one before stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    #[default]
+    Segments,
+    Misplaced,
+    Messages,
+    Events,
+    Calls,
+    Statuses,
+}
+
+impl Stage {
+    fn next(self) -> Option<Stage> {
+        use Stage::*;
+        match self {
+            Segments => Some(Misplaced),
+            Misplaced => Some(Messages),
+            Messages => Some(Events),
+            Events => Some(Calls),
+            Calls => Some(Statuses),
+            Statuses => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct RetentionOptions {
@@ -53,6 +79,8 @@ pub struct Retention {
     options: RetentionOptions,
     /// Monotonic microseconds (the clock's).
     next_run: i64,
+    /// Where the pass in progress is.
+    stage: Stage,
     statuses_from: Option<Vec<u8>>,
     /// What the pass in progress deleted so far (logged once, at its end).
     pass: Report,
@@ -89,6 +117,7 @@ impl Retention {
         Retention {
             options,
             next_run: 0,
+            stage: Stage::Segments,
             statuses_from: None,
             pass: Report::default(),
         }
@@ -134,8 +163,8 @@ impl Retention {
         Ok(())
     }
 
-    /// One slice of the pass: at most `SLICE` entries of each kind. `more` when
-    /// any kind had more than that.
+    /// One slice of the pass: `SLICE` entries at most, stage after stage from where
+    /// the slice before stopped. `more` when the pass is not over.
     pub fn sweep(
         &mut self,
         journal: &Journal,
@@ -144,71 +173,121 @@ impl Retention {
         now: SystemTime,
     ) -> Result<Report, StoreError> {
         let mut report = Report::default();
-        self.expire_segments(journal, store, applied, now, &mut report)?;
+        let mut budget = SLICE;
+        loop {
+            let (used, done) = match self.stage {
+                Stage::Segments => {
+                    self.expire_segments(journal, store, applied, now, budget, &mut report)?
+                }
+                stage => self.expire_items(stage, store, now, budget, &mut report)?,
+            };
+            budget = budget.saturating_sub(used);
+            if !done {
+                report.more = true;
+                return Ok(report);
+            }
+            match self.stage.next() {
+                Some(next) => self.stage = next,
+                None => {
+                    self.stage = Stage::Segments;
+                    return Ok(report);
+                }
+            }
+            if budget == 0 {
+                report.more = true;
+                return Ok(report);
+            }
+        }
+    }
+
+    /// One stage's part of a slice over model entries, `budget` at most: how many
+    /// it used, and whether the stage is done.
+    fn expire_items(
+        &mut self,
+        stage: Stage,
+        store: &Store,
+        now: SystemTime,
+        budget: usize,
+        report: &mut Report,
+    ) -> Result<(usize, bool), StoreError> {
         let since_epoch = |t: SystemTime| {
             t.duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs().min(i64::MAX as u64) as i64)
         };
         let ttl = self.options.event_ttl.as_secs().min(i64::MAX as u64) as i64;
-        let event_horizon = since_epoch(now).saturating_sub(ttl);
+        let horizon = since_epoch(now).saturating_sub(ttl);
         // No item is placed after this today (an out-of-range time goes by the
         // receive time): what an earlier version put there goes by its delivery's.
         let misplaced_after = since_epoch(now).saturating_add(FUTURE_SKEW_SECS);
-        let full = |n: u64| n >= SLICE as u64;
-        let (messages, events) = store.expire_misplaced(misplaced_after, event_horizon, SLICE)?;
-        report.messages = store.expire_messages(event_horizon, SLICE)?;
-        report.events = store.expire_events(event_horizon, SLICE)?;
-        report.calls = store.expire_calls(event_horizon, SLICE)?;
-        report.more |= full(report.messages) || full(report.events) || full(report.calls);
-        (report.messages, report.events) = (report.messages + messages, report.events + events);
-        let (n, next) = store.expire_statuses(
-            event_horizon,
-            misplaced_after,
-            self.statuses_from.as_deref(),
-            SLICE,
-        )?;
-        report.statuses = n;
-        report.more |= next.is_some();
-        self.statuses_from = next;
-        Ok(report)
+        let counted = |n: u64, into: &mut u64| {
+            *into += n;
+            (n as usize, (n as usize) < budget)
+        };
+        Ok(match stage {
+            Stage::Segments => (0, true), // `expire_segments` does it
+            // Looks at the first `SLICE` of each once a pass: what is not expired stays.
+            Stage::Misplaced => {
+                let (messages, events) = store.expire_misplaced(misplaced_after, horizon, SLICE)?;
+                report.messages += messages;
+                report.events += events;
+                ((messages + events) as usize, true)
+            }
+            Stage::Messages => counted(
+                store.expire_messages(horizon, budget)?,
+                &mut report.messages,
+            ),
+            Stage::Events => counted(store.expire_events(horizon, budget)?, &mut report.events),
+            Stage::Calls => counted(store.expire_calls(horizon, budget)?, &mut report.calls),
+            Stage::Statuses => {
+                let from = self.statuses_from.take();
+                let (n, next) =
+                    store.expire_statuses(horizon, misplaced_after, from.as_deref(), budget)?;
+                report.statuses += n;
+                let done = next.is_none();
+                self.statuses_from = next;
+                (if done { n as usize } else { budget }, done)
+            }
+        })
     }
 
     /// Journal segments wholly applied and wholly expired, oldest first: their
-    /// deliveries' index entries first, `SLICE` at most, then the file.
+    /// deliveries' index entries first, `budget` at most, then the file. How many
+    /// entries it forgot, and whether no expired segment is left.
     fn expire_segments(
         &self,
         journal: &Journal,
         store: &Store,
         applied: Option<Cursor>,
         now: SystemTime,
+        budget: usize,
         report: &mut Report,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(usize, bool), StoreError> {
         let io = |e: crate::journal::JournalError| StoreError::Task(e.to_string());
         let raw_horizon = now
             .checked_sub(self.options.raw_ttl)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let segments = journal.segments(Stream::Main).map_err(io)?;
         let applied_segment = applied.map_or(0, |c| c.segment);
+        let mut used = 0;
         for pair in segments.windows(2) {
             let (seg, next) = (&pair[0], &pair[1]);
             if seg.id >= applied_segment || seg.modified >= raw_horizon {
-                return Ok(());
+                break;
             }
             // Index first, file second: a crash in between leaves a file that the next
             // slice deletes, never an index entry pointing at nothing.
-            let budget = SLICE - (report.deliveries as usize).min(SLICE);
-            let forgotten = store.forget_accepted(seg.id, next.id, budget)?;
-            report.deliveries += forgotten;
-            let unrouted = store.forget_unrouted(next.id, SLICE)?;
-            if forgotten as usize == budget || unrouted >= SLICE as u64 {
-                report.more = true;
-                return Ok(());
+            let left = budget - used;
+            let forgotten = store.forget_accepted(seg.id, next.id, left)? as usize;
+            report.deliveries += forgotten as u64;
+            used += forgotten;
+            if forgotten == left || store.forget_unrouted(next.id, left)? as usize == left {
+                return Ok((used, false));
             }
             journal.delete_segment(Stream::Main, seg.id).map_err(io)?;
             report.segments += 1;
             report.bytes += seg.bytes;
         }
-        Ok(())
+        Ok((used, true))
     }
 }
 
